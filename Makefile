@@ -1,0 +1,141 @@
+# tapgate - plain GNU make. `make help` lists the targets; `V=1` shows commands.
+#
+# Each module (fastpath/, store/, config/) builds into a static library; the
+# programs (gateway/, tools/) and tests link what they use. Every dependency
+# comes through pkg-config; tools/install-deps.sh installs missing Debian
+# packages first (and says what it installs).
+
+.DEFAULT_GOAL := all
+.SUFFIXES:
+
+V ?= 0
+Q := $(if $(filter 1,$(V)),,@)
+say = $(if $(filter 1,$(V)),,@printf '  %-7s %s\n' $(1) $(2);)
+
+# make check builds a second tree under AddressSanitizer + UBSan.
+SAN ?= 0
+BUILD ?= $(if $(filter 1,$(SAN)),build-san,build)
+FUZZ_SECONDS ?= 60
+
+NODEPS_GOALS := clean help
+ifeq ($(filter-out $(NODEPS_GOALS),$(or $(MAKECMDGOALS),all)),)
+else
+DEPS_STATUS := $(shell sh tools/install-deps.sh >&2; echo $$?)
+ifneq ($(DEPS_STATUS),0)
+$(error tools/install-deps.sh failed: see above)
+endif
+endif
+
+PKGS := liburing lmdb libxxhash libsodium libmicrohttpd inih
+TEST_PKGS := cmocka
+
+CC ?= cc
+CFLAGS_BASE := -std=gnu11 -O2 -g -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
+	-Wstrict-prototypes -Wmissing-prototypes -fno-strict-aliasing -D_GNU_SOURCE -MMD -MP \
+	-I. $(shell pkg-config --cflags $(PKGS))
+ifeq ($(SAN),1)
+CFLAGS_BASE += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDFLAGS_SAN := -fsanitize=address,undefined
+endif
+CFLAGS ?=
+CFLAGS_ALL := $(CFLAGS_BASE) $(CFLAGS)
+LIBS := $(shell pkg-config --libs $(PKGS)) -lpthread
+TEST_CFLAGS := $(shell pkg-config --cflags $(TEST_PKGS))
+TEST_LIBS := $(shell pkg-config --libs $(TEST_PKGS))
+
+FASTPATH_SRC := $(wildcard fastpath/*.c)
+STORE_SRC := $(wildcard store/*.c)
+CONFIG_SRC := $(wildcard config/*.c)
+GATEWAY_SRC := $(wildcard gateway/*.c)
+
+lib_objs = $(patsubst %.c,$(BUILD)/%.o,$(1))
+
+FASTPATH_LIB := $(BUILD)/libfastpath.a
+STORE_LIB := $(BUILD)/libstore.a
+CONFIG_LIB := $(BUILD)/libtgconfig.a
+MODULE_LIBS := $(FASTPATH_LIB) $(STORE_LIB) $(CONFIG_LIB)
+
+BIN := $(BUILD)/bin
+PROGRAMS := $(BIN)/tapgate $(BIN)/tapgen $(BIN)/tapdump
+BENCH_PROGRAMS := $(patsubst bench/%.c,$(BIN)/%,$(wildcard bench/*.c))
+UNIT_TESTS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/test_*.c))
+FUZZERS := $(patsubst tests/fuzz_%.c,$(BUILD)/fuzz/fuzz_%,$(wildcard tests/fuzz_*.c))
+
+.PHONY: all demo run test check bench fuzz soak clean help
+
+all: $(PROGRAMS) $(BENCH_PROGRAMS) $(UNIT_TESTS)
+
+help:
+	@echo "tapgate targets:"
+	@echo "  all     build the gateway (tapgate), tools (tapgen, tapdump), benches and tests"
+	@echo "  demo    start the gateway on 127.0.0.1, run a validator fleet, print what was stored"
+	@echo "  run     run the gateway in the foreground with config/tapgate.conf"
+	@echo "  test    unit tests and integration tests against the real gateway (< 10 min)"
+	@echo "  check   the same tests again under AddressSanitizer + UBSan (build-san/)"
+	@echo "  bench   throughput and latency report, gateway vs the raw LMDB bound"
+	@echo "  fuzz    libFuzzer on the frame parser for FUZZ_SECONDS (default 60)"
+	@echo "  clean   remove build/, build-san/ and var/"
+	@echo "Variables: V=1 (show commands), SAN=1 (sanitizers), BUILD=dir, FUZZ_SECONDS=n"
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(call say,CC,$<)
+	$(Q)$(CC) $(CFLAGS_ALL) -c -o $@ $<
+
+$(BUILD)/tests/%.o: tests/%.c
+	@mkdir -p $(dir $@)
+	$(call say,CC,$<)
+	$(Q)$(CC) $(CFLAGS_ALL) $(TEST_CFLAGS) -c -o $@ $<
+
+$(FASTPATH_LIB): $(call lib_objs,$(FASTPATH_SRC))
+$(STORE_LIB): $(call lib_objs,$(STORE_SRC))
+$(CONFIG_LIB): $(call lib_objs,$(CONFIG_SRC))
+$(MODULE_LIBS):
+	@mkdir -p $(dir $@)
+	$(call say,AR,$@)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(BIN)/tapgate: $(call lib_objs,$(GATEWAY_SRC)) $(MODULE_LIBS)
+$(BIN)/tapgen: $(BUILD)/tools/tapgen.o $(MODULE_LIBS)
+$(BIN)/tapdump: $(BUILD)/tools/tapdump.o $(MODULE_LIBS)
+$(BIN)/%: $(BUILD)/bench/%.o $(MODULE_LIBS)
+$(PROGRAMS) $(BENCH_PROGRAMS):
+	@mkdir -p $(dir $@)
+	$(call say,LD,$@)
+	$(Q)$(CC) $(LDFLAGS_SAN) -o $@ $(filter %.o,$^) $(MODULE_LIBS) $(LIBS)
+
+$(BUILD)/tests/%: $(BUILD)/tests/%.o $(MODULE_LIBS)
+	$(call say,LD,$@)
+	$(Q)$(CC) $(LDFLAGS_SAN) -o $@ $< $(MODULE_LIBS) $(LIBS) $(TEST_LIBS)
+
+demo: $(PROGRAMS)
+	$(Q)BUILD=$(BUILD) sh tools/demo.sh
+
+run: $(PROGRAMS)
+	$(Q)mkdir -p var
+	$(BIN)/tapgate -c config/tapgate.conf
+
+test: all
+	$(Q)BUILD=$(BUILD) sh tests/run.sh
+
+check:
+	$(Q)$(MAKE) --no-print-directory SAN=1 test
+
+bench: all
+	$(Q)BUILD=$(BUILD) sh bench/run.sh
+
+# The fuzzer is built with clang's libFuzzer, separately from the main tree.
+FUZZ_CFLAGS := -std=gnu11 -O1 -g -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -I. \
+	$(shell pkg-config --cflags $(PKGS))
+$(BUILD)/fuzz/fuzz_%: tests/fuzz_%.c $(FASTPATH_SRC) $(STORE_SRC)
+	@mkdir -p $(dir $@)
+	$(call say,FUZZ,$@)
+	$(Q)clang $(FUZZ_CFLAGS) -o $@ $^ $(LIBS)
+
+fuzz: $(FUZZERS)
+	$(Q)BUILD=$(BUILD) FUZZ_SECONDS=$(FUZZ_SECONDS) sh tests/fuzz.sh
+
+clean:
+	rm -rf build build-san var
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

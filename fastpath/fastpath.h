@@ -1,0 +1,459 @@
+/*
+ * fastpath.h - the one public header of the fast path.
+ *
+ * The fast path owns everything between a datagram arriving and its
+ * acknowledgement leaving: the wire protocol (frames, tap records,
+ * acknowledgements, MACs), validation and authentication, the in-memory
+ * dedup set, the bounded job ring to the writer thread, the writer thread
+ * that group-commits to the store, and the ingress backends (io_uring,
+ * recvmmsg). Every backend feeds the same function, fp_ingest_burst(), and
+ * sends what fp_ingest_acks_peek() hands back: there is one data path.
+ *
+ * Wire format: docs/PROTOCOL.md. All integers on the wire are big-endian.
+ */
+#ifndef TAPGATE_FASTPATH_H
+#define TAPGATE_FASTPATH_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <netinet/in.h>
+#include <signal.h>
+
+struct st_env;
+
+/* ---------------------------------------------------------------- protocol */
+
+#define FP_MAGIC 0x5447u /* "TG" */
+#define FP_VERSION 1u
+#define FP_TYPE_FRAME 1u
+#define FP_TYPE_ACK 2u
+
+#define FP_FRAME_BYTES_MAX 1400u  /* one datagram, no IP fragmentation */
+#define FP_FRAME_HEADER_BYTES 40u
+#define FP_MAC_BYTES 32u          /* HMAC-SHA-256, full length */
+#define FP_KEY_BYTES 32u
+#define FP_TAPS_PER_FRAME_MAX 64u
+#define FP_TAP_COMMON_BYTES 24u
+#define FP_EPURSE_BYTES (FP_TAP_COMMON_BYTES + 38u)
+#define FP_QUICKPASS_BYTES (FP_TAP_COMMON_BYTES + 14u)
+#define FP_QR_PAYLOAD_BYTES 33u   /* the part the QR platform signs */
+#define FP_QR_SIGNATURE_BYTES 64u /* Ed25519 */
+#define FP_QR_BYTES (FP_TAP_COMMON_BYTES + FP_QR_PAYLOAD_BYTES + FP_QR_SIGNATURE_BYTES)
+#define FP_TAP_BYTES_MAX FP_QR_BYTES
+#define FP_ACK_HEADER_BYTES 32u
+#define FP_ACK_BYTES_MAX (FP_ACK_HEADER_BYTES + 2u * FP_TAPS_PER_FRAME_MAX + FP_MAC_BYTES)
+#define FP_CARD_NUMBER_MAX 9999999999999999999ull /* 19 decimal digits */
+
+enum fp_medium {
+	FP_MEDIUM_EPURSE = 1,    /* transport account, T-Union / PBOC e-purse */
+	FP_MEDIUM_QUICKPASS = 2, /* financial account, UnionPay QuickPass */
+	FP_MEDIUM_QR = 3,        /* electronic social-security card QR code */
+};
+
+enum fp_kind {
+	FP_KIND_ENTRY = 1,    /* metro gate, tap in */
+	FP_KIND_EXIT = 2,     /* metro gate, tap out */
+	FP_KIND_BOARD = 3,    /* bus boarding */
+	FP_KIND_PURCHASE = 4, /* canteen or shop */
+};
+
+enum fp_category {
+	FP_CATEGORY_ADULT = 0,
+	FP_CATEGORY_SENIOR = 1,
+	FP_CATEGORY_STUDENT = 2,
+	FP_CATEGORY_DISABLED = 3,
+	FP_CATEGORY_MAX = 3,
+};
+
+/* One status per tap in an acknowledgement. */
+enum fp_status {
+	FP_STATUS_STORED = 0,    /* recorded durably now */
+	FP_STATUS_DUPLICATE = 1, /* already recorded durably earlier */
+	FP_STATUS_CONFLICT = 2,  /* same identity, other content: quarantined */
+	FP_STATUS_REJECTED = 3,  /* invalid, never settled; see the reason */
+};
+
+/* Why a tap was rejected (the second byte of its status). 0 otherwise. */
+enum fp_reason {
+	FP_REASON_NONE = 0,
+	FP_REASON_MEDIUM = 1,       /* unknown medium */
+	FP_REASON_LENGTH = 2,       /* record length does not fit its medium */
+	FP_REASON_KIND = 3,         /* unknown tap kind */
+	FP_REASON_CATEGORY = 4,     /* unknown rider category */
+	FP_REASON_TIME_FUTURE = 5,  /* tap time ahead of the gateway's clock */
+	FP_REASON_TIME_OLD = 6,     /* tap time older than the dedup window */
+	FP_REASON_AMOUNT = 7,       /* amount out of range */
+	FP_REASON_FIELD = 8,        /* a medium field out of range */
+	FP_REASON_QR_SIGNATURE = 9, /* QR signature does not verify */
+	FP_REASON_QR_EXPIRED = 10,  /* tap time outside the QR's validity */
+	FP_REASON_QR_REUSE = 11,    /* QR code already used at another validator */
+	FP_REASON_COUNT = 12,
+};
+
+struct fp_frame_header {
+	uint32_t validator_id;
+	uint16_t key_id;
+	uint8_t tap_count;
+	uint8_t flags; /* reserved, 0 */
+	uint64_t frame_seq;
+	uint64_t send_time_us;
+	uint16_t operator_id;
+	uint32_t route_id;   /* bus route, metro line or canteen */
+	uint32_t vehicle_id; /* 0 for fixed validators */
+};
+
+struct fp_epurse {
+	uint32_t issuer_code; /* issuer city code */
+	uint64_t card_number; /* at most 19 decimal digits */
+	uint16_t ctc;         /* card transaction counter */
+	uint32_t balance_before_fen;
+	uint32_t balance_after_fen;
+	uint32_t tac;
+	uint8_t psam_id[6];
+	uint32_t psam_serial;
+	uint8_t key_version;
+	uint8_t transaction_type; /* 6 purchase, 9 composite purchase */
+};
+
+struct fp_quickpass {
+	uint64_t account_token; /* issued by the acquirer's token service: never the PAN */
+	uint16_t atc;           /* application transaction counter */
+	uint16_t expiry_yymm;   /* e.g. 2912 */
+	uint8_t oda_result;     /* 0 ok, 1 failed, 2 not performed */
+	uint8_t pan_sequence;
+};
+
+struct fp_qr {
+	uint8_t qr_version;
+	uint64_t account_token;
+	uint32_t issued_at_s; /* Unix seconds */
+	uint32_t expires_at_s;
+	uint8_t qr_id[16]; /* random nonce chosen by the QR platform */
+	uint8_t signature[FP_QR_SIGNATURE_BYTES];
+};
+
+struct fp_tap {
+	uint8_t medium;   /* enum fp_medium */
+	uint8_t kind;     /* enum fp_kind */
+	uint8_t category; /* enum fp_category */
+	uint32_t tap_id;  /* the validator's own id for the tap */
+	uint64_t tap_time_us;
+	uint32_t stop_id;
+	uint32_t amount_fen; /* deducted by the validator (0 if pay-later) */
+	union {
+		struct fp_epurse epurse;
+		struct fp_quickpass quickpass;
+		struct fp_qr qr;
+	} u;
+};
+
+struct fp_ack_header {
+	uint32_t validator_id;
+	uint16_t key_id;
+	uint8_t tap_count;
+	uint8_t flags;
+	uint64_t frame_seq;
+	uint64_t gateway_time_us;
+	uint32_t denylist_version; /* 0 until the deny list exists */
+};
+
+struct fp_tap_status {
+	uint8_t status; /* enum fp_status */
+	uint8_t reason; /* enum fp_reason */
+};
+
+/* Errors of the protocol functions: negative, see fp_strerror(). */
+enum fp_error {
+	FP_ERR_TRUNCATED = -1,  /* shorter than header + one record + MAC */
+	FP_ERR_OVERSIZED = -2,  /* longer than FP_FRAME_BYTES_MAX */
+	FP_ERR_MAGIC = -3,      /* not a tapgate frame */
+	FP_ERR_VERSION = -4,    /* protocol version not spoken */
+	FP_ERR_TYPE = -5,       /* not the message type expected */
+	FP_ERR_MALFORMED = -6,  /* record lengths do not add up to the frame */
+	FP_ERR_MAC = -7,        /* MAC does not verify */
+	FP_ERR_VALIDATOR = -8,  /* unknown validator */
+	FP_ERR_KEY = -9,        /* unknown key id for that validator */
+	FP_ERR_NOSPACE = -10,   /* encoder: output buffer too small */
+	FP_ERR_INVALID = -11,   /* encoder: a field out of range */
+};
+
+const char *fp_strerror(int err);
+const char *fp_reason_name(unsigned reason);
+const char *fp_status_name(unsigned status);
+const char *fp_medium_name(unsigned medium);
+
+/* Size on the wire of a record of that medium; 0 for an unknown medium. */
+size_t fp_tap_bytes(unsigned medium);
+
+/*
+ * Encode a tap record at out (cap bytes). Returns its length, or
+ * FP_ERR_NOSPACE, FP_ERR_INVALID (unknown medium).
+ */
+int fp_tap_encode(const struct fp_tap *tap, uint8_t *out, size_t cap);
+
+/*
+ * Decode one tap record of exactly len bytes and check its fields' ranges
+ * (not times, not the QR signature: those need the gateway's clock and key).
+ * Returns 0, or the positive enum fp_reason the tap is rejected with.
+ */
+int fp_tap_decode(const uint8_t *rec, size_t len, struct fp_tap *tap);
+
+/*
+ * Encode a whole frame: header, taps, HMAC-SHA-256 with key. hdr->tap_count
+ * is set from n. Returns the frame's length, or FP_ERR_NOSPACE (does not
+ * fit cap or FP_FRAME_BYTES_MAX), FP_ERR_INVALID (n is 0 or too large).
+ */
+int fp_frame_encode(struct fp_frame_header *hdr, const struct fp_tap *taps, unsigned n,
+		    const uint8_t key[FP_KEY_BYTES], uint8_t *out, size_t cap);
+
+/*
+ * Check a frame's structure without its MAC: length bounds, magic, version,
+ * type, and that the record lengths add up to the tap count. Fills hdr and,
+ * when rec_offsets is given, the offset of each record.
+ * Returns 0, or FP_ERR_TRUNCATED, FP_ERR_OVERSIZED, FP_ERR_MAGIC,
+ * FP_ERR_VERSION, FP_ERR_TYPE, FP_ERR_MALFORMED.
+ */
+int fp_frame_parse(const uint8_t *buf, size_t len, struct fp_frame_header *hdr,
+		   uint16_t rec_offsets[FP_TAPS_PER_FRAME_MAX]);
+
+/* Verify the trailing MAC of a frame or ack of len bytes. Returns 0 or FP_ERR_MAC. */
+int fp_mac_verify(const uint8_t *buf, size_t len, const uint8_t key[FP_KEY_BYTES]);
+
+/*
+ * Encode an acknowledgement with its MAC. Returns its length, or
+ * FP_ERR_NOSPACE, FP_ERR_INVALID (tap_count above FP_TAPS_PER_FRAME_MAX).
+ */
+int fp_ack_encode(const struct fp_ack_header *hdr, const struct fp_tap_status *statuses,
+		  const uint8_t key[FP_KEY_BYTES], uint8_t *out, size_t cap);
+
+/*
+ * Parse an acknowledgement and verify its MAC with key (a validator's side).
+ * Returns 0, or FP_ERR_TRUNCATED, FP_ERR_MAGIC, FP_ERR_VERSION, FP_ERR_TYPE,
+ * FP_ERR_MALFORMED, FP_ERR_MAC.
+ */
+int fp_ack_decode(const uint8_t *buf, size_t len, const uint8_t key[FP_KEY_BYTES],
+		  struct fp_ack_header *hdr, struct fp_tap_status statuses[FP_TAPS_PER_FRAME_MAX]);
+
+/* The validator id of an acknowledgement, before its MAC is checked (to pick the key). */
+int fp_ack_peek_validator(const uint8_t *buf, size_t len, uint32_t *validator_id, uint16_t *key_id);
+
+/* The bytes a QR platform signs: the QR fields without the signature. */
+void fp_qr_signed_bytes(const struct fp_qr *qr, uint8_t out[FP_QR_PAYLOAD_BYTES]);
+
+/*
+ * Identity key (XXH3-128 over the fields that identify the real-world
+ * transaction) and content hash (XXH3-64 over the record and its frame
+ * context). validator_id and the context take part as DESIGN.md says.
+ */
+struct fp_key {
+	uint64_t lo, hi;
+};
+struct fp_key fp_tap_identity(const struct fp_tap *tap, uint32_t validator_id);
+uint64_t fp_tap_content(const uint8_t *rec, size_t len, const struct fp_frame_header *hdr);
+
+/* ------------------------------------------------------------------ keys */
+
+/*
+ * Validator keys: loaded once at start-up from the key file (INI, see
+ * config/dev-validators.keys), looked up per frame.
+ */
+#define FP_VALIDATORS_MAX 65536u
+#define FP_KEYS_PER_VALIDATOR_MAX 4u
+
+struct fp_keys;
+
+/*
+ * Load a key file. On error returns NULL and writes a message naming the
+ * file, line and key into err.
+ */
+struct fp_keys *fp_keys_load(const char *path, char *err, size_t err_len);
+void fp_keys_free(struct fp_keys *keys);
+unsigned fp_keys_count(const struct fp_keys *keys);
+/* The key, or NULL: *why is set to FP_ERR_VALIDATOR or FP_ERR_KEY. */
+const uint8_t *fp_keys_find(const struct fp_keys *keys, uint32_t validator_id, uint16_t key_id,
+			    int *why);
+
+/* ------------------------------------------------------------- dedup set */
+
+/*
+ * The dedup set: open addressing, linear probing, 32-byte slots, at most
+ * taps_max live entries in taps_max * 3 / 2 slots: 48 bytes per tap.
+ */
+struct fp_dedup;
+
+enum fp_dedup_result {
+	FP_DEDUP_NEW = 0,      /* inserted */
+	FP_DEDUP_DUPLICATE = 1,
+	FP_DEDUP_CONFLICT = 2,
+	FP_DEDUP_OTHER_VALIDATOR = 3, /* same key, seen from another validator */
+	FP_DEDUP_FULL = 4,     /* not inserted: taps_max live entries */
+};
+
+struct fp_dedup *fp_dedup_create(uint64_t taps_max);
+void fp_dedup_free(struct fp_dedup *d);
+/* Look up key; insert it when new. */
+enum fp_dedup_result fp_dedup_insert(struct fp_dedup *d, struct fp_key key, uint64_t content,
+				     uint32_t tap_time_s, uint32_t validator_id);
+/* Remove the entries whose tap time is before cutoff_s among the next
+ * slots_max slots of a sweep that goes round the table. Returns removed. */
+uint64_t fp_dedup_expire(struct fp_dedup *d, uint32_t cutoff_s, uint64_t slots_max);
+uint64_t fp_dedup_count(const struct fp_dedup *d);
+uint64_t fp_dedup_bytes(const struct fp_dedup *d);
+
+/* ------------------------------------------------------------ the pipeline */
+
+/* Where a datagram came from, and so where its acknowledgement goes. */
+struct fp_peer {
+	struct sockaddr_in6 addr; /* IPv4 as v4-mapped, or native v6 */
+};
+
+struct fp_rx {
+	const uint8_t *data;
+	uint32_t len;
+	struct fp_peer peer;
+};
+
+/* An acknowledgement ready to leave: it lives in the job ring until released. */
+struct fp_ack_out {
+	struct fp_peer peer;
+	uint16_t len;
+	uint8_t bytes[FP_ACK_BYTES_MAX];
+};
+
+/* Frames dropped without an acknowledgement, by reason. */
+enum fp_drop {
+	FP_DROP_TRUNCATED,
+	FP_DROP_OVERSIZED,
+	FP_DROP_MAGIC,
+	FP_DROP_VERSION,
+	FP_DROP_TYPE,
+	FP_DROP_MALFORMED,
+	FP_DROP_VALIDATOR,
+	FP_DROP_KEY,
+	FP_DROP_MAC,
+	FP_DROP_RING_FULL, /* back-pressure: the writer is behind */
+	FP_DROP_DEDUP_FULL,
+	FP_DROP_STOPPING,
+	FP_DROP_COUNT,
+};
+const char *fp_drop_name(unsigned drop);
+
+/*
+ * Counters: each written by one thread only (relaxed atomics), read by the
+ * metrics endpoint at any time.
+ */
+#define FP_HIST_BUCKETS 24 /* powers of two of microseconds: 1 us .. 8 s */
+struct fp_counters {
+	_Atomic uint64_t frames_received;
+	_Atomic uint64_t bytes_received;
+	_Atomic uint64_t taps_received;
+	_Atomic uint64_t taps_stored;
+	_Atomic uint64_t taps_duplicate;
+	_Atomic uint64_t taps_conflict;
+	_Atomic uint64_t taps_rejected[FP_REASON_COUNT];
+	_Atomic uint64_t frames_dropped[FP_DROP_COUNT];
+	_Atomic uint64_t frames_acked;
+	_Atomic uint64_t acks_send_errors;
+	_Atomic uint64_t dedup_entries;
+	_Atomic uint64_t dedup_expired;
+	/* writer */
+	_Atomic uint64_t commits;
+	_Atomic uint64_t commit_taps;
+	_Atomic uint64_t commit_failures;
+	_Atomic uint64_t map_grows;
+	_Atomic uint64_t map_size_bytes;
+	_Atomic uint64_t log_next_seq;
+	_Atomic uint64_t commit_batch_hist[FP_HIST_BUCKETS];   /* taps per commit */
+	_Atomic uint64_t commit_latency_hist[FP_HIST_BUCKETS]; /* us per commit */
+	_Atomic uint64_t ack_latency_hist[FP_HIST_BUCKETS];    /* us receive -> ack out */
+	_Atomic uint64_t commit_latency_us_sum;
+	_Atomic uint64_t ack_latency_us_sum;
+};
+
+unsigned fp_hist_bucket(uint64_t value);
+
+struct fp_pipeline_options {
+	uint32_t ring_frames;         /* job ring slots, power of two */
+	uint32_t commit_batch_taps;   /* commit when this many taps are pending */
+	uint32_t commit_interval_us;  /* or when the oldest pending frame is this old */
+	uint32_t dedup_window_s;      /* taps older than this are rejected, and expire */
+	uint32_t clock_skew_s;        /* how far ahead of our clock a tap may be */
+	uint64_t dedup_taps_max;
+	uint32_t amount_fen_max;
+	uint8_t qr_public_key[32];
+	bool log_rebuild_progress;
+};
+
+struct fp_pipeline;
+
+/* Errors of the pipeline: negative. */
+enum fp_pipeline_error {
+	FP_PIPE_ERR_NOMEM = -100,
+	FP_PIPE_ERR_STORE = -101,
+	FP_PIPE_ERR_THREAD = -102,
+	FP_PIPE_ERR_OPTIONS = -103,
+};
+
+/*
+ * Create the pipeline: allocate the ring and dedup set, rebuild the dedup set
+ * from the store's recent window, start the writer thread. keys and env stay
+ * owned by the caller and must outlive the pipeline.
+ * Returns 0, or FP_PIPE_ERR_NOMEM, FP_PIPE_ERR_STORE, FP_PIPE_ERR_THREAD,
+ * FP_PIPE_ERR_OPTIONS.
+ */
+int fp_pipeline_create(struct fp_pipeline **out, const struct fp_pipeline_options *opt,
+		       const struct fp_keys *keys, struct st_env *env, struct fp_counters *ctr);
+
+/*
+ * Stop: the writer commits everything queued, then exits. Acks for those
+ * frames become available to fp_ingest_acks_peek(); the caller sends them,
+ * then calls fp_pipeline_destroy().
+ */
+void fp_pipeline_stop(struct fp_pipeline *p);
+void fp_pipeline_destroy(struct fp_pipeline *p);
+
+/*
+ * The one ingest function of every backend: parse, validate, authenticate,
+ * dedup, and queue n received datagrams for the writer. Never blocks; a
+ * frame that cannot be queued is dropped unacknowledged and counted.
+ * Returns how many of the n were handled (always n).
+ */
+unsigned fp_ingest_burst(struct fp_pipeline *p, const struct fp_rx *rx, unsigned n);
+
+/*
+ * Acknowledgements whose frames are durably committed, oldest first, and not
+ * yet released. Fills acks with up to max pointers; returns how many.
+ */
+unsigned fp_ingest_acks_peek(struct fp_pipeline *p, const struct fp_ack_out **acks, unsigned max);
+/* Release the n oldest peeked acks (sent, or failed to send: counted). */
+void fp_ingest_acks_release(struct fp_pipeline *p, unsigned n);
+
+/* An fd that becomes readable (eventfd) when acks may be ready; read 8 bytes to clear. */
+int fp_pipeline_ack_eventfd(const struct fp_pipeline *p);
+/* True when every queued frame has been committed and its ack released. */
+bool fp_pipeline_idle(const struct fp_pipeline *p);
+/* Is the writer thread gone (after stop)? */
+bool fp_pipeline_writer_done(const struct fp_pipeline *p);
+
+/* ------------------------------------------------------------- ingress */
+
+enum fp_ingress_kind {
+	FP_INGRESS_IO_URING = 0,
+	FP_INGRESS_RECVMMSG = 1,
+};
+
+/*
+ * Run an ingress loop on a UDP socket bound to addr:port until *stop becomes
+ * true, then drain: wait until every queued frame is committed and
+ * acknowledged. io_uring falls back to recvmmsg, with a log line, when the
+ * kernel refuses io_uring. Returns 0, or a negative errno.
+ */
+int fp_ingress_run(struct fp_pipeline *p, enum fp_ingress_kind kind, const char *addr,
+		   uint16_t port, volatile sig_atomic_t *stop, struct fp_counters *ctr);
+
+uint64_t fp_now_us(void); /* CLOCK_REALTIME in microseconds */
+uint64_t fp_mono_us(void); /* CLOCK_MONOTONIC in microseconds */
+
+#endif

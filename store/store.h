@@ -1,0 +1,138 @@
+/*
+ * store.h - the one public header of the store: the gateway's LMDB
+ * environment.
+ *
+ * The store knows nothing of the wire protocol: a tap is a metadata block
+ * (struct st_tap_meta) plus the tap record's bytes exactly as they arrived.
+ * Named databases:
+ *   log         commit sequence (u64, MDB_INTEGERKEY) -> meta + record, append-only
+ *   quarantine  identity key (16) + content hash (8) -> meta + record
+ *   validators  validator id (u32, MDB_INTEGERKEY) -> struct st_validator_state
+ *   meta        "schema_version" -> u32
+ * One writer thread owns the write transaction; readers (tapdump, settlement,
+ * the dedup rebuild) use short read transactions, ST_READ_CHUNK records each.
+ */
+#ifndef TAPGATE_STORE_H
+#define TAPGATE_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define ST_SCHEMA_VERSION 1u
+#define ST_READ_CHUNK 8192u /* records per read transaction while scanning */
+#define ST_RECORD_BYTES_MAX 256u
+
+/* Errors: negative, see st_strerror(). */
+enum st_error {
+	ST_OK = 0,
+	ST_ERR_MAP_FULL = -200, /* the map is full: st_env_grow(), then redo the batch */
+	ST_ERR_IO = -201,       /* the disk refused (ENOSPC, EIO...): retry later */
+	ST_ERR_SCHEMA = -202,   /* the store was written by another schema version */
+	ST_ERR_CORRUPT = -203,  /* a record of the wrong size */
+	ST_ERR_EXISTS = -204,   /* already there (quarantine) */
+	ST_ERR_NOTFOUND = -205,
+	ST_ERR_OPEN = -206,     /* environment cannot be opened (path, permissions) */
+	ST_ERR_INVALID = -207,  /* bad argument */
+	ST_ERR_READERS = -208,  /* too many readers */
+};
+const char *st_strerror(int err);
+
+enum st_sync {
+	ST_SYNC_FULL = 0,       /* fsync data and meta page at every commit: durable */
+	ST_SYNC_NOMETASYNC = 1, /* skip the meta page fsync: a crash may lose the last commit */
+	ST_SYNC_NONE = 2,       /* no fsync: the OS decides; a power cut loses acknowledged taps */
+};
+
+/* Everything the gateway learned about a tap besides its record. 56 bytes. */
+struct st_tap_meta {
+	uint64_t recv_time_us;
+	uint64_t frame_seq;
+	uint64_t id_lo, id_hi; /* identity key, XXH3-128 */
+	uint64_t content_hash;
+	uint32_t validator_id;
+	uint32_t route_id;
+	uint32_t vehicle_id;
+	uint16_t operator_id;
+	uint16_t record_len;
+};
+#define ST_META_BYTES 56u
+
+struct st_validator_state {
+	uint32_t validator_id;
+	uint32_t key_id;
+	uint64_t last_frame_seq;
+	uint64_t first_seen_us;
+	uint64_t last_seen_us;
+	uint64_t taps_stored;
+	uint64_t taps_duplicate;
+	uint64_t taps_conflict;
+	uint64_t taps_rejected;
+};
+
+struct st_env;
+struct st_wtxn;
+
+struct st_options {
+	const char *path;        /* a directory; created if missing */
+	uint64_t map_size_bytes; /* initial map size; grows on demand */
+	enum st_sync sync;
+	bool read_only;
+};
+
+/* Returns 0, ST_ERR_OPEN, ST_ERR_SCHEMA, ST_ERR_IO. */
+int st_env_open(struct st_env **out, const struct st_options *opt);
+void st_env_close(struct st_env *env);
+/* Double the map size. Only with no write transaction open. Returns 0 or ST_ERR_IO. */
+int st_env_grow(struct st_env *env);
+uint64_t st_env_map_size(const struct st_env *env);
+/* The sequence the next appended tap gets (last + 1, or 1 in an empty log). */
+int st_log_next_seq(struct st_env *env, uint64_t *seq);
+
+/* --- writing: one thread only */
+
+/* Returns 0, ST_ERR_IO, ST_ERR_MAP_FULL. */
+int st_wtxn_begin(struct st_env *env, struct st_wtxn **out);
+/* Append at seq, which must be above every seq in the log. Returns 0,
+ * ST_ERR_MAP_FULL, ST_ERR_IO, ST_ERR_INVALID. */
+int st_log_append(struct st_wtxn *t, uint64_t seq, const struct st_tap_meta *meta,
+		  const void *record);
+/* Keep a conflicting record. Returns 0, ST_ERR_EXISTS (kept already),
+ * ST_ERR_MAP_FULL, ST_ERR_IO. */
+int st_quarantine_put(struct st_wtxn *t, const struct st_tap_meta *meta, const void *record);
+/* Returns 0, ST_ERR_MAP_FULL, ST_ERR_IO. */
+int st_validator_put(struct st_wtxn *t, const struct st_validator_state *v);
+/* Commit (durably, per the sync mode). The txn is gone whatever it returns.
+ * Returns 0, ST_ERR_MAP_FULL, ST_ERR_IO. */
+int st_wtxn_commit(struct st_wtxn *t);
+void st_wtxn_abort(struct st_wtxn *t);
+
+/* --- reading: short read transactions */
+
+/* Called per record; return non-zero to stop the scan. */
+typedef int (*st_visit_fn)(void *arg, uint64_t seq, const struct st_tap_meta *meta,
+			   const uint8_t *record);
+
+/*
+ * Visit the log from seq from_seq forwards (or, backward, from from_seq down;
+ * from_seq UINT64_MAX = from the end), in read transactions of ST_READ_CHUNK
+ * records. Returns 0, ST_ERR_CORRUPT, ST_ERR_READERS, ST_ERR_IO.
+ */
+int st_log_scan(struct st_env *env, uint64_t from_seq, bool backward, st_visit_fn fn, void *arg);
+/* Visit every quarantined record (seq is 0). Same returns. */
+int st_quarantine_scan(struct st_env *env, st_visit_fn fn, void *arg);
+
+typedef int (*st_validator_fn)(void *arg, const struct st_validator_state *v);
+int st_validator_scan(struct st_env *env, st_validator_fn fn, void *arg);
+
+struct st_counts {
+	uint64_t log_taps;
+	uint64_t quarantine;
+	uint64_t validators;
+	uint64_t last_seq;
+	uint64_t map_size_bytes;
+	uint64_t used_bytes;
+};
+int st_counts(struct st_env *env, struct st_counts *out);
+
+#endif
