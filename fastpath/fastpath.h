@@ -407,7 +407,8 @@ int fp_pipeline_create(struct fp_pipeline **out, const struct fp_pipeline_option
 		       const struct fp_keys *keys, struct st_env *env, struct fp_counters *ctr);
 
 /*
- * Stop: the writer commits everything queued, then exits. Acks for those
+ * Stop (call it from the ingress thread, between bursts): the ingress queues
+ * nothing more, the writer commits everything queued, then exits. Acks for those
  * frames become available to fp_ingest_acks_peek(); the caller sends them,
  * then calls fp_pipeline_destroy().
  */
@@ -436,6 +437,8 @@ int fp_pipeline_ack_eventfd(const struct fp_pipeline *p);
 bool fp_pipeline_idle(const struct fp_pipeline *p);
 /* Is the writer thread gone (after stop)? */
 bool fp_pipeline_writer_done(const struct fp_pipeline *p);
+/* 0, or the st_error the writer gave up with while stopping. */
+int fp_pipeline_writer_status(const struct fp_pipeline *p);
 
 /* ------------------------------------------------------------- ingress */
 

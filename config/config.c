@@ -1,0 +1,302 @@
+/*
+ * config.c - the gateway's settings as a table.
+ *
+ * Each row names a key (section.name), its kind, bounds, default and the
+ * field it sets, so that the documentation (config/tapgate.conf), the
+ * defaults and the checks cannot drift apart: adding a setting is adding a
+ * row. The file format is INI, parsed by the inih library; this file only
+ * converts and checks values. A bad value stops the gateway with a message
+ * naming the file, line and key, because a gateway that guesses what its
+ * operator meant can lose or double-charge taps.
+ */
+#include "config/config.h"
+
+#include <errno.h>
+#include <ini.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum cfg_kind { KIND_U32, KIND_U64, KIND_STRING, KIND_ENUM, KIND_HEX32 };
+
+struct cfg_row {
+	const char *section;
+	const char *name;
+	enum cfg_kind kind;
+	size_t offset;
+	size_t size;       /* strings: buffer size */
+	uint64_t min, max; /* numbers */
+	const char *def;   /* default as text, parsed like a file value */
+	const char *const *names; /* enums: NULL-terminated, index = value */
+	bool required;
+};
+
+static const char *const ingress_names[] = {"io_uring", "recvmmsg", NULL};
+static const char *const sync_names[] = {"full", "nometasync", "none", NULL};
+
+#define FIELD(f) offsetof(struct cfg, f), sizeof(((struct cfg *)0)->f)
+
+static const struct cfg_row rows[] = {
+	{"gateway", "listen_address", KIND_STRING, FIELD(listen_address), 0, 0, "127.0.0.1", NULL, false},
+	{"gateway", "listen_port", KIND_U32, FIELD(listen_port), 1, 65535, "7700", NULL, false},
+	{"gateway", "ingress", KIND_ENUM, FIELD(ingress), 0, 0, "io_uring", ingress_names, false},
+	{"gateway", "metrics_address", KIND_STRING, FIELD(metrics_address), 0, 0, "127.0.0.1", NULL, false},
+	{"gateway", "metrics_port", KIND_U32, FIELD(metrics_port), 0, 65535, "9700", NULL, false},
+	{"store", "path", KIND_STRING, FIELD(store_path), 0, 0, "var/store", NULL, false},
+	{"store", "map_size_mb", KIND_U64, FIELD(map_size_mb), 1, 1u << 24, "1024", NULL, false},
+	{"store", "sync", KIND_ENUM, FIELD(sync), 0, 0, "full", sync_names, false},
+	{"store", "commit_batch_taps", KIND_U32, FIELD(commit_batch_taps), 1, 65536, "4096", NULL, false},
+	{"store", "commit_interval_us", KIND_U32, FIELD(commit_interval_us), 0, 1000000, "200", NULL, false},
+	{"store", "ring_frames", KIND_U32, FIELD(ring_frames), 64, 1u << 20, "16384", NULL, false},
+	{"dedup", "window_days", KIND_U32, FIELD(dedup_window_days), 1, 365, "14", NULL, false},
+	{"dedup", "taps_max", KIND_U64, FIELD(dedup_taps_max), 1024, 1ull << 32, "8388608", NULL, false},
+	{"dedup", "clock_skew_s", KIND_U32, FIELD(clock_skew_s), 0, 86400, "300", NULL, false},
+	{"taps", "amount_fen_max", KIND_U32, FIELD(amount_fen_max), 1, 100000000, "100000", NULL, false},
+	{"keys", "validator_key_file", KIND_STRING, FIELD(validator_key_file), 0, 0, "config/dev-validators.keys", NULL, false},
+	{"keys", "qr_platform_public_key", KIND_HEX32, FIELD(qr_public_key), 0, 0, NULL, NULL, true},
+};
+#define ROWS_COUNT (sizeof(rows) / sizeof(rows[0]))
+
+static const struct cfg_row *row_find(const char *section, const char *name)
+{
+	for (size_t i = 0; i < ROWS_COUNT; i++)
+		if (strcmp(rows[i].section, section) == 0 && strcmp(rows[i].name, name) == 0)
+			return &rows[i];
+	return NULL;
+}
+
+int cfg_hex_decode(const char *hex, uint8_t *out, size_t out_len)
+{
+	if (strlen(hex) != out_len * 2)
+		return -1;
+	for (size_t i = 0; i < out_len; i++) {
+		unsigned v;
+		char pair[3] = {hex[2 * i], hex[2 * i + 1], 0};
+		char *end;
+		v = (unsigned)strtoul(pair, &end, 16);
+		if (*end != 0 || pair[0] == '+' || pair[0] == '-' || pair[0] == ' ')
+			return -1;
+		out[i] = (uint8_t)v;
+	}
+	return 0;
+}
+
+static int parse_number(const struct cfg_row *r, const char *value, uint64_t *out, char *why,
+			size_t why_len)
+{
+	char *end;
+	if (value[0] == '-' || value[0] == 0) {
+		snprintf(why, why_len, "'%s' is not a whole number from %" PRIu64 " to %" PRIu64,
+			 value, r->min, r->max);
+		return CFG_ERR_VALUE;
+	}
+	errno = 0;
+	unsigned long long v = strtoull(value, &end, 10);
+	if (errno != 0 || *end != 0 || v < r->min || v > r->max) {
+		snprintf(why, why_len, "'%s' is not a whole number from %" PRIu64 " to %" PRIu64,
+			 value, r->min, r->max);
+		return CFG_ERR_VALUE;
+	}
+	*out = v;
+	return 0;
+}
+
+static int parse_enum(const struct cfg_row *r, const char *value, uint32_t *out, char *why,
+		      size_t why_len)
+{
+	size_t used = 0;
+	for (uint32_t i = 0; r->names[i]; i++) {
+		if (strcmp(r->names[i], value) == 0) {
+			*out = i;
+			return 0;
+		}
+	}
+	used += (size_t)snprintf(why, why_len, "'%s' is not one of:", value);
+	for (uint32_t i = 0; r->names[i] && used < why_len; i++)
+		used += (size_t)snprintf(why + used, why_len - used, " %s", r->names[i]);
+	return CFG_ERR_VALUE;
+}
+
+/* Convert value and store it in the row's field. Returns 0 or CFG_ERR_VALUE with why. */
+static int row_apply(struct cfg *c, const struct cfg_row *r, const char *value, char *why,
+		     size_t why_len)
+{
+	uint8_t *field = (uint8_t *)c + r->offset;
+	uint64_t number;
+	uint32_t index;
+	int err = 0;
+
+	switch (r->kind) {
+	case KIND_U32:
+	case KIND_U64:
+		err = parse_number(r, value, &number, why, why_len);
+		if (err == 0 && r->kind == KIND_U32) {
+			uint32_t n32 = (uint32_t)number;
+			memcpy(field, &n32, sizeof(n32));
+		} else if (err == 0) {
+			memcpy(field, &number, sizeof(number));
+		}
+		return err;
+	case KIND_STRING:
+		if (value[0] == 0 || strlen(value) >= r->size) {
+			snprintf(why, why_len, "must be 1 to %zu characters", r->size - 1);
+			return CFG_ERR_VALUE;
+		}
+		memcpy(field, value, strlen(value) + 1);
+		return 0;
+	case KIND_ENUM:
+		err = parse_enum(r, value, &index, why, why_len);
+		if (err == 0)
+			memcpy(field, &index, sizeof(index));
+		return err;
+	case KIND_HEX32:
+		if (cfg_hex_decode(value, field, r->size) != 0) {
+			snprintf(why, why_len, "must be %zu hexadecimal digits", r->size * 2);
+			return CFG_ERR_VALUE;
+		}
+		return 0;
+	}
+	return CFG_ERR_VALUE;
+}
+
+void cfg_defaults(struct cfg *c)
+{
+	char why[CFG_ERR_MAX];
+	memset(c, 0, sizeof(*c));
+	for (size_t i = 0; i < ROWS_COUNT; i++) {
+		if (rows[i].def == NULL)
+			continue;
+		/* A default that does not pass its own row is a programmer error. */
+		if (row_apply(c, &rows[i], rows[i].def, why, sizeof(why)) != 0) {
+			fprintf(stderr, "config: bad default for %s.%s: %s\n", rows[i].section,
+				rows[i].name, why);
+			abort();
+		}
+	}
+}
+
+struct load_state {
+	struct cfg *c;
+	const char *path;
+	int err;
+	char *msg;
+	size_t msg_len;
+	char why[CFG_ERR_MAX];
+};
+
+static int on_ini_value(void *user, const char *section, const char *name, const char *value)
+{
+	struct load_state *s = user;
+	const struct cfg_row *r = row_find(section, name);
+	int err;
+
+	if (r == NULL) {
+		snprintf(s->why, sizeof(s->why), "unknown key '%s.%s'", section, name);
+		err = CFG_ERR_KEY;
+	} else {
+		err = row_apply(s->c, r, value, s->why, sizeof(s->why));
+	}
+	if (err != 0 && s->err == 0) {
+		s->err = err;
+		return 0; /* inih reports this line's number */
+	}
+	return 1;
+}
+
+int cfg_load(struct cfg *c, const char *path, char *err, size_t err_len)
+{
+	struct load_state s = {.c = c, .path = path, .err = 0};
+	FILE *f = fopen(path, "r");
+	if (f == NULL) {
+		snprintf(err, err_len, "%s: cannot read: %s", path, strerror(errno));
+		return CFG_ERR_OPEN;
+	}
+	int line = ini_parse_file(f, on_ini_value, &s);
+	fclose(f);
+	if (line == 0)
+		return 0;
+	if (s.err == 0) {
+		snprintf(err, err_len, "%s:%d: syntax error (expected [section] or key = value)",
+			 path, line);
+		return CFG_ERR_SYNTAX;
+	}
+	snprintf(err, err_len, "%s:%d: %s", path, line, s.why);
+	return s.err;
+}
+
+int cfg_set(struct cfg *c, const char *assignment, char *err, size_t err_len)
+{
+	char section[64], name[64], why[CFG_ERR_MAX];
+	const char *dot = strchr(assignment, '.');
+	const char *eq = strchr(assignment, '=');
+	if (dot == NULL || eq == NULL || dot > eq || (size_t)(dot - assignment) >= sizeof(section) ||
+	    (size_t)(eq - dot - 1) >= sizeof(name)) {
+		snprintf(err, err_len, "'%s': expected section.key=value", assignment);
+		return CFG_ERR_SYNTAX;
+	}
+	snprintf(section, sizeof(section), "%.*s", (int)(dot - assignment), assignment);
+	snprintf(name, sizeof(name), "%.*s", (int)(eq - dot - 1), dot + 1);
+	const struct cfg_row *r = row_find(section, name);
+	if (r == NULL) {
+		snprintf(err, err_len, "unknown key '%s.%s'", section, name);
+		return CFG_ERR_KEY;
+	}
+	int rc = row_apply(c, r, eq + 1, why, sizeof(why));
+	if (rc != 0)
+		snprintf(err, err_len, "key '%s.%s': %s", section, name, why);
+	return rc;
+}
+
+int cfg_validate(const struct cfg *c, char *err, size_t err_len)
+{
+	static const uint8_t zero[32];
+	if (memcmp(c->qr_public_key, zero, sizeof(zero)) == 0) {
+		snprintf(err, err_len, "key 'keys.qr_platform_public_key' is required");
+		return CFG_ERR_MISSING;
+	}
+	if ((c->ring_frames & (c->ring_frames - 1)) != 0) {
+		snprintf(err, err_len, "key 'store.ring_frames': %u is not a power of two",
+			 c->ring_frames);
+		return CFG_ERR_VALUE;
+	}
+	return 0;
+}
+
+void cfg_print(const struct cfg *c, void *file)
+{
+	FILE *f = file;
+	const char *section = "";
+	for (size_t i = 0; i < ROWS_COUNT; i++) {
+		const struct cfg_row *r = &rows[i];
+		const uint8_t *field = (const uint8_t *)c + r->offset;
+		uint32_t u32;
+		uint64_t u64;
+		if (strcmp(section, r->section) != 0)
+			fprintf(f, "%s[%s]\n", i ? "\n" : "", r->section);
+		section = r->section;
+		fprintf(f, "%s = ", r->name);
+		switch (r->kind) {
+		case KIND_U32:
+			memcpy(&u32, field, sizeof(u32));
+			fprintf(f, "%" PRIu32 "\n", u32);
+			break;
+		case KIND_U64:
+			memcpy(&u64, field, sizeof(u64));
+			fprintf(f, "%" PRIu64 "\n", u64);
+			break;
+		case KIND_STRING:
+			fprintf(f, "%s\n", (const char *)field);
+			break;
+		case KIND_ENUM:
+			memcpy(&u32, field, sizeof(u32));
+			fprintf(f, "%s\n", r->names[u32]);
+			break;
+		case KIND_HEX32:
+			for (size_t b = 0; b < r->size; b++)
+				fprintf(f, "%02x", field[b]);
+			fprintf(f, "\n");
+			break;
+		}
+	}
+}

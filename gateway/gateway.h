@@ -1,0 +1,16 @@
+/*
+ * gateway.h - the gateway program's internal header: wiring of config,
+ * store, fast path and the metrics endpoint. Nothing outside gateway/ uses it.
+ */
+#ifndef TAPGATE_GATEWAY_H
+#define TAPGATE_GATEWAY_H
+
+#include "fastpath/fastpath.h"
+
+#include <stdint.h>
+
+/* Serve /metrics on addr:port from libmicrohttpd's thread. Returns a handle or NULL. */
+void *gw_metrics_start(const char *addr, uint16_t port, const struct fp_counters *ctr);
+void gw_metrics_stop(void *daemon);
+
+#endif

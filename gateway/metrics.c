@@ -1,0 +1,161 @@
+/*
+ * metrics.c - the counters in Prometheus text format on a loopback HTTP port.
+ *
+ * libmicrohttpd serves GET /metrics (and /healthz) from its own thread; the
+ * fast path never waits for it. Counters are relaxed atomics written by one
+ * thread each (struct fp_counters), so a scrape reads them without locks and
+ * may see one counter a few events ahead of another: that is fine for
+ * monitoring and for the tests, which wait for the values they expect.
+ */
+#include "gateway/gateway.h"
+
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define METRICS_BYTES_MAX (64u * 1024u)
+
+struct text {
+	char *buf;
+	size_t len;
+};
+
+static void put(struct text *t, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(t->buf + t->len, METRICS_BYTES_MAX - t->len, fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		t->len += (size_t)n < METRICS_BYTES_MAX - t->len ? (size_t)n : METRICS_BYTES_MAX - t->len - 1;
+}
+
+static uint64_t get(_Atomic uint64_t *v)
+{
+	return atomic_load_explicit(v, memory_order_relaxed);
+}
+
+static void counter(struct text *t, const char *name, const char *help, _Atomic uint64_t *v)
+{
+	put(t, "# HELP tapgate_%s %s\n# TYPE tapgate_%s counter\ntapgate_%s %llu\n", name, help, name,
+	    name, (unsigned long long)get(v));
+}
+
+static void gauge(struct text *t, const char *name, const char *help, uint64_t v)
+{
+	put(t, "# HELP tapgate_%s %s\n# TYPE tapgate_%s gauge\ntapgate_%s %llu\n", name, help, name, name,
+	    (unsigned long long)v);
+}
+
+/* A histogram over power-of-two buckets: bucket b holds values below 2^(b+1). */
+static void histogram(struct text *t, const char *name, const char *help, _Atomic uint64_t *buckets,
+		      _Atomic uint64_t *sum)
+{
+	uint64_t cumulative = 0;
+	put(t, "# HELP tapgate_%s %s\n# TYPE tapgate_%s histogram\n", name, help, name);
+	for (unsigned b = 0; b < FP_HIST_BUCKETS; b++) {
+		cumulative += get(&buckets[b]);
+		put(t, "tapgate_%s_bucket{le=\"%llu\"} %llu\n", name, 1ull << (b + 1),
+		    (unsigned long long)cumulative);
+	}
+	put(t, "tapgate_%s_bucket{le=\"+Inf\"} %llu\n", name, (unsigned long long)cumulative);
+	if (sum != NULL)
+		put(t, "tapgate_%s_sum %llu\n", name, (unsigned long long)get(sum));
+	put(t, "tapgate_%s_count %llu\n", name, (unsigned long long)cumulative);
+}
+
+static void labelled(struct text *t, const char *name, const char *help, const char *label,
+		     _Atomic uint64_t *v, unsigned count, const char *(*label_name)(unsigned), unsigned first)
+{
+	put(t, "# HELP tapgate_%s %s\n# TYPE tapgate_%s counter\n", name, help, name);
+	for (unsigned i = first; i < count; i++)
+		put(t, "tapgate_%s{%s=\"%s\"} %llu\n", name, label, label_name(i),
+		    (unsigned long long)get(&v[i]));
+}
+
+static size_t metrics_render(const struct fp_counters *cc, char *buf)
+{
+	struct fp_counters *c = (struct fp_counters *)cc;
+	struct text t = {buf, 0};
+	counter(&t, "frames_received_total", "Datagrams received.", &c->frames_received);
+	counter(&t, "bytes_received_total", "Bytes received.", &c->bytes_received);
+	counter(&t, "taps_received_total", "Taps in authenticated frames.", &c->taps_received);
+	counter(&t, "taps_stored_total", "Taps committed durably to the log.", &c->taps_stored);
+	counter(&t, "taps_duplicate_total", "Retransmitted taps acknowledged as duplicate.", &c->taps_duplicate);
+	counter(&t, "taps_conflict_total", "Taps with a known identity and other content, quarantined.", &c->taps_conflict);
+	labelled(&t, "taps_rejected_total", "Taps rejected, by reason.", "reason", c->taps_rejected,
+		 FP_REASON_COUNT, fp_reason_name, 1);
+	labelled(&t, "frames_dropped_total", "Frames dropped without acknowledgement, by reason.", "reason",
+		 c->frames_dropped, FP_DROP_COUNT, fp_drop_name, 0);
+	counter(&t, "frames_acked_total", "Acknowledgements sent.", &c->frames_acked);
+	counter(&t, "ack_send_errors_total", "Acknowledgements the socket refused.", &c->acks_send_errors);
+	gauge(&t, "dedup_entries", "Identity keys in the dedup set.", get(&c->dedup_entries));
+	counter(&t, "dedup_expired_total", "Identity keys expired from the dedup set.", &c->dedup_expired);
+	counter(&t, "commits_total", "Store transactions committed.", &c->commits);
+	counter(&t, "commit_failures_total", "Store transactions that failed and were retried.", &c->commit_failures);
+	counter(&t, "map_grows_total", "Times the store map was grown.", &c->map_grows);
+	gauge(&t, "map_size_bytes", "Store map size.", get(&c->map_size_bytes));
+	gauge(&t, "log_next_seq", "Sequence of the next tap appended to the log.", get(&c->log_next_seq));
+	histogram(&t, "commit_batch_taps", "Taps per committed transaction.", c->commit_batch_hist, &c->commit_taps);
+	histogram(&t, "commit_latency_us", "Commit duration in microseconds.", c->commit_latency_hist,
+		  &c->commit_latency_us_sum);
+	histogram(&t, "ack_latency_us", "Receive to acknowledgement in microseconds.", c->ack_latency_hist,
+		  &c->ack_latency_us_sum);
+	return t.len;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+				  const char *method, const char *version, const char *upload_data,
+				  size_t *upload_data_size, void **req_cls)
+{
+	const struct fp_counters *c = cls;
+	struct MHD_Response *resp;
+	unsigned status = MHD_HTTP_OK;
+	if (strcmp(method, "GET") != 0) {
+		static const char msg[] = "method not allowed\n";
+		resp = MHD_create_response_from_buffer(sizeof(msg) - 1, (void *)msg, MHD_RESPMEM_PERSISTENT);
+		status = MHD_HTTP_METHOD_NOT_ALLOWED;
+	} else if (strcmp(url, "/metrics") == 0) {
+		char *buf = malloc(METRICS_BYTES_MAX);
+		if (buf == NULL)
+			return MHD_NO;
+		size_t len = metrics_render(c, buf);
+		resp = MHD_create_response_from_buffer(len, buf, MHD_RESPMEM_MUST_FREE);
+		MHD_add_response_header(resp, "Content-Type", "text/plain; version=0.0.4");
+	} else if (strcmp(url, "/healthz") == 0) {
+		static const char msg[] = "ok\n";
+		resp = MHD_create_response_from_buffer(sizeof(msg) - 1, (void *)msg, MHD_RESPMEM_PERSISTENT);
+	} else {
+		static const char msg[] = "not found: try /metrics\n";
+		resp = MHD_create_response_from_buffer(sizeof(msg) - 1, (void *)msg, MHD_RESPMEM_PERSISTENT);
+		status = MHD_HTTP_NOT_FOUND;
+	}
+	enum MHD_Result rc = MHD_queue_response(conn, status, resp);
+	MHD_destroy_response(resp);
+	return rc;
+}
+
+void *gw_metrics_start(const char *addr, uint16_t port, const struct fp_counters *ctr)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
+	if (inet_pton(AF_INET, addr, &sa.sin_addr) != 1) {
+		fprintf(stderr, "tapgate: metrics address '%s' is not an IPv4 address\n", addr);
+		return NULL;
+	}
+	struct MHD_Daemon *d = MHD_start_daemon(
+		MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, port, NULL, NULL, on_request,
+		(void *)ctr, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_CONNECTION_LIMIT,
+		(unsigned)16, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)5, MHD_OPTION_END);
+	if (d == NULL)
+		fprintf(stderr, "tapgate: cannot serve metrics on %s:%u\n", addr, port);
+	return d;
+}
+
+void gw_metrics_stop(void *daemon)
+{
+	if (daemon != NULL)
+		MHD_stop_daemon(daemon);
+}
