@@ -195,7 +195,10 @@ static int on_ini_value(void *user, const char *section, const char *name, const
 		snprintf(s->why, sizeof(s->why), "unknown key '%s.%s'", section, name);
 		err = CFG_ERR_KEY;
 	} else {
-		err = row_apply(s->c, r, value, s->why, sizeof(s->why));
+		char why[CFG_ERR_MAX / 2];
+		err = row_apply(s->c, r, value, why, sizeof(why));
+		if (err != 0)
+			snprintf(s->why, sizeof(s->why), "key '%s.%s': %s", section, name, why);
 	}
 	if (err != 0 && s->err == 0) {
 		s->err = err;
@@ -227,7 +230,7 @@ int cfg_load(struct cfg *c, const char *path, char *err, size_t err_len)
 
 int cfg_set(struct cfg *c, const char *assignment, char *err, size_t err_len)
 {
-	char section[64], name[64], why[CFG_ERR_MAX];
+	char section[64], name[64], why[CFG_ERR_MAX / 2];
 	const char *dot = strchr(assignment, '.');
 	const char *eq = strchr(assignment, '=');
 	if (dot == NULL || eq == NULL || dot > eq || (size_t)(dot - assignment) >= sizeof(section) ||

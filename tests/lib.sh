@@ -1,0 +1,69 @@
+# lib.sh - helpers for the integration tests (sourced, POSIX sh).
+# Each test gets a temporary directory with its own store and ports, starts the
+# real gateway binary on loopback and talks to it with the real tools.
+set -eu
+BUILD=${BUILD:-build}
+BIN=$BUILD/bin
+T=$(mktemp -d /tmp/tapgate-it.XXXXXX)
+# Ports from the process id, so two runs on one machine do not collide.
+PORT=$((20000 + ($$ * 7) % 20000))
+METRICS_PORT=$((PORT + 1))
+GW_PID=""
+
+cleanup() {
+	if [ -n "$GW_PID" ] && kill -0 "$GW_PID" 2>/dev/null; then kill -9 "$GW_PID" 2>/dev/null || true; fi
+	rm -rf "$T"
+}
+trap cleanup EXIT INT TERM
+
+fail() {
+	echo "FAIL: $*" >&2
+	if [ -f "$T/gateway.log" ]; then echo "--- gateway log:" >&2; tail -n 20 "$T/gateway.log" >&2; fi
+	exit 1
+}
+
+# start_gateway [-s key=value ...]: start with the shipped config on a temporary store.
+start_gateway() {
+	"$BIN/tapgate" -c config/tapgate.conf -s "store.path=$T/store" -s "gateway.listen_port=$PORT" \
+		-s "gateway.metrics_port=$METRICS_PORT" -s dedup.taps_max=2000000 "$@" >>"$T/gateway.log" 2>&1 &
+	GW_PID=$!
+	i=0
+	until curl -sf "http://127.0.0.1:$METRICS_PORT/healthz" >/dev/null 2>&1; do
+		i=$((i + 1))
+		[ $i -lt 200 ] || fail "gateway did not come up"
+		kill -0 "$GW_PID" 2>/dev/null || fail "gateway exited at start-up"
+		sleep 0.05
+	done
+}
+
+# stop_gateway: SIGTERM, and it must exit 0.
+stop_gateway() {
+	kill -TERM "$GW_PID"
+	wait "$GW_PID" || fail "gateway exited with $? after SIGTERM"
+	GW_PID=""
+}
+
+kill9_gateway() {
+	kill -9 "$GW_PID"
+	wait "$GW_PID" 2>/dev/null || true
+	GW_PID=""
+}
+
+# metric NAME: the value of one sample line (name with labels as printed).
+metric() {
+	curl -sf "http://127.0.0.1:$METRICS_PORT/metrics" | awk -v n="$1" '$1 == n { print $2; found=1 } END { if (!found) print "missing" }'
+}
+
+# expect_metric NAME VALUE: wait up to 5 s for the metric to equal VALUE.
+expect_metric() {
+	i=0
+	while [ "$(metric "$1")" != "$2" ]; do
+		i=$((i + 1))
+		[ $i -lt 100 ] || fail "metric $1 is $(metric "$1"), expected $2"
+		sleep 0.05
+	done
+}
+
+tapgen() {
+	"$BIN/tapgen" --gateway "127.0.0.1:$PORT" "$@"
+}
