@@ -7,6 +7,8 @@
 
 .DEFAULT_GOAL := all
 .SUFFIXES:
+# Keep object files of tests and benches between runs.
+.SECONDARY:
 
 V ?= 0
 Q := $(if $(filter 1,$(V)),,@)
@@ -98,7 +100,7 @@ $(MODULE_LIBS):
 $(BIN)/tapgate: $(call lib_objs,$(GATEWAY_SRC)) $(MODULE_LIBS)
 $(BIN)/tapgen: $(BUILD)/tools/tapgen.o $(MODULE_LIBS)
 $(BIN)/tapdump: $(BUILD)/tools/tapdump.o $(MODULE_LIBS)
-$(BIN)/%: $(BUILD)/bench/%.o $(MODULE_LIBS)
+$(BENCH_PROGRAMS): $(BIN)/%: $(BUILD)/bench/%.o $(MODULE_LIBS)
 $(PROGRAMS) $(BENCH_PROGRAMS):
 	@mkdir -p $(dir $@)
 	$(call say,LD,$@)

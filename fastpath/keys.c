@@ -2,7 +2,7 @@
  * keys.c - the validators' MAC keys, loaded once, looked up per frame.
  *
  * The key file is INI read with inih: section [validator_keys], one line per
- * key, "VALIDATOR_ID:KEY_ID = 64 hex digits". A validator may hold up to
+ * key, "VALIDATOR_ID/KEY_ID = 64 hex digits". A validator may hold up to
  * FP_KEYS_PER_VALIDATOR_MAX keys at once so that keys can be rotated: the
  * validator names the key id it used in every frame. Lookup is one probe
  * sequence in an open-addressing table sized at load time.
@@ -75,7 +75,7 @@ static int name_parse(const char *name, uint32_t *validator_id, uint16_t *key_id
 	char *end;
 	errno = 0;
 	unsigned long v = strtoul(name, &end, 10);
-	if (errno || end == name || *end != ':' || v == 0 || v > UINT32_MAX || name[0] == '-')
+	if (errno || end == name || *end != '/' || v == 0 || v > UINT32_MAX || name[0] == '-')
 		return -1;
 	const char *k = end + 1;
 	unsigned long kid = strtoul(k, &end, 10);
@@ -97,7 +97,7 @@ static int on_key(void *user, const char *section, const char *name, const char 
 		return 0;
 	}
 	if (name_parse(name, &validator_id, &key_id) != 0) {
-		snprintf(s->why, sizeof(s->why), "key '%.64s': expected VALIDATOR_ID:KEY_ID", name);
+		snprintf(s->why, sizeof(s->why), "key '%.64s': expected VALIDATOR_ID/KEY_ID", name);
 		return 0;
 	}
 	if (hex_key(value, e.key) != 0) {
