@@ -55,12 +55,16 @@ struct fp_dedup *fp_dedup_create(uint64_t taps_max)
 	d->taps_max = taps_max;
 	d->slots_count = taps_max + taps_max / 2;
 	d->bytes = d->slots_count * sizeof(struct fp_dedup_slot);
-	/* Anonymous memory is zero, that is empty; pages are touched as taps arrive. */
-	d->slots = mmap(NULL, d->bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	d->slots = mmap(NULL, d->bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (d->slots == MAP_FAILED) {
 		free(d);
 		return NULL;
 	}
+	/* Touch every page now: a first-touch page fault costs microseconds, and
+	 * random keys would take one per insert for the first hours of a run.
+	 * Huge pages, where the kernel has them, also spare the TLB. */
+	madvise(d->slots, d->bytes, MADV_HUGEPAGE);
+	memset(d->slots, 0, d->bytes);
 	return d;
 }
 

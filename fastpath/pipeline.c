@@ -634,7 +634,10 @@ static int dedup_rebuild(struct fp_pipeline *p)
 
 static int pipeline_alloc(struct fp_pipeline *p)
 {
+	/* The ring is touched now, not on the first frames of a recovery storm. */
 	p->jobs = calloc(p->opt.ring_frames, sizeof(*p->jobs));
+	if (p->jobs != NULL)
+		memset(p->jobs, 0, p->opt.ring_frames * sizeof(*p->jobs));
 	p->validators = calloc(VALIDATOR_SLOTS, sizeof(*p->validators));
 	p->validators_dirty = calloc(VALIDATOR_SLOTS, sizeof(*p->validators_dirty));
 	p->dedup = fp_dedup_create(p->opt.dedup_taps_max);
