@@ -462,6 +462,8 @@ static void tap_generate(struct gen *g, uint64_t now_us)
 	tap->amount_fen = v->kind == FP_KIND_PURCHASE ? 800 + (uint32_t)(rnd(g) % 8) * 100
 			  : v->kind == FP_KIND_EXIT ? 200 + (uint32_t)(rnd(g) % 4) * 100
 			  : v->kind == FP_KIND_ENTRY ? 0 : 200;
+	if (tap->medium != FP_MEDIUM_EPURSE && v->kind != FP_KIND_PURCHASE)
+		tap->amount_fen = 0; /* tap now, pay later: the back office rates it */
 	if (tap->medium == FP_MEDIUM_EPURSE)
 		epurse_fill(g, v, r, tap);
 	else if (tap->medium == FP_MEDIUM_QUICKPASS)

@@ -1,0 +1,338 @@
+/*
+ * tapdump.c - read the gateway's store while it runs.
+ *
+ * Opens the LMDB environment read-only and reads it through the store's
+ * scans, which use short read transactions, so the gateway's writer is never
+ * held up. Commands: counts, last N, card NUMBER, token TOKEN, quarantine,
+ * validators, export (CSV). Amounts are printed in yuan from integer fen,
+ * never through floating point.
+ */
+#include "fastpath/fastpath.h"
+#include "store/store.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#define LAST_MAX 100000u
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: tapdump -s STORE_DIR COMMAND\n"
+		   "  counts                 taps in the log, quarantined, validators, map size and use\n"
+		   "  last [N]               the last N taps (20)\n"
+		   "  card NUMBER            every tap of an e-purse card number\n"
+		   "  token TOKEN            every tap of a QuickPass or QR account token\n"
+		   "  quarantine             conflicting records kept aside\n"
+		   "  validators             per-validator state\n"
+		   "  export [--fields identity|full]   every tap as CSV on standard output\n");
+}
+
+static void iso_time(uint64_t us, char out[32])
+{
+	time_t s = (time_t)(us / 1000000u);
+	struct tm tm;
+	gmtime_r(&s, &tm);
+	size_t n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(out + n, 32 - n, ".%06uZ", (unsigned)(us % 1000000u));
+}
+
+static void hex(const uint8_t *b, size_t n, char *out)
+{
+	for (size_t i = 0; i < n; i++)
+		sprintf(out + 2 * i, "%02x", b[i]);
+}
+
+/* The medium's own fields, as text. */
+static void medium_text(const struct fp_tap *t, char *out, size_t cap)
+{
+	char h[40];
+	switch (t->medium) {
+	case FP_MEDIUM_EPURSE:
+		hex(t->u.epurse.psam_id, 6, h);
+		snprintf(out, cap, "card=%" PRIu64 " issuer=%u ctc=%u balance=%u.%02u->%u.%02u tac=%08x psam=%s/%u",
+			 t->u.epurse.card_number, t->u.epurse.issuer_code, t->u.epurse.ctc,
+			 t->u.epurse.balance_before_fen / 100, t->u.epurse.balance_before_fen % 100,
+			 t->u.epurse.balance_after_fen / 100, t->u.epurse.balance_after_fen % 100, t->u.epurse.tac,
+			 h, t->u.epurse.psam_serial);
+		break;
+	case FP_MEDIUM_QUICKPASS:
+		snprintf(out, cap, "token=%" PRIu64 " atc=%u expiry=%04u oda=%u", t->u.quickpass.account_token,
+			 t->u.quickpass.atc, t->u.quickpass.expiry_yymm, t->u.quickpass.oda_result);
+		break;
+	default:
+		hex(t->u.qr.qr_id, 16, h);
+		snprintf(out, cap, "token=%" PRIu64 " qr=%s issued=%u expires=%u", t->u.qr.account_token, h,
+			 t->u.qr.issued_at_s, t->u.qr.expires_at_s);
+		break;
+	}
+}
+
+static const char *kind_name(unsigned k)
+{
+	static const char *const names[] = {"?", "entry", "exit", "board", "purchase"};
+	return k <= 4 ? names[k] : "?";
+}
+
+static void tap_print(uint64_t seq, const struct st_tap_meta *m, const uint8_t *rec)
+{
+	struct fp_tap t;
+	char recv[32], when[32], fields[200];
+	int bad = fp_tap_decode(rec, m->record_len, &t);
+	iso_time(m->recv_time_us, recv);
+	if (bad) {
+		printf("%" PRIu64 " %s validator=%u undecodable record (%s)\n", seq, recv, m->validator_id,
+		       fp_reason_name((unsigned)bad));
+		return;
+	}
+	iso_time(t.tap_time_us, when);
+	medium_text(&t, fields, sizeof(fields));
+	printf("%" PRIu64 " recv=%s validator=%u %s %s cat=%u tap=%u at=%s op=%u route=%u stop=%u vehicle=%u "
+	       "amount=%u.%02u %s\n",
+	       seq, recv, m->validator_id, fp_medium_name(t.medium), kind_name(t.kind), t.category, t.tap_id,
+	       when, m->operator_id, m->route_id, t.stop_id, m->vehicle_id, t.amount_fen / 100,
+	       t.amount_fen % 100, fields);
+}
+
+/* ----------------------------------------------------------- commands */
+
+struct last_state {
+	uint64_t want, seen;
+	uint64_t *seqs;
+};
+
+static int last_visit(void *arg, uint64_t seq, const struct st_tap_meta *m, const uint8_t *rec)
+{
+	struct last_state *s = arg;
+	(void)m, (void)rec;
+	s->seqs[s->seen++] = seq;
+	return s->seen == s->want;
+}
+
+static int print_visit(void *arg, uint64_t seq, const struct st_tap_meta *m, const uint8_t *rec)
+{
+	uint64_t *until = arg;
+	tap_print(seq, m, rec);
+	return until != NULL && seq >= *until;
+}
+
+/* The last N in order: find where they start scanning backward, then print forward. */
+static int cmd_last(struct st_env *env, uint64_t n)
+{
+	struct last_state s = {.want = n, .seqs = calloc(n, sizeof(uint64_t))};
+	if (s.seqs == NULL)
+		return 1;
+	int rc = st_log_scan(env, UINT64_MAX, true, last_visit, &s);
+	if (rc == 0 && s.seen > 0) {
+		uint64_t until = s.seqs[0];
+		rc = st_log_scan(env, s.seqs[s.seen - 1], false, print_visit, &until);
+	}
+	free(s.seqs);
+	return rc;
+}
+
+struct match_state {
+	int medium_class; /* 0 card, 1 token */
+	uint64_t value, found;
+};
+
+static int match_visit(void *arg, uint64_t seq, const struct st_tap_meta *m, const uint8_t *rec)
+{
+	struct match_state *s = arg;
+	struct fp_tap t;
+	if (fp_tap_decode(rec, m->record_len, &t) != 0)
+		return 0;
+	bool hit = s->medium_class == 0
+			   ? t.medium == FP_MEDIUM_EPURSE && t.u.epurse.card_number == s->value
+			   : (t.medium == FP_MEDIUM_QUICKPASS && t.u.quickpass.account_token == s->value) ||
+				     (t.medium == FP_MEDIUM_QR && t.u.qr.account_token == s->value);
+	if (hit) {
+		tap_print(seq, m, rec);
+		s->found++;
+	}
+	return 0;
+}
+
+/* One row of the identity export, small enough to sort a day of taps in memory. */
+struct id_row {
+	uint64_t id_hi, id_lo, tap_time_us;
+	uint32_t validator_id, tap_id, amount_fen;
+	uint8_t medium;
+};
+
+struct export_state {
+	bool full;
+	struct id_row *rows;
+	uint64_t count, cap;
+};
+
+static int export_visit(void *arg, uint64_t seq, const struct st_tap_meta *m, const uint8_t *rec)
+{
+	struct export_state *s = arg;
+	struct fp_tap t;
+	char fields[200];
+	if (fp_tap_decode(rec, m->record_len, &t) != 0) {
+		fprintf(stderr, "tapdump: seq %" PRIu64 ": undecodable record\n", seq);
+		return 0;
+	}
+	if (!s->full) {
+		if (s->count == s->cap) {
+			s->cap = s->cap ? s->cap * 2 : 65536;
+			struct id_row *grown = realloc(s->rows, s->cap * sizeof(*grown));
+			if (grown == NULL) {
+				fprintf(stderr, "tapdump: out of memory at %" PRIu64 " taps\n", s->count);
+				exit(1);
+			}
+			s->rows = grown;
+		}
+		s->rows[s->count++] = (struct id_row){m->id_hi, m->id_lo, t.tap_time_us, m->validator_id,
+						      t.tap_id, t.amount_fen, t.medium};
+		return 0;
+	}
+	medium_text(&t, fields, sizeof(fields));
+	printf("%u,%u,%s,%016" PRIx64 "%016" PRIx64 ",%" PRIu64 ",%u,%" PRIu64 ",%" PRIu64 ",%s,%u,%u,%u,%u,%u,\"%s\"\n",
+	       m->validator_id, t.tap_id, fp_medium_name(t.medium), m->id_hi, m->id_lo, t.tap_time_us,
+	       t.amount_fen, seq, m->recv_time_us, kind_name(t.kind), t.category, m->operator_id,
+	       m->route_id, t.stop_id, m->vehicle_id, fields);
+	return 0;
+}
+
+static int row_cmp(const void *a, const void *b)
+{
+	const struct id_row *x = a, *y = b;
+	if (x->id_hi != y->id_hi)
+		return x->id_hi < y->id_hi ? -1 : 1;
+	return x->id_lo < y->id_lo ? -1 : x->id_lo > y->id_lo;
+}
+
+/*
+ * full: every field, in log order. identity: the columns of tapgen --out,
+ * sorted by identity key, so that the two files can be compared with cmp.
+ */
+static int cmd_export(struct st_env *env, bool full)
+{
+	struct export_state s = {.full = full};
+	printf("validator_id,tap_id,medium,identity,tap_time_us,amount_fen%s\n",
+	       full ? ",seq,recv_time_us,kind,category,operator,route,stop,vehicle,fields" : "");
+	int rc = st_log_scan(env, 1, false, export_visit, &s);
+	qsort(s.rows, s.count, sizeof(*s.rows), row_cmp);
+	for (uint64_t i = 0; rc == 0 && i < s.count; i++) {
+		const struct id_row *r = &s.rows[i];
+		printf("%u,%u,%s,%016" PRIx64 "%016" PRIx64 ",%" PRIu64 ",%u\n", r->validator_id, r->tap_id,
+		       fp_medium_name(r->medium), r->id_hi, r->id_lo, r->tap_time_us, r->amount_fen);
+	}
+	free(s.rows);
+	return rc;
+}
+
+static int validator_print(void *arg, const struct st_validator_state *v)
+{
+	char first[32], last[32];
+	(void)arg;
+	iso_time(v->first_seen_us, first);
+	iso_time(v->last_seen_us, last);
+	printf("validator=%u key=%u last_frame_seq=%" PRIu64 " first=%s last=%s stored=%" PRIu64
+	       " duplicate=%" PRIu64 " conflict=%" PRIu64 " rejected=%" PRIu64 "\n",
+	       v->validator_id, v->key_id, v->last_frame_seq, first, last, v->taps_stored, v->taps_duplicate,
+	       v->taps_conflict, v->taps_rejected);
+	return 0;
+}
+
+static int cmd_counts(struct st_env *env)
+{
+	struct st_counts c;
+	int rc = st_counts(env, &c);
+	if (rc != 0)
+		return rc;
+	printf("log_taps %" PRIu64 "\nquarantine %" PRIu64 "\nvalidators %" PRIu64 "\nlast_seq %" PRIu64
+	       "\nmap_size_bytes %" PRIu64 "\nused_bytes %" PRIu64 "\n",
+	       c.log_taps, c.quarantine, c.validators, c.last_seq, c.map_size_bytes, c.used_bytes);
+	return 0;
+}
+
+static uint64_t number_arg(const char *what, const char *s)
+{
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno || *end || s[0] == '-' || s[0] == 0) {
+		fprintf(stderr, "tapdump: %s wants a whole number, not '%s'\n", what, s);
+		exit(2);
+	}
+	return v;
+}
+
+static int dispatch(struct st_env *env, int argc, char **argv)
+{
+	const char *cmd = argv[0];
+	if (strcmp(cmd, "counts") == 0)
+		return cmd_counts(env);
+	if (strcmp(cmd, "last") == 0) {
+		uint64_t n = argc > 1 ? number_arg("last", argv[1]) : 20;
+		return cmd_last(env, n == 0 ? 1 : n > LAST_MAX ? LAST_MAX : n);
+	}
+	if ((strcmp(cmd, "card") == 0 || strcmp(cmd, "token") == 0) && argc == 2) {
+		struct match_state s = {.medium_class = cmd[0] == 't', .value = number_arg(cmd, argv[1])};
+		int rc = st_log_scan(env, 1, false, match_visit, &s);
+		fprintf(stderr, "tapdump: %" PRIu64 " taps\n", s.found);
+		return rc;
+	}
+	if (strcmp(cmd, "quarantine") == 0)
+		return st_quarantine_scan(env, print_visit, NULL);
+	if (strcmp(cmd, "validators") == 0)
+		return st_validator_scan(env, validator_print, NULL);
+	if (strcmp(cmd, "export") == 0) {
+		bool full = argc == 3 && strcmp(argv[1], "--fields") == 0 && strcmp(argv[2], "full") == 0;
+		bool identity = argc == 1 || (argc == 3 && strcmp(argv[1], "--fields") == 0 &&
+					      strcmp(argv[2], "identity") == 0);
+		if (!full && !identity) {
+			usage(stderr);
+			exit(2);
+		}
+		return cmd_export(env, full);
+	}
+	fprintf(stderr, "tapdump: unknown command '%s'\n", cmd);
+	usage(stderr);
+	exit(2);
+}
+
+int main(int argc, char **argv)
+{
+	const char *dir = NULL;
+	int opt;
+	while ((opt = getopt(argc, argv, "+s:h")) != -1) {
+		switch (opt) {
+		case 's': dir = optarg; break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (dir == NULL || optind >= argc) {
+		usage(stderr);
+		return 2;
+	}
+	struct stat sb;
+	if (stat(dir, &sb) != 0) {
+		fprintf(stderr, "tapdump: store '%s': %s\n", dir, strerror(errno));
+		return 1;
+	}
+	struct st_env *env;
+	struct st_options so = {.path = dir, .read_only = true};
+	int rc = st_env_open(&env, &so);
+	if (rc != 0) {
+		fprintf(stderr, "tapdump: cannot open store '%s': %s\n", dir, st_strerror(rc));
+		return 1;
+	}
+	rc = dispatch(env, argc - optind, argv + optind);
+	st_env_close(env);
+	if (rc != 0) {
+		fprintf(stderr, "tapdump: reading '%s' failed: %s\n", dir, st_strerror(rc));
+		return 1;
+	}
+	return 0;
+}
