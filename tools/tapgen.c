@@ -43,6 +43,7 @@ struct tap_slot {
 	uint32_t next;        /* pending FIFO link, UINT32_MAX = end */
 	uint8_t state, status, reason, expect;
 	struct fp_key key;
+	uint64_t queued_mono_us; /* when it joined the pending list */
 };
 
 struct frame {
@@ -77,7 +78,7 @@ struct rider {
 
 struct options {
 	const char *gateway, *keys_path, *qr_key_path, *out_path, *json_path;
-	uint32_t validators, first_validator, window, taps_per_frame, retry_ms;
+	uint32_t validators, first_validator, window, taps_per_frame, retry_ms, linger_ms;
 	uint64_t taps, rate, seed;
 	double duration_s, retransmit_rate, give_up_s;
 	unsigned mix[3];
@@ -179,6 +180,7 @@ static void usage(void)
 	       "  --rate TAPS_PER_S       generation rate (0: as fast as the window allows)\n"
 	       "  --taps-per-frame K      taps packed per frame, at most what fits 1400 bytes (1)\n"
 	       "  --window FRAMES         frames in flight per validator (4)\n"
+	       "  --linger-ms MS          hold a part-full frame up to MS for more taps (0)\n"
 	       "  --mix E,Q,R             percent e-purse, QuickPass, QR (60,30,10)\n"
 	       "  --medium M              only one medium: epurse | quickpass | qr\n"
 	       "  --retransmit-rate P     probability an acknowledged frame is sent again, as if its ack was lost (0)\n"
@@ -221,7 +223,7 @@ static void options_parse(int argc, char **argv, struct options *o)
 {
 	enum { O_BASE = 256, O_GW, O_KEYS, O_QRKEY, O_VAL, O_FIRST, O_TAPS, O_DUR, O_RATE, O_TPF, O_WIN, O_MIX,
 	       O_MED, O_RETX, O_DEPOT, O_RETRY, O_GIVEUP, O_BC, O_BM, O_BV, O_BK, O_BT, O_BO, O_BG, O_RQ,
-	       O_CONF, O_OUT, O_JSON, O_SEED, O_PROG, O_HELP };
+	       O_CONF, O_OUT, O_JSON, O_SEED, O_PROG, O_LINGER, O_HELP };
 	static const struct option longopts[] = {
 		{"gateway", 1, 0, O_GW}, {"keys", 1, 0, O_KEYS}, {"qr-key", 1, 0, O_QRKEY},
 		{"validators", 1, 0, O_VAL}, {"first-validator", 1, 0, O_FIRST}, {"taps", 1, 0, O_TAPS},
@@ -232,7 +234,8 @@ static void options_parse(int argc, char **argv, struct options *o)
 		{"bad-validator", 1, 0, O_BV}, {"bad-key", 1, 0, O_BK}, {"bad-truncated", 1, 0, O_BT},
 		{"bad-oversized", 1, 0, O_BO}, {"bad-garbage", 1, 0, O_BG}, {"replay-qr", 1, 0, O_RQ},
 		{"conflict", 1, 0, O_CONF}, {"out", 1, 0, O_OUT}, {"json", 1, 0, O_JSON},
-		{"seed", 1, 0, O_SEED}, {"progress", 0, 0, O_PROG}, {"help", 0, 0, O_HELP}, {0}};
+		{"seed", 1, 0, O_SEED}, {"progress", 0, 0, O_PROG}, {"linger-ms", 1, 0, O_LINGER},
+		{"help", 0, 0, O_HELP}, {0}};
 	*o = (struct options){.gateway = "127.0.0.1:7700", .keys_path = "config/dev-validators.keys",
 			      .qr_key_path = "config/dev-qr-platform.key", .validators = 64,
 			      .first_validator = 1001, .window = 4, .taps_per_frame = 1, .retry_ms = 200,
@@ -270,6 +273,7 @@ static void options_parse(int argc, char **argv, struct options *o)
 		case O_JSON: o->json_path = optarg; break;
 		case O_SEED: o->seed = parse_u64(name, optarg, UINT64_MAX); break;
 		case O_PROG: o->progress = true; break;
+		case O_LINGER: o->linger_ms = (uint32_t)parse_u64(name, optarg, 10000); break;
 		case O_HELP: usage(); exit(0);
 		default: die_usage("unknown option", argv[optind - 1]);
 		}
@@ -394,6 +398,7 @@ static void pending_push(struct gen *g, uint32_t vi, uint32_t t)
 	g->taps[t].next = UINT32_MAX;
 	g->taps[t].state = TAP_PENDING;
 	g->taps[t].validator = vi;
+	g->taps[t].queued_mono_us = fp_mono_us();
 	if (v->pending_tail == UINT32_MAX)
 		v->pending_head = t;
 	else
@@ -522,6 +527,10 @@ static bool frame_build(struct gen *g, struct validator *v, uint64_t now_us)
 		if (!v->frames[w].active)
 			f = &v->frames[w];
 	if (f == NULL || v->pending_count == 0)
+		return false;
+	/* A part-full frame waits up to --linger-ms for more taps. */
+	if (v->pending_count < g->o.taps_per_frame &&
+	    g->taps[v->pending_head].queued_mono_us + (uint64_t)g->o.linger_ms * 1000u > now_us)
 		return false;
 	struct fp_tap taps[FP_TAPS_PER_FRAME_MAX];
 	size_t bytes = FP_FRAME_HEADER_BYTES + FP_MAC_BYTES;
