@@ -11,14 +11,19 @@
 #include "fastpath/fastpath.h"
 
 #include <assert.h>
+#include <pthread.h>
 #include <sodium.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <xxhash.h>
 
-static_assert(FP_FRAME_HEADER_BYTES + FP_TAPS_PER_FRAME_MAX * 2 <= FP_FRAME_BYTES_MAX,
-	      "an ack for a full frame fits a datagram");
+static_assert(FP_ACK_BYTES_MAX <= FP_FRAME_BYTES_MAX, "an ack for a full frame fits a datagram");
 static_assert(FP_TAP_BYTES_MAX < 256, "record_len is one byte");
+static_assert(FP_FRAME_HEADER_BYTES + FP_TAP_BYTES_MAX + FP_MAC_BYTES <= FP_FRAME_BYTES_MAX,
+	      "a frame holds at least one record of every medium");
+static_assert(FP_FRAME_BYTES_MAX <= UINT16_MAX, "record offsets are 16 bits");
+static_assert(FP_TAPS_PER_FRAME_MAX <= UINT8_MAX, "tap_count is one byte");
 
 /* ------------------------------------------------------------- byte order */
 
@@ -221,9 +226,9 @@ static int medium_check(const struct fp_tap *tap)
 
 int fp_tap_decode(const uint8_t *rec, size_t len, struct fp_tap *tap)
 {
+	memset(tap, 0, sizeof(*tap));
 	if (len < FP_TAP_COMMON_BYTES || rec[0] != len)
 		return FP_REASON_LENGTH;
-	memset(tap, 0, sizeof(*tap));
 	tap->medium = rec[1];
 	tap->kind = rec[2];
 	tap->category = rec[3];
@@ -266,11 +271,22 @@ int fp_tap_decode(const uint8_t *rec, size_t len, struct fp_tap *tap)
 
 /* ------------------------------------------------------------------ MACs */
 
+static pthread_once_t sodium_once = PTHREAD_ONCE_INIT;
+
+/* libsodium picks its implementations in sodium_init(); its result cannot
+ * fail for HMAC-SHA-256, so a library entry point needs no error path. */
+static void sodium_start(void)
+{
+	if (sodium_init() < 0)
+		abort();
+}
+
 static void mac_compute(const uint8_t *buf, size_t len, const uint8_t key[FP_KEY_BYTES],
 			uint8_t mac[FP_MAC_BYTES])
 {
 	static_assert(crypto_auth_hmacsha256_BYTES == FP_MAC_BYTES, "HMAC-SHA-256 is 32 bytes");
 	static_assert(crypto_auth_hmacsha256_KEYBYTES == FP_KEY_BYTES, "keys are 32 bytes");
+	pthread_once(&sodium_once, sodium_start);
 	crypto_auth_hmacsha256(mac, buf, len, key);
 }
 
@@ -428,9 +444,16 @@ int fp_ack_decode(const uint8_t *buf, size_t len, const uint8_t key[FP_KEY_BYTES
 
 /* -------------------------------------------------------- identity, content */
 
+/*
+ * The identity key names the real-world transaction, not the record: the
+ * same tap sent again (any frame, any frame_seq) gets the same key. The
+ * fields are written big-endian behind a medium tag so that two media can
+ * never share a key by accident, and the layout is fixed forever: keys are
+ * stored in the tap log and the dedup set is rebuilt from them.
+ */
 struct fp_key fp_tap_identity(const struct fp_tap *tap, uint32_t validator_id)
 {
-	uint8_t b[40];
+	uint8_t b[1 + 24]; /* medium tag + the longest identity (e-purse: 24 bytes) */
 	size_t n = 0;
 	b[n++] = tap->medium;
 	switch (tap->medium) {
@@ -441,11 +464,13 @@ struct fp_key fp_tap_identity(const struct fp_tap *tap, uint32_t validator_id)
 		memcpy(b + n, tap->u.epurse.psam_id, 6), n += 6;
 		put32(b + n, tap->u.epurse.psam_serial), n += 4;
 		break;
-	case FP_MEDIUM_QUICKPASS: /* the validator's own tap */
+	case FP_MEDIUM_QUICKPASS: /* the validator's own tap, of that account */
 		put32(b + n, validator_id), n += 4;
 		put32(b + n, tap->tap_id), n += 4;
+		put64(b + n, tap->u.quickpass.account_token), n += 8;
 		break;
-	default: /* a QR code is used once, wherever */
+	default: /* a QR code is used once, wherever: only its id */
+		assert(tap->medium == FP_MEDIUM_QR);
 		memcpy(b + n, tap->u.qr.qr_id, sizeof(tap->u.qr.qr_id)), n += sizeof(tap->u.qr.qr_id);
 		break;
 	}
