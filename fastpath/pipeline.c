@@ -439,7 +439,9 @@ static int batch_commit(struct fp_pipeline *p)
 {
 	uint64_t start_us = fp_mono_us();
 	int rc = 0;
-	bool flush_validators = start_us - p->validators_flushed_mono_us >= 1000000u;
+	/* Validator state is worth a random-key write once a second, and at the end. */
+	bool flush_validators = start_us - p->validators_flushed_mono_us >= 1000000u ||
+				atomic_load_explicit(&p->stopping, PX_RELAXED);
 	if (flush_validators)
 		rc = validators_flush(p);
 	if (rc == 0)

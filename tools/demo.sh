@@ -28,8 +28,8 @@ until curl -sf "$METRICS/healthz" >/dev/null 2>&1; do
 done
 echo "== gateway up (pid $GW), log in var/gateway.log; metrics at $METRICS/metrics"
 
-echo "== tapgen: 64 validators, bus + metro + canteen, e-purse/QuickPass/QR, 10% lost acks, some bad frames"
-"$BIN/tapgen" --gateway 127.0.0.1:7700 --validators 64 --taps 60000 --taps-per-frame 8 \
+echo "== tapgen: 64 validators for 5 s: bus, metro, canteen; e-purse, QuickPass, QR; 10% lost acks; some bad frames"
+"$BIN/tapgen" --gateway 127.0.0.1:7700 --validators 64 --taps 50000 --rate 10000 --taps-per-frame 8 \
 	--retransmit-rate 0.1 --bad-mac 20 --bad-validator 20 --replay-qr 5 --conflict 5 --progress
 
 echo "== store (tapdump -s $STORE counts)"
