@@ -481,11 +481,14 @@ struct fp_key fp_tap_identity(const struct fp_tap *tap, uint32_t validator_id)
 	return k;
 }
 
+/*
+ * The content hash: the frame context first (a tap re-sent under another
+ * route or vehicle is not the same record), then the record as on the wire.
+ */
 uint64_t fp_tap_content(const uint8_t *rec, size_t len, const struct fp_frame_header *hdr)
 {
-	uint8_t b[FP_TAP_BYTES_MAX + 14];
-	if (len > FP_TAP_BYTES_MAX)
-		len = FP_TAP_BYTES_MAX;
+	uint8_t b[14 + UINT8_MAX]; /* context + the longest record_len can say */
+	assert(len <= UINT8_MAX);
 	put32(b, hdr->validator_id);
 	put16(b + 4, hdr->operator_id);
 	put32(b + 6, hdr->route_id);
