@@ -166,7 +166,7 @@ struct fp_tap_status {
 
 /* Errors of the protocol functions: negative, see fp_strerror(). */
 enum fp_error {
-	FP_ERR_TRUNCATED = -1,  /* shorter than header + one record + MAC */
+	FP_ERR_TRUNCATED = -1,  /* shorter than header + a record's common part + MAC: 96 bytes */
 	FP_ERR_OVERSIZED = -2,  /* longer than FP_FRAME_BYTES_MAX */
 	FP_ERR_MAGIC = -3,      /* not a tapgate frame */
 	FP_ERR_VERSION = -4,    /* protocol version not spoken */
