@@ -239,6 +239,9 @@ int fp_ack_decode(const uint8_t *buf, size_t len, const uint8_t key[FP_KEY_BYTES
 /* The validator id of an acknowledgement, before its MAC is checked (to pick the key). */
 int fp_ack_peek_validator(const uint8_t *buf, size_t len, uint32_t *validator_id, uint16_t *key_id);
 
+/* The tap time of a record already checked by fp_frame_parse() or stored in the log. */
+uint64_t fp_tap_time_us(const uint8_t *rec);
+
 /* The bytes a QR platform signs: the QR fields without the signature. */
 void fp_qr_signed_bytes(const struct fp_qr *qr, uint8_t out[FP_QR_PAYLOAD_BYTES]);
 

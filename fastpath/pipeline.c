@@ -97,14 +97,6 @@ struct fp_pipeline {
 
 /* ------------------------------------------------------------ ingest side */
 
-static inline uint64_t be64_at(const uint8_t *p)
-{
-	uint64_t v = 0;
-	for (int i = 0; i < 8; i++)
-		v = (v << 8) | p[i];
-	return v;
-}
-
 static void drop(struct fp_pipeline *p, enum fp_drop why)
 {
 	ctr_add(p->ctr->frames_dropped[why], 1);
@@ -597,7 +589,7 @@ static int rebuild_visit(void *arg, uint64_t seq, const struct st_tap_meta *meta
 	/* Every tap in the window was received after the window began. */
 	if (meta->recv_time_us < r->since_us)
 		return 1;
-	uint64_t tap_time_us = be64_at(record + 8); /* docs/PROTOCOL.md: common part, offset 8 */
+	uint64_t tap_time_us = fp_tap_time_us(record);
 	struct fp_key key = {meta->id_lo, meta->id_hi};
 	enum fp_dedup_result res = fp_dedup_insert(r->p->dedup, key, meta->content_hash,
 						   (uint32_t)(tap_time_us / 1000000u), meta->validator_id);

@@ -224,6 +224,11 @@ static int medium_check(const struct fp_tap *tap)
 	}
 }
 
+uint64_t fp_tap_time_us(const uint8_t *rec)
+{
+	return get64(rec + 8);
+}
+
 int fp_tap_decode(const uint8_t *rec, size_t len, struct fp_tap *tap)
 {
 	memset(tap, 0, sizeof(*tap));
