@@ -3,39 +3,64 @@
  *
  * The log is append-only by commit sequence (MDB_APPEND into an
  * MDB_INTEGERKEY database), because sequence-keyed appends are an order of
- * magnitude faster than random-key inserts into a synced B-tree. Values are
- * struct st_tap_meta followed by the record's bytes, copied with memcpy
- * (LMDB does not align values). Readers scan in chunks of ST_READ_CHUNK
- * records per read transaction, so a reader never pins old pages for long
- * while the writer goes on. All LMDB and errno codes are mapped to the
- * module's own negative codes (st_strerror).
+ * magnitude faster than random-key inserts into a synced B-tree. A value is
+ * struct st_tap_meta followed by the record's bytes, written with memcpy into
+ * space LMDB reserves (MDB_RESERVE: no staging copy, no allocation per tap;
+ * LMDB does not align values, so nothing here casts a value pointer).
+ *
+ * Readers scan in chunks of ST_READ_CHUNK records per read transaction, so a
+ * reader never pins old pages for long while the writer goes on; forward
+ * scans stop at the last key present when they began, so a scan is bounded
+ * even while the writer appends.
+ *
+ * Growing the map (st_env_grow, or following another process that grew it)
+ * unmaps and remaps the file: every pointer into the map dies. So every live
+ * transaction of this process holds map_lock for reading, and a remap takes
+ * it for writing. The lock is taken once per transaction (a batch or a
+ * chunk), never per record.
+ *
+ * All LMDB and errno codes are mapped to the module's own negative codes
+ * (st_strerror).
  */
 #include "store/store.h"
 
 #include <assert.h>
 #include <errno.h>
 #include <lmdb.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
-static_assert(sizeof(struct st_tap_meta) == ST_META_BYTES, "st_tap_meta is 56 bytes");
-static_assert(sizeof(size_t) == sizeof(uint64_t), "log keys are native 64-bit integers");
+static_assert(sizeof(struct st_tap_meta) == ST_META_BYTES, "st_tap_meta is 56 bytes, no padding");
+static_assert(sizeof(struct st_validator_state) == 64, "validator state is 64 bytes, no padding");
+static_assert(sizeof(size_t) == sizeof(uint64_t), "log keys are native 64-bit integers (MDB_INTEGERKEY)");
+static_assert(ST_RECORD_BYTES_MAX <= UINT16_MAX, "record_len is 16 bits");
 
-#define VALUE_BYTES_MAX (ST_META_BYTES + ST_RECORD_BYTES_MAX)
+#define DBS_MAX 8u
+#define READERS_MAX 126u
+#define MAP_BYTES_MAX (1ull << 44)  /* 16 TiB: st_env_grow stops doubling here */
+#define MAP_RESIZED_RETRIES_MAX 8u  /* another process may grow again while we follow */
+#define QUARANTINE_KEY_BYTES 24u    /* id_lo, id_hi, content_hash */
+#define SCAN_KEY_BYTES_MAX QUARANTINE_KEY_BYTES
+#define SCHEMA_KEY "schema_version"
 
 struct st_wtxn {
 	struct st_env *env;
 	MDB_txn *txn;
-	uint8_t value[VALUE_BYTES_MAX];
 };
 
 struct st_env {
 	MDB_env *env;
 	MDB_dbi log, quarantine, validators, meta;
-	bool read_only, have_dbs;
-	uint64_t map_size_bytes;
-	struct st_wtxn wtxn; /* the one write txn: no allocation per batch */
+	bool read_only;
+	bool have_dbs;  /* false: a read-only open before any gateway created the DBs */
+	bool unmapped;  /* a remap failed: LMDB has no map left, refuse every txn */
+	_Atomic uint64_t map_size_bytes;
+	pthread_rwlock_t map_lock; /* read: a live txn; write: a remap */
+	struct st_wtxn wtxn;       /* the one write txn: no allocation per batch */
 };
 
 const char *st_strerror(int err)
@@ -55,7 +80,7 @@ const char *st_strerror(int err)
 	}
 }
 
-/* Map an LMDB or errno code to ours. */
+/* Map an LMDB or errno code to ours. Whatever the disk says (ENOSPC, EIO...) is ST_ERR_IO. */
 static int st_err(int rc)
 {
 	switch (rc) {
@@ -66,131 +91,268 @@ static int st_err(int rc)
 	case MDB_READERS_FULL: return ST_ERR_READERS;
 	case MDB_BAD_VALSIZE: return ST_ERR_INVALID;
 	case MDB_CORRUPTED: case MDB_PAGE_NOTFOUND: case MDB_INVALID: return ST_ERR_CORRUPT;
+	case MDB_INCOMPATIBLE: return ST_ERR_SCHEMA; /* a DB exists with other flags */
 	default: return ST_ERR_IO;
 	}
 }
 
-/* Begin a txn, following a map grown by another process. */
-static int txn_begin(struct st_env *e, unsigned flags, MDB_txn **txn)
+/* Writes promise ST_ERR_MAP_FULL, ST_ERR_IO, ST_ERR_INVALID, ST_ERR_EXISTS only. */
+static int write_err(int rc)
 {
-	int rc = mdb_txn_begin(e->env, NULL, flags, txn);
-	if (rc == MDB_MAP_RESIZED) {
-		mdb_env_set_mapsize(e->env, 0);
-		rc = mdb_txn_begin(e->env, NULL, flags, txn);
-	}
-	return rc;
+	int err = st_err(rc);
+	if (err == ST_OK || err == ST_ERR_MAP_FULL || err == ST_ERR_INVALID || err == ST_ERR_EXISTS)
+		return err;
+	return ST_ERR_IO;
 }
 
-static int dbs_open(struct st_env *e)
+/* Reads promise ST_ERR_CORRUPT, ST_ERR_READERS, ST_ERR_IO only. */
+static int read_err(int err)
 {
-	MDB_txn *txn;
+	if (err == ST_OK || err == ST_ERR_CORRUPT || err == ST_ERR_READERS)
+		return err;
+	return ST_ERR_IO;
+}
+
+/* st_env_open promises ST_ERR_OPEN, ST_ERR_SCHEMA or ST_ERR_IO only. */
+static int open_err(int rc)
+{
+	switch (rc) {
+	case ENOSPC: case EIO: case EDQUOT: case ENOMEM: return ST_ERR_IO;
+	case MDB_INCOMPATIBLE: return ST_ERR_SCHEMA;
+	default: return ST_ERR_OPEN;
+	}
+}
+
+/* ------------------------------------------------------------- the map */
+
+/*
+ * Remap at size bytes (0: the size the file's meta page records, after
+ * another process grew it). Waits until no txn of this process is live.
+ * Returns 0 or ST_ERR_IO.
+ */
+static int map_resize(struct st_env *e, uint64_t size_bytes)
+{
+	pthread_rwlock_wrlock(&e->map_lock);
+	int rc = e->unmapped ? EINVAL : mdb_env_set_mapsize(e->env, (size_t)size_bytes);
+	if (rc == 0) {
+		MDB_envinfo info;
+		mdb_env_info(e->env, &info);
+		atomic_store_explicit(&e->map_size_bytes, info.me_mapsize, memory_order_relaxed);
+	} else if (rc != EINVAL) {
+		e->unmapped = true; /* LMDB unmapped the old map and could not map the new one */
+	}
+	pthread_rwlock_unlock(&e->map_lock);
+	return rc == 0 ? ST_OK : ST_ERR_IO;
+}
+
+/*
+ * Begin a txn holding map_lock for reading until txn_end(). On
+ * MDB_MAP_RESIZED (another process grew the map beyond ours) adopt the new
+ * size and retry. Returns 0 or an st_error.
+ */
+static int txn_begin(struct st_env *e, unsigned flags, MDB_txn **txn)
+{
+	for (unsigned attempt = 0;; attempt++) {
+		pthread_rwlock_rdlock(&e->map_lock);
+		int rc = e->unmapped ? EIO : mdb_txn_begin(e->env, NULL, flags, txn);
+		if (rc == 0)
+			return ST_OK;
+		pthread_rwlock_unlock(&e->map_lock);
+		if (rc != MDB_MAP_RESIZED || attempt == MAP_RESIZED_RETRIES_MAX)
+			return st_err(rc);
+		if ((rc = map_resize(e, 0)) != 0)
+			return rc;
+	}
+}
+
+/* End a read txn, or a write txn whose commit already ended it (txn NULL). */
+static void txn_end(struct st_env *e, MDB_txn *txn)
+{
+	if (txn != NULL)
+		mdb_txn_abort(txn);
+	pthread_rwlock_unlock(&e->map_lock);
+}
+
+/* ---------------------------------------------------------------- opening */
+
+/* Open the four DBs in txn; read-only opens create nothing. Returns an LMDB code. */
+static int dbs_open(struct st_env *e, MDB_txn *txn)
+{
 	unsigned create = e->read_only ? 0 : MDB_CREATE;
-	int rc = txn_begin(e, e->read_only ? MDB_RDONLY : 0, &txn);
-	if (rc != 0)
-		return st_err(rc);
-	rc = mdb_dbi_open(txn, "log", create | MDB_INTEGERKEY, &e->log);
+	int rc = mdb_dbi_open(txn, "log", create | MDB_INTEGERKEY, &e->log);
 	if (rc == 0)
 		rc = mdb_dbi_open(txn, "quarantine", create, &e->quarantine);
 	if (rc == 0)
 		rc = mdb_dbi_open(txn, "validators", create | MDB_INTEGERKEY, &e->validators);
 	if (rc == 0)
 		rc = mdb_dbi_open(txn, "meta", create, &e->meta);
-	if (rc == MDB_NOTFOUND && e->read_only) { /* a store no gateway has written yet */
-		mdb_txn_abort(txn);
-		return ST_OK;
-	}
-	if (rc != 0) {
-		mdb_txn_abort(txn);
-		return st_err(rc);
-	}
-	MDB_val k = {14, "schema_version"}, v;
-	uint32_t version = ST_SCHEMA_VERSION;
-	rc = mdb_get(txn, e->meta, &k, &v);
-	if (rc == MDB_NOTFOUND && !e->read_only) {
-		v = (MDB_val){sizeof(version), &version};
-		rc = mdb_put(txn, e->meta, &k, &v, 0);
-	} else if (rc == 0) {
-		uint32_t stored = 0;
-		memcpy(&stored, v.mv_data, v.mv_size < sizeof(stored) ? v.mv_size : sizeof(stored));
-		if (v.mv_size != sizeof(stored) || stored != ST_SCHEMA_VERSION) {
-			mdb_txn_abort(txn);
-			return ST_ERR_SCHEMA;
-		}
-	}
-	rc = rc == 0 || rc == MDB_NOTFOUND ? mdb_txn_commit(txn) : (mdb_txn_abort(txn), rc);
-	if (rc == 0)
-		e->have_dbs = true;
-	return st_err(rc);
+	return rc;
 }
 
-int st_env_open(struct st_env **out, const struct st_options *opt)
+/* Check (or, in a new writable store, record) the schema version. Returns 0, ST_ERR_SCHEMA, ST_ERR_IO. */
+static int schema_check(struct st_env *e, MDB_txn *txn)
 {
-	struct st_env *e = calloc(1, sizeof(*e));
-	if (e == NULL)
-		return ST_ERR_IO;
-	e->read_only = opt->read_only;
-	if (!opt->read_only && mkdir(opt->path, 0750) != 0 && errno != EEXIST)
-		goto out_free;
-	unsigned flags = MDB_NOTLS | MDB_NORDAHEAD;
+	MDB_val k = {sizeof(SCHEMA_KEY) - 1, SCHEMA_KEY}, v;
+	uint32_t version = ST_SCHEMA_VERSION;
+	int rc = mdb_get(txn, e->meta, &k, &v);
+	if (rc == MDB_NOTFOUND && e->read_only)
+		return ST_OK; /* created but never committed to: an empty store */
+	if (rc == MDB_NOTFOUND) {
+		v = (MDB_val){sizeof(version), &version};
+		return mdb_put(txn, e->meta, &k, &v, 0) == 0 ? ST_OK : ST_ERR_IO;
+	}
+	if (rc != 0)
+		return open_err(rc);
+	if (v.mv_size != sizeof(version))
+		return ST_ERR_SCHEMA;
+	memcpy(&version, v.mv_data, sizeof(version));
+	return version == ST_SCHEMA_VERSION ? ST_OK : ST_ERR_SCHEMA;
+}
+
+/*
+ * Open the DBs and check the schema in one txn. A read-only open of a store
+ * whose DBs do not exist yet is an empty store (have_dbs stays false).
+ * The txn is committed, read-only too: aborting would close the DB handles.
+ */
+static int dbs_prepare(struct st_env *e)
+{
+	MDB_txn *txn;
+	int rc = txn_begin(e, e->read_only ? MDB_RDONLY : 0, &txn);
+	if (rc != 0)
+		return rc == ST_ERR_IO ? ST_ERR_IO : ST_ERR_OPEN;
+	rc = dbs_open(e, txn);
+	if (rc == MDB_NOTFOUND && e->read_only) {
+		txn_end(e, txn);
+		return ST_OK;
+	}
+	rc = rc == 0 ? schema_check(e, txn) : open_err(rc);
+	if (rc != 0) {
+		txn_end(e, txn);
+		return rc;
+	}
+	rc = mdb_txn_commit(txn);
+	txn_end(e, NULL);
+	if (rc != 0)
+		return open_err(rc);
+	e->have_dbs = true;
+	return ST_OK;
+}
+
+/*
+ * Create and open the LMDB environment. No MDB_NORDAHEAD: the log is
+ * appended and scanned in key order, which lays its pages out mostly in file
+ * order, and the dedup rebuild reads the recent window cold at start-up -
+ * kernel read-around is what makes that fast. MDB_NOTLS: read txns are
+ * begun and ended on any thread. Returns an LMDB or errno code.
+ */
+static int env_open(struct st_env *e, const struct st_options *opt)
+{
+	unsigned flags = MDB_NOTLS;
 	if (opt->read_only)
 		flags |= MDB_RDONLY;
 	else if (opt->sync == ST_SYNC_NOMETASYNC)
 		flags |= MDB_NOMETASYNC;
 	else if (opt->sync == ST_SYNC_NONE)
 		flags |= MDB_NOSYNC;
-	if (mdb_env_create(&e->env) != 0)
-		goto out_free;
-	mdb_env_set_maxdbs(e->env, 8);
-	mdb_env_set_maxreaders(e->env, 126);
-	if (!opt->read_only && opt->map_size_bytes)
-		mdb_env_set_mapsize(e->env, opt->map_size_bytes);
-	if (mdb_env_open(e->env, opt->path, flags, 0640) != 0)
-		goto out_close_env;
+	int rc = mdb_env_create(&e->env);
+	if (rc != 0)
+		return rc;
+	if ((rc = mdb_env_set_maxdbs(e->env, DBS_MAX)) != 0 ||
+	    (rc = mdb_env_set_maxreaders(e->env, READERS_MAX)) != 0 ||
+	    (rc = mdb_env_open(e->env, opt->path, flags, 0640)) != 0) {
+		mdb_env_close(e->env);
+		e->env = NULL;
+	}
+	return rc;
+}
+
+/*
+ * The map is the larger of what the file records (it may have grown in an
+ * earlier run: do not shrink back and hit MAP_FULL again) and what the
+ * options ask for, rounded up to whole OS pages.
+ */
+static int map_size_initial(struct st_env *e, uint64_t want_bytes)
+{
 	MDB_envinfo info;
 	mdb_env_info(e->env, &info);
-	e->map_size_bytes = info.me_mapsize;
-	int rc = dbs_open(e);
-	if (rc != 0) {
-		mdb_env_close(e->env);
-		free(e);
-		return rc;
+	atomic_store_explicit(&e->map_size_bytes, info.me_mapsize, memory_order_relaxed);
+	uint64_t page_bytes = (uint64_t)sysconf(_SC_PAGESIZE);
+	want_bytes = (want_bytes + page_bytes - 1) / page_bytes * page_bytes;
+	if (e->read_only || want_bytes <= info.me_mapsize)
+		return ST_OK;
+	if (want_bytes > MAP_BYTES_MAX)
+		return ST_ERR_OPEN;
+	return map_resize(e, want_bytes);
+}
+
+int st_env_open(struct st_env **out, const struct st_options *opt)
+{
+	assert(out != NULL && opt != NULL && opt->path != NULL);
+	assert(opt->sync == ST_SYNC_FULL || opt->sync == ST_SYNC_NOMETASYNC || opt->sync == ST_SYNC_NONE);
+	if (!opt->read_only && mkdir(opt->path, 0750) != 0 && errno != EEXIST)
+		return open_err(errno);
+	struct st_env *e = calloc(1, sizeof(*e));
+	if (e == NULL)
+		return ST_ERR_IO;
+	e->read_only = opt->read_only;
+	int rc = pthread_rwlock_init(&e->map_lock, NULL) != 0 ? ST_ERR_IO : ST_OK;
+	if (rc != 0)
+		goto out_free;
+	int lmdb_rc = env_open(e, opt);
+	if (lmdb_rc != 0) {
+		rc = open_err(lmdb_rc);
+		goto out_destroy_lock;
 	}
+	rc = map_size_initial(e, opt->map_size_bytes);
+	if (rc == 0)
+		rc = dbs_prepare(e);
+	if (rc != 0)
+		goto out_close_env;
 	*out = e;
 	return ST_OK;
 out_close_env:
 	mdb_env_close(e->env);
+out_destroy_lock:
+	pthread_rwlock_destroy(&e->map_lock);
 out_free:
 	free(e);
-	return ST_ERR_OPEN;
+	return rc;
 }
 
 void st_env_close(struct st_env *e)
 {
 	if (e == NULL)
 		return;
+	assert(e->wtxn.txn == NULL); /* commit or abort first */
 	mdb_env_close(e->env);
+	pthread_rwlock_destroy(&e->map_lock);
 	free(e);
 }
 
+/*
+ * Double the map, up to MAP_BYTES_MAX. The writer calls it between txns;
+ * readers of this process finish their chunk first (map_lock), readers in
+ * other processes follow on their next txn (MDB_MAP_RESIZED in txn_begin).
+ * Returns 0, or ST_ERR_IO (remap refused, or already at the bound).
+ */
 int st_env_grow(struct st_env *e)
 {
-	uint64_t size = e->map_size_bytes * 2;
-	int rc = mdb_env_set_mapsize(e->env, size);
-	if (rc != 0)
+	assert(e->wtxn.txn == NULL); /* LMDB cannot remap under a write txn */
+	assert(!e->read_only);
+	uint64_t now_bytes = atomic_load_explicit(&e->map_size_bytes, memory_order_relaxed);
+	if (now_bytes >= MAP_BYTES_MAX)
 		return ST_ERR_IO;
-	MDB_envinfo info;
-	mdb_env_info(e->env, &info);
-	e->map_size_bytes = info.me_mapsize;
-	return ST_OK;
+	uint64_t want_bytes = now_bytes * 2 < MAP_BYTES_MAX ? now_bytes * 2 : MAP_BYTES_MAX;
+	return map_resize(e, want_bytes);
 }
 
 uint64_t st_env_map_size(const struct st_env *e)
 {
-	return e->map_size_bytes;
+	return atomic_load_explicit(&e->map_size_bytes, memory_order_relaxed);
 }
 
-/* The last key of an integer-keyed db, or 0 when empty. */
-static int last_key(struct st_env *e, MDB_txn *txn, uint64_t *seq)
+/* The last seq in the log, 0 when empty. Returns 0 or an st_error. */
+static int log_last_seq(struct st_env *e, MDB_txn *txn, uint64_t *seq)
 {
 	MDB_cursor *c;
 	MDB_val k, v;
@@ -201,200 +363,241 @@ static int last_key(struct st_env *e, MDB_txn *txn, uint64_t *seq)
 	if (rc != 0)
 		return st_err(rc);
 	rc = mdb_cursor_get(c, &k, &v, MDB_LAST);
+	if (rc == 0 && k.mv_size != sizeof(*seq))
+		rc = MDB_CORRUPTED;
 	if (rc == 0)
 		memcpy(seq, k.mv_data, sizeof(*seq));
 	mdb_cursor_close(c);
 	return rc == MDB_NOTFOUND ? ST_OK : st_err(rc);
 }
 
+/* Returns 0, ST_ERR_READERS, ST_ERR_IO, ST_ERR_CORRUPT. */
 int st_log_next_seq(struct st_env *e, uint64_t *seq)
 {
 	MDB_txn *txn;
+	uint64_t last = 0;
 	int rc = txn_begin(e, MDB_RDONLY, &txn);
 	if (rc != 0)
-		return st_err(rc);
-	rc = last_key(e, txn, seq);
-	mdb_txn_abort(txn);
-	*seq += 1;
-	return rc;
+		return read_err(rc);
+	rc = log_last_seq(e, txn, &last);
+	txn_end(e, txn);
+	*seq = last + 1;
+	return read_err(rc);
 }
 
 /* ---------------------------------------------------------------- writing */
 
+/* Returns 0 or ST_ERR_IO (a write txn takes no reader slot and no map space yet). */
 int st_wtxn_begin(struct st_env *e, struct st_wtxn **out)
 {
 	struct st_wtxn *t = &e->wtxn;
+	assert(!e->read_only && e->have_dbs);
 	assert(t->txn == NULL); /* one writer, one write txn at a time */
 	int rc = txn_begin(e, 0, &t->txn);
 	if (rc != 0) {
 		t->txn = NULL;
-		return st_err(rc);
+		return ST_ERR_IO;
 	}
 	t->env = e;
 	*out = t;
 	return ST_OK;
 }
 
-/* meta + record into the txn's value buffer. Returns the value's length or 0. */
-static size_t value_build(struct st_wtxn *t, const struct st_tap_meta *meta, const void *record)
+/* Reserve the value's space in the txn, then write meta + record into it. */
+static int value_put(struct st_wtxn *t, MDB_dbi dbi, MDB_val *k, const struct st_tap_meta *meta,
+		     const void *record, unsigned flags)
 {
 	if (meta->record_len == 0 || meta->record_len > ST_RECORD_BYTES_MAX)
-		return 0;
-	memcpy(t->value, meta, ST_META_BYTES);
-	memcpy(t->value + ST_META_BYTES, record, meta->record_len);
-	return ST_META_BYTES + meta->record_len;
+		return MDB_BAD_VALSIZE;
+	MDB_val v = {ST_META_BYTES + (size_t)meta->record_len, NULL};
+	int rc = mdb_put(t->txn, dbi, k, &v, flags | MDB_RESERVE);
+	if (rc != 0)
+		return rc; /* on MDB_KEYEXIST v shows the stored value: never write it */
+	memcpy(v.mv_data, meta, ST_META_BYTES);
+	memcpy((uint8_t *)v.mv_data + ST_META_BYTES, record, meta->record_len);
+	return 0;
 }
 
 int st_log_append(struct st_wtxn *t, uint64_t seq, const struct st_tap_meta *meta, const void *record)
 {
-	size_t len = value_build(t, meta, record);
-	if (len == 0)
-		return ST_ERR_INVALID;
-	MDB_val k = {sizeof(seq), &seq}, v = {len, t->value};
-	int rc = mdb_put(t->txn, t->env->log, &k, &v, MDB_APPEND);
-	return rc == MDB_KEYEXIST ? ST_ERR_INVALID : st_err(rc);
+	MDB_val k = {sizeof(seq), &seq};
+	int rc = value_put(t, t->env->log, &k, meta, record, MDB_APPEND);
+	return rc == MDB_KEYEXIST ? ST_ERR_INVALID : write_err(rc); /* seq not above the last */
 }
 
+/* Returns 0, ST_ERR_EXISTS, ST_ERR_MAP_FULL, ST_ERR_IO, ST_ERR_INVALID (record length). */
 int st_quarantine_put(struct st_wtxn *t, const struct st_tap_meta *meta, const void *record)
 {
-	size_t len = value_build(t, meta, record);
-	if (len == 0)
-		return ST_ERR_INVALID;
 	uint64_t key[3] = {meta->id_lo, meta->id_hi, meta->content_hash};
-	MDB_val k = {sizeof(key), key}, v = {len, t->value};
-	return st_err(mdb_put(t->txn, t->env->quarantine, &k, &v, MDB_NOOVERWRITE));
+	static_assert(sizeof(key) == QUARANTINE_KEY_BYTES, "quarantine key");
+	MDB_val k = {sizeof(key), key};
+	return write_err(value_put(t, t->env->quarantine, &k, meta, record, MDB_NOOVERWRITE));
 }
 
 int st_validator_put(struct st_wtxn *t, const struct st_validator_state *s)
 {
-	unsigned id = s->validator_id;
+	unsigned int id = s->validator_id; /* MDB_INTEGERKEY: unsigned int or size_t keys */
 	MDB_val k = {sizeof(id), &id}, v = {sizeof(*s), (void *)s};
-	return st_err(mdb_put(t->txn, t->env->validators, &k, &v, 0));
+	return write_err(mdb_put(t->txn, t->env->validators, &k, &v, 0));
 }
 
 int st_wtxn_commit(struct st_wtxn *t)
 {
-	int rc = mdb_txn_commit(t->txn);
+	int rc = mdb_txn_commit(t->txn); /* frees the txn whatever it returns */
 	t->txn = NULL;
-	return st_err(rc);
+	txn_end(t->env, NULL);
+	return rc == MDB_MAP_FULL ? ST_ERR_MAP_FULL : rc == 0 ? ST_OK : ST_ERR_IO;
 }
 
 void st_wtxn_abort(struct st_wtxn *t)
 {
-	mdb_txn_abort(t->txn);
+	MDB_txn *txn = t->txn;
 	t->txn = NULL;
+	txn_end(t->env, txn);
 }
 
 /* ---------------------------------------------------------------- reading */
 
-/* Decode one value; returns ST_ERR_CORRUPT on a size that does not add up. */
+/* Decode one tap value. Returns 0 or ST_ERR_CORRUPT when its size does not add up. */
 static int value_parse(const MDB_val *v, struct st_tap_meta *meta, const uint8_t **record)
 {
 	if (v->mv_size < ST_META_BYTES)
 		return ST_ERR_CORRUPT;
 	memcpy(meta, v->mv_data, ST_META_BYTES);
-	if (v->mv_size != ST_META_BYTES + (size_t)meta->record_len)
+	if (meta->record_len > ST_RECORD_BYTES_MAX || v->mv_size != ST_META_BYTES + (size_t)meta->record_len)
 		return ST_ERR_CORRUPT;
 	*record = (const uint8_t *)v->mv_data + ST_META_BYTES;
 	return ST_OK;
 }
 
 /*
- * One chunk of a log scan in its own read txn. *next is where to start and,
- * on return, where the next chunk starts; *done is set at the end.
+ * Where a chunked scan resumes. Before the first chunk: key is the start
+ * (visited if present), or from_edge starts at the first/last record. After
+ * a chunk: key is the last record visited (not visited again). Forward scans
+ * end at end_key, the last key when they began.
  */
-static int log_chunk(struct st_env *e, uint64_t *next, bool backward, st_visit_fn fn, void *arg,
-		     bool *done)
+struct scan_pos {
+	uint8_t key[SCAN_KEY_BYTES_MAX], end_key[SCAN_KEY_BYTES_MAX];
+	size_t key_bytes, end_key_bytes;
+	bool from_edge, inclusive, backward, have_end, done;
+};
+
+/* Per record: 0 to go on, 1 to stop, or a negative st_error. */
+typedef int (*scan_each_fn)(void *arg, const MDB_val *k, const MDB_val *v);
+#define SCAN_STOP 1
+
+/* Record the forward scan's end: the last key now. Returns an LMDB code. */
+static int scan_end_mark(MDB_cursor *c, struct scan_pos *pos)
 {
-	MDB_txn *txn;
-	MDB_cursor *c;
-	MDB_val k = {sizeof(*next), next}, v;
-	int rc = txn_begin(e, MDB_RDONLY, &txn);
-	if (rc != 0)
-		return st_err(rc);
-	if ((rc = mdb_cursor_open(txn, e->log, &c)) != 0) {
-		mdb_txn_abort(txn);
-		return st_err(rc);
+	MDB_val k, v;
+	int rc = mdb_cursor_get(c, &k, &v, MDB_LAST);
+	if (rc == 0 && k.mv_size > SCAN_KEY_BYTES_MAX)
+		rc = MDB_CORRUPTED;
+	if (rc == 0) {
+		memcpy(pos->end_key, k.mv_data, k.mv_size);
+		pos->end_key_bytes = k.mv_size;
+		pos->have_end = true;
 	}
-	uint64_t start = *next;
-	rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-	if (backward && rc == MDB_NOTFOUND)
-		rc = mdb_cursor_get(c, &k, &v, MDB_LAST);
-	else if (backward && rc == 0) {
-		uint64_t found;
-		memcpy(&found, k.mv_data, sizeof(found));
-		if (found > start)
-			rc = mdb_cursor_get(c, &k, &v, MDB_PREV);
-	}
-	*done = true;
-	for (unsigned n = 0; rc == 0 && n < ST_READ_CHUNK; n++) {
-		struct st_tap_meta meta;
-		const uint8_t *record;
-		uint64_t seq;
-		memcpy(&seq, k.mv_data, sizeof(seq));
-		if ((rc = value_parse(&v, &meta, &record)) != 0)
-			break;
-		if (fn(arg, seq, &meta, record) != 0)
-			break;
-		if (backward && seq == 1)
-			break;
-		*next = backward ? seq - 1 : seq + 1;
-		rc = mdb_cursor_get(c, &k, &v, backward ? MDB_PREV : MDB_NEXT);
-		if (n + 1 == ST_READ_CHUNK && rc == 0)
-			*done = false;
-	}
-	mdb_cursor_close(c);
-	mdb_txn_abort(txn);
-	return rc == MDB_NOTFOUND ? ST_OK : (rc > 0 ? st_err(rc) : rc);
+	return rc;
 }
 
-int st_log_scan(struct st_env *e, uint64_t from_seq, bool backward, st_visit_fn fn, void *arg)
+/* Put the cursor on the first record of this chunk. Returns an LMDB code (MDB_NOTFOUND: none). */
+static int scan_position(MDB_txn *txn, MDB_dbi dbi, MDB_cursor *c, const struct scan_pos *pos,
+			 MDB_val *k, MDB_val *v)
 {
-	if (!e->have_dbs)
-		return ST_OK;
-	uint64_t next = from_seq;
-	if (backward && from_seq == UINT64_MAX) {
-		MDB_txn *txn;
-		int rc = txn_begin(e, MDB_RDONLY, &txn);
-		if (rc != 0)
-			return st_err(rc);
-		rc = last_key(e, txn, &next);
-		mdb_txn_abort(txn);
-		if (rc != 0 || next == 0)
-			return rc;
+	if (pos->from_edge)
+		return mdb_cursor_get(c, k, v, pos->backward ? MDB_LAST : MDB_FIRST);
+	MDB_val want = {pos->key_bytes, (void *)pos->key};
+	*k = want;
+	int rc = mdb_cursor_get(c, k, v, MDB_SET_RANGE); /* first key >= want */
+	if (!pos->backward) {
+		if (rc == 0 && !pos->inclusive && mdb_cmp(txn, dbi, k, &want) == 0)
+			rc = mdb_cursor_get(c, k, v, MDB_NEXT);
+		return rc;
 	}
-	bool done = false;
-	while (!done) {
-		int rc = log_chunk(e, &next, backward, fn, arg, &done);
-		if (rc != 0)
-			return rc;
-	}
-	return ST_OK;
+	if (rc == MDB_NOTFOUND) /* every key is below want */
+		return mdb_cursor_get(c, k, v, MDB_LAST);
+	int cmp = rc == 0 ? mdb_cmp(txn, dbi, k, &want) : 0;
+	if (rc == 0 && (cmp > 0 || (cmp == 0 && !pos->inclusive)))
+		rc = mdb_cursor_get(c, k, v, MDB_PREV);
+	return rc;
 }
 
-/* Visit a whole small db (quarantine, validators) in one short read txn. */
-static int db_scan(struct st_env *e, MDB_dbi dbi, int (*each)(void *, const MDB_val *), void *arg)
+/*
+ * Visit up to ST_READ_CHUNK records, the first already under the cursor.
+ * Returns 0 or an st_error; sets pos->done when nothing follows.
+ */
+static int scan_records(MDB_txn *txn, MDB_dbi dbi, MDB_cursor *c, struct scan_pos *pos, MDB_val *k,
+			MDB_val *v, scan_each_fn each, void *arg)
+{
+	MDB_val end = {pos->end_key_bytes, pos->end_key};
+	int rc = 0; /* an LMDB code */
+	for (unsigned n = 0; n < ST_READ_CHUNK; n++) {
+		if (n > 0 && (rc = mdb_cursor_get(c, k, v, pos->backward ? MDB_PREV : MDB_NEXT)) != 0)
+			break;
+		if (k->mv_size > SCAN_KEY_BYTES_MAX)
+			return ST_ERR_CORRUPT;
+		if (!pos->backward && mdb_cmp(txn, dbi, k, &end) > 0) {
+			rc = MDB_NOTFOUND; /* written after the scan began */
+			break;
+		}
+		memcpy(pos->key, k->mv_data, k->mv_size);
+		pos->key_bytes = k->mv_size;
+		pos->from_edge = pos->inclusive = false;
+		int visit = each(arg, k, v);
+		if (visit < 0)
+			return visit;
+		if (visit == SCAN_STOP) {
+			pos->done = true;
+			return ST_OK;
+		}
+	}
+	if (rc == 0)
+		return ST_OK; /* a whole chunk: more, in a fresh txn */
+	pos->done = true;
+	return rc == MDB_NOTFOUND ? ST_OK : st_err(rc);
+}
+
+/* One chunk in its own short read txn. Returns 0 or an st_error; sets pos->done at the end. */
+static int scan_chunk(struct st_env *e, MDB_dbi dbi, struct scan_pos *pos, scan_each_fn each, void *arg)
 {
 	MDB_txn *txn;
 	MDB_cursor *c;
 	MDB_val k, v;
-	if (!e->have_dbs)
-		return ST_OK;
 	int rc = txn_begin(e, MDB_RDONLY, &txn);
 	if (rc != 0)
-		return st_err(rc);
-	if ((rc = mdb_cursor_open(txn, dbi, &c)) != 0) {
-		mdb_txn_abort(txn);
+		return rc;
+	rc = mdb_cursor_open(txn, dbi, &c);
+	if (rc != 0) {
+		txn_end(e, txn);
 		return st_err(rc);
 	}
-	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT))
-		if ((rc = each(arg, &v)) != 0)
-			break;
+	if (!pos->backward && !pos->have_end)
+		rc = scan_end_mark(c, pos);
+	if (rc == 0)
+		rc = scan_position(txn, dbi, c, pos, &k, &v);
+	if (rc == 0) {
+		rc = scan_records(txn, dbi, c, pos, &k, &v, each, arg);
+	} else {
+		pos->done = true;
+		rc = rc == MDB_NOTFOUND ? ST_OK : st_err(rc);
+	}
 	mdb_cursor_close(c);
-	mdb_txn_abort(txn);
-	if (rc == MDB_NOTFOUND || rc == 1)
+	txn_end(e, txn);
+	return read_err(rc);
+}
+
+/* Scan dbi chunk by chunk. The number of chunks is bounded by the records present at the start. */
+static int scan(struct st_env *e, MDB_dbi dbi, struct scan_pos *pos, scan_each_fn each, void *arg)
+{
+	if (!e->have_dbs)
 		return ST_OK;
-	return rc < 0 ? rc : st_err(rc);
+	while (!pos->done) {
+		int rc = scan_chunk(e, dbi, pos, each, arg);
+		if (rc != 0)
+			return rc;
+	}
+	return ST_OK;
 }
 
 struct visit_args {
@@ -403,61 +606,89 @@ struct visit_args {
 	void *arg;
 };
 
-static int quarantine_each(void *a, const MDB_val *v)
+static int log_each(void *a, const MDB_val *k, const MDB_val *v)
 {
 	struct visit_args *va = a;
 	struct st_tap_meta meta;
 	const uint8_t *record;
+	uint64_t seq;
+	if (k->mv_size != sizeof(seq))
+		return ST_ERR_CORRUPT;
+	memcpy(&seq, k->mv_data, sizeof(seq));
 	int rc = value_parse(v, &meta, &record);
 	if (rc != 0)
 		return rc;
-	return va->fn(va->arg, 0, &meta, record) != 0 ? 1 : 0;
+	return va->fn(va->arg, seq, &meta, record) != 0 ? SCAN_STOP : 0;
 }
 
-static int validator_each(void *a, const MDB_val *v)
+static int quarantine_each(void *a, const MDB_val *k, const MDB_val *v)
+{
+	struct visit_args *va = a;
+	struct st_tap_meta meta;
+	const uint8_t *record;
+	if (k->mv_size != QUARANTINE_KEY_BYTES)
+		return ST_ERR_CORRUPT;
+	int rc = value_parse(v, &meta, &record);
+	if (rc != 0)
+		return rc;
+	return va->fn(va->arg, 0, &meta, record) != 0 ? SCAN_STOP : 0;
+}
+
+static int validator_each(void *a, const MDB_val *k, const MDB_val *v)
 {
 	struct visit_args *va = a;
 	struct st_validator_state s;
-	if (v->mv_size != sizeof(s))
+	if (k->mv_size != sizeof(unsigned int) || v->mv_size != sizeof(s))
 		return ST_ERR_CORRUPT;
 	memcpy(&s, v->mv_data, sizeof(s));
-	return va->vfn(va->arg, &s) != 0 ? 1 : 0;
+	return va->vfn(va->arg, &s) != 0 ? SCAN_STOP : 0;
+}
+
+int st_log_scan(struct st_env *e, uint64_t from_seq, bool backward, st_visit_fn fn, void *arg)
+{
+	struct visit_args va = {.fn = fn, .arg = arg};
+	struct scan_pos pos = {.key_bytes = sizeof(from_seq), .inclusive = true, .backward = backward};
+	memcpy(pos.key, &from_seq, sizeof(from_seq));
+	return read_err(scan(e, e->log, &pos, log_each, &va));
 }
 
 int st_quarantine_scan(struct st_env *e, st_visit_fn fn, void *arg)
 {
 	struct visit_args va = {.fn = fn, .arg = arg};
-	return db_scan(e, e->quarantine, quarantine_each, &va);
+	struct scan_pos pos = {.from_edge = true};
+	return read_err(scan(e, e->quarantine, &pos, quarantine_each, &va));
 }
 
 int st_validator_scan(struct st_env *e, st_validator_fn fn, void *arg)
 {
 	struct visit_args va = {.vfn = fn, .arg = arg};
-	return db_scan(e, e->validators, validator_each, &va);
+	struct scan_pos pos = {.from_edge = true};
+	return read_err(scan(e, e->validators, &pos, validator_each, &va));
 }
 
+/* Returns 0, ST_ERR_READERS, ST_ERR_IO, ST_ERR_CORRUPT. */
 int st_counts(struct st_env *e, struct st_counts *out)
 {
 	MDB_txn *txn;
 	MDB_stat st;
 	MDB_envinfo info;
 	memset(out, 0, sizeof(*out));
+	int rc = txn_begin(e, MDB_RDONLY, &txn); /* also keeps the map still for env_info */
+	if (rc != 0)
+		return read_err(rc);
 	mdb_env_info(e->env, &info);
 	mdb_env_stat(e->env, &st);
 	out->map_size_bytes = info.me_mapsize;
 	out->used_bytes = (uint64_t)(info.me_last_pgno + 1) * st.ms_psize;
-	if (!e->have_dbs)
-		return ST_OK;
-	int rc = txn_begin(e, MDB_RDONLY, &txn);
-	if (rc != 0)
-		return st_err(rc);
-	if (mdb_stat(txn, e->log, &st) == 0)
-		out->log_taps = st.ms_entries;
-	if (mdb_stat(txn, e->quarantine, &st) == 0)
-		out->quarantine = st.ms_entries;
-	if (mdb_stat(txn, e->validators, &st) == 0)
-		out->validators = st.ms_entries;
-	rc = last_key(e, txn, &out->last_seq);
-	mdb_txn_abort(txn);
-	return rc;
+	if (e->have_dbs) {
+		if ((rc = mdb_stat(txn, e->log, &st)) == 0)
+			out->log_taps = st.ms_entries;
+		if (rc == 0 && (rc = mdb_stat(txn, e->quarantine, &st)) == 0)
+			out->quarantine = st.ms_entries;
+		if (rc == 0 && (rc = mdb_stat(txn, e->validators, &st)) == 0)
+			out->validators = st.ms_entries;
+		rc = rc == 0 ? log_last_seq(e, txn, &out->last_seq) : st_err(rc);
+	}
+	txn_end(e, txn);
+	return read_err(rc);
 }
