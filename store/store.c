@@ -269,7 +269,8 @@ static int env_open(struct st_env *e, const struct st_options *opt)
 /*
  * The map is the larger of what the file records (it may have grown in an
  * earlier run: do not shrink back and hit MAP_FULL again) and what the
- * options ask for, rounded up to whole OS pages.
+ * options ask for, rounded up to whole OS pages. A store never committed to
+ * records only LMDB's default (1 MiB): there the options decide alone.
  */
 static int map_size_initial(struct st_env *e, uint64_t want_bytes)
 {
@@ -278,7 +279,9 @@ static int map_size_initial(struct st_env *e, uint64_t want_bytes)
 	atomic_store_explicit(&e->map_size_bytes, info.me_mapsize, memory_order_relaxed);
 	uint64_t page_bytes = (uint64_t)sysconf(_SC_PAGESIZE);
 	want_bytes = (want_bytes + page_bytes - 1) / page_bytes * page_bytes;
-	if (e->read_only || want_bytes <= info.me_mapsize)
+	bool fresh = info.me_last_txnid == 0;
+	if (e->read_only || want_bytes == 0 || want_bytes == info.me_mapsize ||
+	    (!fresh && want_bytes < info.me_mapsize))
 		return ST_OK;
 	if (want_bytes > MAP_BYTES_MAX)
 		return ST_ERR_OPEN;
