@@ -125,39 +125,65 @@ static int open_err(int rc)
 
 /* ------------------------------------------------------------- the map */
 
+/* map_lock: a failure is a programmer error (a recursive write lock, a destroyed lock). */
+static void map_lock_shared(struct st_env *e)
+{
+	int rc = pthread_rwlock_rdlock(&e->map_lock);
+	assert(rc == 0);
+	(void)rc;
+}
+
+static void map_lock_exclusive(struct st_env *e)
+{
+	int rc = pthread_rwlock_wrlock(&e->map_lock);
+	assert(rc == 0);
+	(void)rc;
+}
+
+static void map_unlock(struct st_env *e)
+{
+	int rc = pthread_rwlock_unlock(&e->map_lock);
+	assert(rc == 0);
+	(void)rc;
+}
+
 /*
  * Remap at size bytes (0: the size the file's meta page records, after
- * another process grew it). Waits until no txn of this process is live.
+ * another process grew it). Waits until no txn of this process is live, so
+ * LMDB's own refusal (EINVAL under a write txn) cannot happen: any failure
+ * comes after it unmapped the old map, and leaves no map at all.
  * Returns 0 or ST_ERR_IO.
  */
 static int map_resize(struct st_env *e, uint64_t size_bytes)
 {
-	pthread_rwlock_wrlock(&e->map_lock);
-	int rc = e->unmapped ? EINVAL : mdb_env_set_mapsize(e->env, (size_t)size_bytes);
+	int rc = EIO;
+	map_lock_exclusive(e);
+	if (!e->unmapped) {
+		rc = mdb_env_set_mapsize(e->env, (size_t)size_bytes);
+		e->unmapped = rc != 0;
+	}
 	if (rc == 0) {
 		MDB_envinfo info;
 		mdb_env_info(e->env, &info);
 		atomic_store_explicit(&e->map_size_bytes, info.me_mapsize, memory_order_relaxed);
-	} else if (rc != EINVAL) {
-		e->unmapped = true; /* LMDB unmapped the old map and could not map the new one */
 	}
-	pthread_rwlock_unlock(&e->map_lock);
+	map_unlock(e);
 	return rc == 0 ? ST_OK : ST_ERR_IO;
 }
 
 /*
- * Begin a txn holding map_lock for reading until txn_end(). On
- * MDB_MAP_RESIZED (another process grew the map beyond ours) adopt the new
- * size and retry. Returns 0 or an st_error.
+ * Begin a txn holding map_lock shared until txn_end(). On MDB_MAP_RESIZED
+ * (another process grew the map beyond ours) adopt the new size and retry.
+ * Returns 0 or an st_error.
  */
 static int txn_begin(struct st_env *e, unsigned flags, MDB_txn **txn)
 {
 	for (unsigned attempt = 0;; attempt++) {
-		pthread_rwlock_rdlock(&e->map_lock);
+		map_lock_shared(e);
 		int rc = e->unmapped ? EIO : mdb_txn_begin(e->env, NULL, flags, txn);
 		if (rc == 0)
 			return ST_OK;
-		pthread_rwlock_unlock(&e->map_lock);
+		map_unlock(e);
 		if (rc != MDB_MAP_RESIZED || attempt == MAP_RESIZED_RETRIES_MAX)
 			return st_err(rc);
 		if ((rc = map_resize(e, 0)) != 0)
@@ -170,7 +196,7 @@ static void txn_end(struct st_env *e, MDB_txn *txn)
 {
 	if (txn != NULL)
 		mdb_txn_abort(txn);
-	pthread_rwlock_unlock(&e->map_lock);
+	map_unlock(e);
 }
 
 /* ---------------------------------------------------------------- opening */
