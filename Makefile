@@ -41,7 +41,10 @@ LDFLAGS_SAN := -fsanitize=address,undefined
 endif
 CFLAGS ?=
 CFLAGS_ALL := $(CFLAGS_BASE) $(CFLAGS)
-LIBS := $(shell pkg-config --libs $(PKGS)) -lpthread
+LIBS := $(shell pkg-config --libs $(PKGS) libdpdk) -lpthread
+# DPDK's own flags (-include rte_config.h, -march) only for the files that use it.
+DPDK_CFLAGS := $(shell pkg-config --cflags libdpdk)
+DPDK_SRC := fastpath/dpdk.c bench/dpdk_source.c
 TEST_CFLAGS := $(shell pkg-config --cflags $(TEST_PKGS))
 TEST_LIBS := $(shell pkg-config --libs $(TEST_PKGS))
 
@@ -83,6 +86,11 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(call say,CC,$<)
 	$(Q)$(CC) $(CFLAGS_ALL) -c -o $@ $<
+
+$(patsubst %.c,$(BUILD)/%.o,$(DPDK_SRC)): $(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(call say,CC,$<)
+	$(Q)$(CC) $(CFLAGS_ALL) $(DPDK_CFLAGS) -c -o $@ $<
 
 $(BUILD)/tests/%.o: tests/%.c
 	@mkdir -p $(dir $@)
@@ -129,7 +137,7 @@ bench: all
 # The fuzzer is built with clang's libFuzzer, separately from the main tree.
 FUZZ_CFLAGS := -std=gnu11 -O1 -g -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -I. \
 	$(shell pkg-config --cflags $(PKGS))
-$(BUILD)/fuzz/fuzz_%: tests/fuzz_%.c $(FASTPATH_SRC) $(STORE_SRC)
+$(BUILD)/fuzz/fuzz_%: tests/fuzz_%.c $(filter-out $(DPDK_SRC),$(FASTPATH_SRC)) $(STORE_SRC)
 	@mkdir -p $(dir $@)
 	$(call say,FUZZ,$@)
 	$(Q)clang $(FUZZ_CFLAGS) -o $@ $^ $(LIBS)

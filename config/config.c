@@ -11,6 +11,7 @@
  */
 #include "config/config.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <ini.h>
 #include <inttypes.h>
@@ -18,7 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum cfg_kind { KIND_U32, KIND_U64, KIND_STRING, KIND_ENUM, KIND_HEX32 };
+enum cfg_kind { KIND_U32, KIND_U64, KIND_STRING, KIND_ENUM, KIND_HEX32, KIND_IPV4, KIND_MAC };
 
 struct cfg_row {
 	const char *section;
@@ -32,7 +33,8 @@ struct cfg_row {
 	bool required;
 };
 
-static const char *const ingress_names[] = {"io_uring", "recvmmsg", NULL};
+static const char *const ingress_names[] = {"io_uring", "recvmmsg", "dpdk", NULL};
+static const char *const switch_names[] = {"off", "on", NULL};
 static const char *const sync_names[] = {"full", "nometasync", "none", NULL};
 
 #define FIELD(f) offsetof(struct cfg, f), sizeof(((struct cfg *)0)->f)
@@ -55,6 +57,18 @@ static const struct cfg_row rows[] = {
 	{"taps", "amount_fen_max", KIND_U32, FIELD(amount_fen_max), 1, 100000000, "100000", NULL, false},
 	{"keys", "validator_key_file", KIND_STRING, FIELD(validator_key_file), 0, 0, "config/dev-validators.keys", NULL, false},
 	{"keys", "qr_platform_public_key", KIND_HEX32, FIELD(qr_public_key), 0, 0, NULL, NULL, true},
+	{"dpdk", "eal_args", KIND_STRING, FIELD(dpdk_eal_args), 0, 0,
+	 "-l 0,1 --no-huge -m 512 --no-pci --file-prefix tapgate --vdev=net_tap0,iface=tapgate0", NULL, false},
+	{"dpdk", "port", KIND_STRING, FIELD(dpdk_port), 0, 0, "net_tap0", NULL, false},
+	{"dpdk", "lcore", KIND_U32, FIELD(dpdk_lcore), 0, 1023, "1", NULL, false},
+	{"dpdk", "address", KIND_IPV4, FIELD(dpdk_address), 0, 0, "10.77.0.2", NULL, false},
+	{"dpdk", "mac", KIND_MAC, FIELD(dpdk_mac), 0, 0, "port", NULL, false},
+	{"dpdk", "udp_port", KIND_U32, FIELD(dpdk_udp_port), 1, 65535, "7700", NULL, false},
+	{"dpdk", "rx_descriptors", KIND_U32, FIELD(dpdk_rx_descriptors), 64, 16384, "1024", NULL, false},
+	{"dpdk", "tx_descriptors", KIND_U32, FIELD(dpdk_tx_descriptors), 64, 16384, "1024", NULL, false},
+	{"dpdk", "mbufs", KIND_U32, FIELD(dpdk_mbufs), 1023, 4194303, "16383", NULL, false},
+	{"dpdk", "idle_sleep_us", KIND_U32, FIELD(dpdk_idle_sleep_us), 0, 100000, "0", NULL, false},
+	{"dpdk", "icmp_echo", KIND_ENUM, FIELD(dpdk_icmp_echo), 0, 0, "on", switch_names, false},
 };
 #define ROWS_COUNT (sizeof(rows) / sizeof(rows[0]))
 
@@ -150,6 +164,27 @@ static int row_apply(struct cfg *c, const struct cfg_row *r, const char *value, 
 		if (err == 0)
 			memcpy(field, &index, sizeof(index));
 		return err;
+	case KIND_IPV4: {
+		struct in_addr a;
+		if (strlen(value) >= r->size || inet_pton(AF_INET, value, &a) != 1) {
+			snprintf(why, why_len, "'%s' is not an IPv4 address (a.b.c.d)", value);
+			return CFG_ERR_VALUE;
+		}
+		memcpy(field, value, strlen(value) + 1);
+		return 0;
+	}
+	case KIND_MAC: {
+		unsigned b[6];
+		char tail;
+		if (strcmp(value, "port") != 0 &&
+		    (strlen(value) != 17 || sscanf(value, "%2x:%2x:%2x:%2x:%2x:%2x%c", &b[0], &b[1], &b[2],
+						    &b[3], &b[4], &b[5], &tail) != 6)) {
+			snprintf(why, why_len, "'%s' is not 'port' or an Ethernet address (xx:xx:xx:xx:xx:xx)", value);
+			return CFG_ERR_VALUE;
+		}
+		memcpy(field, value, strlen(value) + 1);
+		return 0;
+	}
 	case KIND_HEX32:
 		if (cfg_hex_decode(value, field, r->size) != 0) {
 			snprintf(why, why_len, "must be %zu hexadecimal digits", r->size * 2);
@@ -289,6 +324,8 @@ void cfg_print(const struct cfg *c, void *file)
 			fprintf(f, "%" PRIu64 "\n", u64);
 			break;
 		case KIND_STRING:
+		case KIND_IPV4:
+		case KIND_MAC:
 			fprintf(f, "%s\n", (const char *)field);
 			break;
 		case KIND_ENUM:

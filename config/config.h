@@ -19,6 +19,7 @@
 enum cfg_ingress {
 	CFG_INGRESS_IO_URING = 0,
 	CFG_INGRESS_RECVMMSG = 1,
+	CFG_INGRESS_DPDK = 2,
 };
 
 enum cfg_sync {
@@ -50,6 +51,18 @@ struct cfg {
 	/* [keys] */
 	char validator_key_file[CFG_PATH_MAX];
 	uint8_t qr_public_key[32];
+	/* [dpdk] (used when gateway.ingress = dpdk) */
+	char dpdk_eal_args[1024];
+	char dpdk_port[64];
+	uint32_t dpdk_lcore;
+	char dpdk_address[16];
+	char dpdk_mac[18];
+	uint32_t dpdk_udp_port;
+	uint32_t dpdk_rx_descriptors;
+	uint32_t dpdk_tx_descriptors;
+	uint32_t dpdk_mbufs;
+	uint32_t dpdk_idle_sleep_us;
+	uint32_t dpdk_icmp_echo; /* 0 off, 1 on */
 };
 
 /* Errors: negative. */

@@ -19,6 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <signal.h>
 
 struct st_env;
@@ -310,6 +311,7 @@ uint64_t fp_dedup_bytes(const struct fp_dedup *d);
 /* Where a datagram came from, and so where its acknowledgement goes. */
 struct fp_peer {
 	struct sockaddr_in6 addr; /* IPv4 as v4-mapped, or native v6 */
+	uint8_t mac[6];           /* DPDK: the sender's Ethernet address; sockets: zero */
 };
 
 struct fp_rx {
@@ -344,6 +346,42 @@ enum fp_drop {
 const char *fp_drop_name(unsigned drop);
 
 /*
+ * Packets the DPDK backend's own UDP/IPv4 endpoint drops before the frame
+ * parser sees them, by reason (the socket backends leave this to the kernel).
+ */
+enum fp_net_drop {
+	FP_NET_NOT_IPV4,      /* neither IPv4 nor ARP (IPv6, VLAN-tagged, LLDP...) */
+	FP_NET_WRONG_MAC,     /* unicast to another Ethernet address */
+	FP_NET_RUNT,          /* shorter than its headers say */
+	FP_NET_BAD_IP_HEADER, /* version, header length or total length wrong */
+	FP_NET_BAD_IP_CKSUM,
+	FP_NET_IP_OPTIONS,
+	FP_NET_FRAGMENT,      /* frames are never fragmented: a fragment is an attack or a bug */
+	FP_NET_WRONG_ADDRESS, /* IPv4 to another address */
+	FP_NET_NOT_UDP,       /* another IP protocol (or ICMP other than echo request) */
+	FP_NET_WRONG_PORT,
+	FP_NET_BAD_UDP_LENGTH,
+	FP_NET_BAD_UDP_CKSUM,
+	FP_NET_ARP_IGNORED,   /* ARP that is not a request for our address */
+	FP_NET_MULTI_SEGMENT, /* larger than one mbuf: larger than any frame */
+	FP_NET_DROP_COUNT,
+};
+const char *fp_net_drop_name(unsigned drop);
+
+/* A snapshot of the DPDK port's statistics, taken by the polling lcore about once a second. */
+#define FP_XSTATS_MAX 256u
+#define FP_XSTAT_NAME_MAX 64u
+struct fp_port_stats {
+	pthread_mutex_t lock; /* the lcore only ever try-locks it */
+	bool present;         /* a DPDK port is in use */
+	char driver[32];
+	uint64_t ipackets, opackets, ibytes, obytes, imissed, ierrors, oerrors, rx_nombuf;
+	uint32_t xstats_count;
+	char xstat_names[FP_XSTATS_MAX][FP_XSTAT_NAME_MAX];
+	uint64_t xstat_values[FP_XSTATS_MAX];
+};
+
+/*
  * Counters: each written by one thread only (relaxed atomics), read by the
  * metrics endpoint at any time.
  */
@@ -373,9 +411,21 @@ struct fp_counters {
 	_Atomic uint64_t ack_latency_hist[FP_HIST_BUCKETS];    /* us receive -> ack out */
 	_Atomic uint64_t commit_latency_us_sum;
 	_Atomic uint64_t ack_latency_us_sum;
+	/* ingress: CPU time spent doing work (sockets: the thread's CPU time;
+	 * DPDK: TSC time of polling passes that found work) */
+	_Atomic uint64_t ingress_busy_ns;
+	/* DPDK's UDP/IPv4 endpoint */
+	_Atomic uint64_t net_dropped[FP_NET_DROP_COUNT];
+	_Atomic uint64_t net_arp_replies;
+	_Atomic uint64_t net_icmp_echo_replies;
+	_Atomic uint64_t net_udp_no_checksum; /* IPv4 UDP may omit its checksum: accepted */
+	_Atomic uint64_t net_tx_no_mbuf;     /* an ack waited: the mbuf pool was empty */
+	struct fp_port_stats port;
 };
 
 unsigned fp_hist_bucket(uint64_t value);
+/* Zero the counters and set up the port statistics lock. */
+void fp_counters_init(struct fp_counters *c);
 
 struct fp_pipeline_options {
 	uint32_t ring_frames;         /* job ring slots, power of two */
@@ -458,6 +508,36 @@ enum fp_ingress_kind {
  */
 int fp_ingress_run(struct fp_pipeline *p, enum fp_ingress_kind kind, const char *addr,
 		   uint16_t port, volatile sig_atomic_t *stop, struct fp_counters *ctr);
+
+/* ---------------------------------------------------------------- DPDK */
+
+/*
+ * The kernel-bypass backend (fastpath/dpdk.c): a UDP/IPv4 endpoint on one
+ * DPDK port, polled by one lcore, feeding fp_ingest_burst() like the socket
+ * backends. fp_dpdk_open() initialises the EAL and configures the port (fast
+ * failure before the pipeline rebuilds its dedup set); fp_dpdk_run() polls
+ * until *stop, then drains; fp_dpdk_close() releases the port and the EAL.
+ */
+struct fp_dpdk_options {
+	const char *eal_args;    /* whitespace-separated EAL arguments */
+	const char *port;        /* device name (net_tap0, 0000:03:00.0) or port number */
+	unsigned lcore;          /* the polling lcore: one of the EAL's lcores */
+	const char *address;     /* the gateway's IPv4 address */
+	const char *mac;         /* "port": the port's own; or xx:xx:xx:xx:xx:xx */
+	uint16_t udp_port;
+	uint16_t rx_descriptors, tx_descriptors;
+	uint32_t mbufs;          /* mbuf pool size */
+	uint32_t idle_sleep_us;  /* 0: busy-poll; else sleep this long after 1024 empty passes */
+	bool icmp_echo;          /* answer pings to our address */
+};
+struct fp_dpdk;
+
+/* Returns 0, or -1 with a message in err. */
+int fp_dpdk_open(struct fp_dpdk **out, const struct fp_dpdk_options *opt, struct fp_counters *ctr,
+		 char *err, size_t err_len);
+/* Poll on the configured lcore until *stop becomes true, then drain. Returns 0 or a negative errno. */
+int fp_dpdk_run(struct fp_dpdk *d, struct fp_pipeline *p, volatile sig_atomic_t *stop);
+void fp_dpdk_close(struct fp_dpdk *d);
 
 uint64_t fp_now_us(void); /* CLOCK_REALTIME in microseconds */
 uint64_t fp_mono_us(void); /* CLOCK_MONOTONIC in microseconds */

@@ -95,6 +95,21 @@ const char *fp_drop_name(unsigned drop)
 	return drop < FP_DROP_COUNT ? names[drop] : "unknown";
 }
 
+const char *fp_net_drop_name(unsigned drop)
+{
+	static const char *const names[FP_NET_DROP_COUNT] = {
+		"not_ipv4", "wrong_mac", "runt", "bad_ip_header", "bad_ip_checksum", "ip_options",
+		"fragment", "wrong_address", "not_udp", "wrong_port", "bad_udp_length",
+		"bad_udp_checksum", "arp_ignored", "multi_segment"};
+	return drop < FP_NET_DROP_COUNT ? names[drop] : "unknown";
+}
+
+void fp_counters_init(struct fp_counters *c)
+{
+	memset(c, 0, sizeof(*c));
+	pthread_mutex_init(&c->port.lock, NULL);
+}
+
 unsigned fp_hist_bucket(uint64_t value)
 {
 	if (value < 2)

@@ -109,6 +109,29 @@ static void pipeline_options(const struct cfg *c, struct fp_pipeline_options *o)
 	memcpy(o->qr_public_key, c->qr_public_key, sizeof(o->qr_public_key));
 }
 
+static int dpdk_open(const struct cfg *c, struct fp_counters *ctr, struct fp_dpdk **out)
+{
+	struct fp_dpdk_options o = {
+		.eal_args = c->dpdk_eal_args,
+		.port = c->dpdk_port,
+		.lcore = c->dpdk_lcore,
+		.address = c->dpdk_address,
+		.mac = c->dpdk_mac,
+		.udp_port = (uint16_t)c->dpdk_udp_port,
+		.rx_descriptors = (uint16_t)c->dpdk_rx_descriptors,
+		.tx_descriptors = (uint16_t)c->dpdk_tx_descriptors,
+		.mbufs = c->dpdk_mbufs,
+		.idle_sleep_us = c->dpdk_idle_sleep_us,
+		.icmp_echo = c->dpdk_icmp_echo != 0,
+	};
+	char err[1024];
+	if (fp_dpdk_open(out, &o, ctr, err, sizeof(err)) != 0) {
+		fprintf(stderr, "*** FATAL DPDK ERROR ***\n%s\n", err);
+		return -1;
+	}
+	return 0;
+}
+
 static void signals_install(void)
 {
 	struct sigaction sa = {.sa_handler = on_stop_signal};
@@ -142,7 +165,9 @@ int main(int argc, char **argv)
 	struct fp_pipeline_options popt;
 	struct st_env *env = NULL;
 	struct fp_pipeline *pipe = NULL;
+	struct fp_dpdk *dpdk = NULL;
 	char err[CFG_ERR_MAX];
+	fp_counters_init(&ctr);
 	int status = load_settings(argc, argv, &c);
 	if (status != 0)
 		return status;
@@ -161,12 +186,18 @@ int main(int argc, char **argv)
 		status = 1;
 		goto out_free_keys;
 	}
+	/* DPDK before the pipeline: a wrong EAL argument or port fails before the
+	 * dedup rebuild, and the writer thread starts off the polling lcore's CPU. */
+	if (c.ingress == CFG_INGRESS_DPDK && dpdk_open(&c, &ctr, &dpdk) != 0) {
+		status = 1;
+		goto out_close_store;
+	}
 	pipeline_options(&c, &popt);
 	rc = fp_pipeline_create(&pipe, &popt, keys, env, &ctr);
 	if (rc != 0) {
 		fprintf(stderr, "tapgate: cannot start the pipeline (error %d)\n", rc);
 		status = 1;
-		goto out_close_store;
+		goto out_close_dpdk;
 	}
 	void *metrics = NULL;
 	if (c.metrics_port != 0) {
@@ -178,14 +209,19 @@ int main(int argc, char **argv)
 	}
 	fprintf(stderr, "tapgate: %u validators, store %s, metrics http://%s:%u/metrics\n",
 		fp_keys_count(keys), c.store_path, c.metrics_address, c.metrics_port);
-	rc = fp_ingress_run(pipe, c.ingress == CFG_INGRESS_RECVMMSG ? FP_INGRESS_RECVMMSG : FP_INGRESS_IO_URING,
-			    c.listen_address, (uint16_t)c.listen_port, &stop_requested, &ctr);
+	if (dpdk != NULL)
+		rc = fp_dpdk_run(dpdk, pipe, &stop_requested);
+	else
+		rc = fp_ingress_run(pipe, c.ingress == CFG_INGRESS_RECVMMSG ? FP_INGRESS_RECVMMSG : FP_INGRESS_IO_URING,
+				    c.listen_address, (uint16_t)c.listen_port, &stop_requested, &ctr);
 	if (rc != 0 || fp_pipeline_writer_status(pipe) != 0)
 		status = 1;
 	summary(&ctr);
 	gw_metrics_stop(metrics);
 out_destroy_pipeline:
 	fp_pipeline_destroy(pipe);
+out_close_dpdk:
+	fp_dpdk_close(dpdk); /* after the pipeline: rte_eal_cleanup() comes last */
 out_close_store:
 	st_env_close(env);
 out_free_keys:

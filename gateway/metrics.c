@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define METRICS_BYTES_MAX (64u * 1024u)
+#define METRICS_BYTES_MAX (256u * 1024u)
 
 struct text {
 	char *buf;
@@ -76,6 +76,46 @@ static void labelled(struct text *t, const char *name, const char *help, const c
 		    (unsigned long long)get(&v[i]));
 }
 
+/* The DPDK endpoint and port: present only when the DPDK ingress runs. */
+static void port_render(struct text *t, struct fp_counters *c)
+{
+	struct fp_port_stats *ps = &c->port;
+	pthread_mutex_lock(&ps->lock);
+	if (!ps->present) {
+		pthread_mutex_unlock(&ps->lock);
+		return;
+	}
+	labelled(t, "net_dropped_total", "Packets the DPDK UDP/IPv4 endpoint dropped, by reason.", "reason",
+		 c->net_dropped, FP_NET_DROP_COUNT, fp_net_drop_name, 0);
+	counter(t, "net_arp_replies_total", "ARP requests for our address answered.", &c->net_arp_replies);
+	counter(t, "net_icmp_echo_replies_total", "Pings answered.", &c->net_icmp_echo_replies);
+	counter(t, "net_udp_no_checksum_total", "UDP datagrams without a checksum (allowed on IPv4).",
+		&c->net_udp_no_checksum);
+	counter(t, "net_tx_no_mbuf_total", "Ack bursts that waited for mbufs.", &c->net_tx_no_mbuf);
+	const struct {
+		const char *name, *help;
+		uint64_t v;
+	} st[] = {
+		{"port_rx_packets_total", "Packets the port received (rte_eth_stats.ipackets).", ps->ipackets},
+		{"port_tx_packets_total", "Packets the port sent (opackets).", ps->opackets},
+		{"port_rx_bytes_total", "Bytes received (ibytes).", ps->ibytes},
+		{"port_tx_bytes_total", "Bytes sent (obytes).", ps->obytes},
+		{"port_rx_missed_total", "Packets the port dropped for lack of room (imissed).", ps->imissed},
+		{"port_rx_errors_total", "Erroneous packets received (ierrors).", ps->ierrors},
+		{"port_tx_errors_total", "Packets that failed to send (oerrors).", ps->oerrors},
+		{"port_rx_nombuf_total", "Receive mbuf allocation failures (rx_nombuf).", ps->rx_nombuf},
+	};
+	for (size_t i = 0; i < sizeof(st) / sizeof(st[0]); i++)
+		put(t, "# HELP tapgate_%s %s\n# TYPE tapgate_%s counter\ntapgate_%s{driver=\"%s\"} %llu\n",
+		    st[i].name, st[i].help, st[i].name, st[i].name, ps->driver, (unsigned long long)st[i].v);
+	put(t, "# HELP tapgate_port_xstat The port's extended statistics (rte_eth_xstats), by name.\n"
+	       "# TYPE tapgate_port_xstat untyped\n");
+	for (uint32_t i = 0; i < ps->xstats_count; i++)
+		put(t, "tapgate_port_xstat{name=\"%s\"} %llu\n", ps->xstat_names[i],
+		    (unsigned long long)ps->xstat_values[i]);
+	pthread_mutex_unlock(&ps->lock);
+}
+
 static size_t metrics_render(const struct fp_counters *cc, char *buf)
 {
 	struct fp_counters *c = (struct fp_counters *)cc;
@@ -104,6 +144,11 @@ static size_t metrics_render(const struct fp_counters *cc, char *buf)
 		  &c->commit_latency_us_sum);
 	histogram(&t, "ack_latency_us", "Receive to acknowledgement in microseconds.", c->ack_latency_hist,
 		  &c->ack_latency_us_sum);
+	put(&t, "# HELP tapgate_ingress_busy_seconds_total CPU time the ingress spent working (sockets: "
+	    "its thread's CPU time; DPDK: polling passes that found work).\n"
+	    "# TYPE tapgate_ingress_busy_seconds_total counter\ntapgate_ingress_busy_seconds_total %.6f\n",
+	    (double)get(&c->ingress_busy_ns) / 1e9);
+	port_render(&t, c);
 	return t.len;
 }
 
