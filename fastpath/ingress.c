@@ -22,6 +22,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #define BURST_MAX 64u          /* datagrams per ingest burst */
@@ -76,6 +77,17 @@ static void acks_eventfd_clear(struct fp_pipeline *p)
 	(void)!read(fp_pipeline_ack_eventfd(p), &v, sizeof(v));
 }
 
+/* Publish this thread's CPU time (a system call: every 16th loop, and at the end). */
+static void busy_publish(struct fp_counters *ctr, unsigned *loops, bool now)
+{
+	if (!now && ((*loops)++ & 15u) != 0)
+		return;
+	struct timespec ts;
+	if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) == 0)
+		atomic_store_explicit(&ctr->ingress_busy_ns, (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec,
+				      memory_order_relaxed);
+}
+
 /* Loop condition shared by both backends: run until stopped and drained. */
 static bool ingress_done(struct fp_pipeline *p, volatile sig_atomic_t *stop, bool *stopping)
 {
@@ -126,6 +138,7 @@ static int mmsg_run(struct fp_pipeline *p, int fd, volatile sig_atomic_t *stop, 
 {
 	struct mmsg_state *s = calloc(1, sizeof(*s));
 	bool stopping = false;
+	unsigned loops = 0;
 	if (s == NULL)
 		return -ENOMEM;
 	for (unsigned i = 0; i < BURST_MAX; i++) {
@@ -154,7 +167,9 @@ static int mmsg_run(struct fp_pipeline *p, int fd, volatile sig_atomic_t *stop, 
 		if (n > 0)
 			fp_ingest_burst(p, s->rx, (unsigned)n);
 		mmsg_send_acks(p, fd, s, ctr);
+		busy_publish(ctr, &loops, false);
 	}
+	busy_publish(ctr, &loops, true);
 	free(s);
 	return 0;
 }
@@ -347,6 +362,7 @@ static int uring_run(struct fp_pipeline *p, struct uring_state *u, int fd, volat
 		     struct fp_counters *ctr)
 {
 	bool stopping = false;
+	unsigned loops = 0;
 	int efd = fp_pipeline_ack_eventfd(p);
 	while (!ingress_done(p, stop, &stopping)) {
 		uring_arm(u, fd, efd, stopping);
@@ -362,7 +378,9 @@ static int uring_run(struct fp_pipeline *p, struct uring_state *u, int fd, volat
 			if (uring_pass(p, u, fd, ctr) == 0 && io_uring_cq_ready(&u->ring) == 0)
 				break;
 		uring_send_acks(p, u, fd);
+		busy_publish(ctr, &loops, false);
 	}
+	busy_publish(ctr, &loops, true);
 	return 0;
 }
 

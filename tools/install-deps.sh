@@ -6,6 +6,9 @@
 set -eu
 
 # One line per package: the build, the tests and the benchmarks need all of these.
+# libdpdk-dev: the DPDK ingress (with its net_tap, net_pcap, net_memif PMDs);
+# python3-scapy: the independent packet tool of the DPDK pcap test;
+# iproute2: the network namespaces of the DPDK kernel-peer test.
 PACKAGES="
 build-essential
 pkg-config
@@ -19,6 +22,9 @@ libsodium-dev
 libcmocka-dev
 libmicrohttpd-dev
 libinih-dev
+libdpdk-dev
+python3-scapy
+iproute2
 curl
 "
 

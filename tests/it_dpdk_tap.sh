@@ -1,0 +1,55 @@
+# The DPDK ingress with a kernel peer: the gateway owns a TAP device through
+# DPDK's net_tap, inside a network namespace this test creates; tapgen sends
+# from the kernel side of that device through ordinary UDP sockets (the
+# kernel resolves the gateway's address by ARP, which the gateway answers).
+# Every tap is acknowledged and stored exactly once, across a kill -9 of the
+# gateway in the middle of the load and a restart on the same store; then a
+# SIGTERM stops it cleanly.
+. tests/lib.sh
+[ "$(id -u)" -eq 0 ] || { echo "skip: needs root for a network namespace and a TAP device"; exit 77; }
+[ -c /dev/net/tun ] || { echo "skip: no /dev/net/tun: the kernel cannot make TAP devices"; exit 77; }
+NS=tgns$$
+IFACE=tgtap$$
+GW_IP=10.77.0.2
+PEER_IP=10.77.0.1
+ip netns add "$NS" || { echo "skip: cannot create a network namespace (ip netns add)"; exit 77; }
+trap 'cleanup; ip netns del "$NS" 2>/dev/null || true' EXIT INT TERM
+NS_EXEC="ip netns exec $NS"
+$NS_EXEC ip link set lo up
+
+# dpdk_start: the gateway on net_tap, then the kernel's side of the TAP device.
+dpdk_start() {
+	start_gateway -s gateway.ingress=dpdk -s dpdk.port=net_tap0 -s dpdk.lcore=1 \
+		-s "dpdk.address=$GW_IP" -s "dpdk.udp_port=$PORT" -s dpdk.idle_sleep_us=20 \
+		-s "dpdk.eal_args=-l 0,1 --no-huge -m 256 --no-pci --file-prefix $NS --vdev=net_tap0,iface=$IFACE"
+	$NS_EXEC ip addr add "$PEER_IP/24" dev "$IFACE"
+	$NS_EXEC ip link set "$IFACE" up
+}
+
+dpdk_start
+$NS_EXEC "$BIN/tapgen" --gateway "$GW_IP:$PORT" --validators 64 --taps 60000 --taps-per-frame 4 \
+	--retransmit-rate 0.1 --give-up-s 90 --out "$T/sent.csv" --json "$T/tapgen.json" >"$T/tapgen.out" 2>&1 &
+TG=$!
+i=0
+while [ "$(metric tapgate_taps_stored_total)" = missing ] || [ "$(metric tapgate_taps_stored_total)" -lt 10000 ]; do
+	i=$((i + 1)); [ $i -lt 600 ] || fail "load did not start: $(cat "$T/tapgen.out")"; sleep 0.05
+done
+[ "$(metric tapgate_net_arp_replies_total)" -ge 1 ] || fail "the kernel's ARP request was not answered"
+before=$(metric tapgate_taps_stored_total)
+kill9_gateway
+echo "killed -9 after $before taps stored"
+"$BIN/tapdump" -s "$T/store" counts
+sleep 1
+dpdk_start
+wait $TG || { cat "$T/tapgen.out"; fail "tapgen did not get every tap acknowledged"; }
+cat "$T/tapgen.out"
+[ "$(metric tapgate_net_arp_replies_total)" -ge 1 ] || fail "no ARP reply after the restart"
+for r in bad_ip_checksum bad_udp_checksum bad_udp_length runt; do
+	[ "$(metric "tapgate_net_dropped_total{reason=\"$r\"}")" = 0 ] || fail "kernel packets dropped as $r"
+done
+[ "$(metric 'tapgate_port_rx_packets_total{driver="net_tap"}')" -gt 0 ] || fail "no port statistics"
+stop_gateway
+"$BIN/tapdump" -s "$T/store" export --fields identity >"$T/stored.csv"
+[ "$(wc -l <"$T/sent.csv")" -eq 60001 ] || fail "tapgen wrote $(wc -l <"$T/sent.csv") lines"
+cmp "$T/sent.csv" "$T/stored.csv" || fail "the store differs from what tapgen had acknowledged"
+echo "ok: 60000 unique taps exactly once through DPDK net_tap, across kill -9 and restart"
