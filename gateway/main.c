@@ -152,10 +152,11 @@ static void summary(const struct fp_counters *cc)
 	fprintf(stderr,
 		"tapgate: stopped: frames %" PRIu64 " received, %" PRIu64 " acked, %" PRIu64
 		" dropped; taps %" PRIu64 " stored, %" PRIu64 " duplicate, %" PRIu64
-		" conflict, %" PRIu64 " rejected; %" PRIu64 " commits\n",
+		" conflict, %" PRIu64 " rejected; %" PRIu64 " commits; ingress busy %.6f s\n",
 		atomic_load(&c->frames_received), atomic_load(&c->frames_acked), dropped,
 		atomic_load(&c->taps_stored), atomic_load(&c->taps_duplicate),
-		atomic_load(&c->taps_conflict), rejected, atomic_load(&c->commits));
+		atomic_load(&c->taps_conflict), rejected, atomic_load(&c->commits),
+		(double)atomic_load(&c->ingress_busy_ns) / 1e9);
 }
 
 int main(int argc, char **argv)
