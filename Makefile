@@ -28,7 +28,7 @@ $(error tools/install-deps.sh failed: see above)
 endif
 endif
 
-PKGS := liburing lmdb libxxhash libsodium libmicrohttpd inih
+PKGS := liburing lmdb libxxhash libsodium libcrypto libmicrohttpd inih
 TEST_PKGS := cmocka
 
 CC ?= cc

@@ -630,8 +630,11 @@ static int pipeline_alloc(struct fp_pipeline *p)
 {
 	/* The ring is touched now, not on the first frames of a recovery storm. */
 	p->jobs = calloc(p->opt.ring_frames, sizeof(*p->jobs));
-	if (p->jobs != NULL)
-		memset(p->jobs, 0, p->opt.ring_frames * sizeof(*p->jobs));
+	if (p->jobs != NULL) { /* a volatile write per page: a compiler may drop memset after calloc */
+		volatile uint8_t *b = (volatile uint8_t *)p->jobs;
+		for (size_t off = 0; off < p->opt.ring_frames * sizeof(*p->jobs); off += 4096)
+			b[off] = 0;
+	}
 	p->validators = calloc(VALIDATOR_SLOTS, sizeof(*p->validators));
 	p->validators_dirty = calloc(VALIDATOR_SLOTS, sizeof(*p->validators_dirty));
 	p->dedup = fp_dedup_create(p->opt.dedup_taps_max);

@@ -8,6 +8,7 @@ set -eu
 # One line per package: the build, the tests and the benchmarks need all of these.
 # libdpdk-dev: the DPDK ingress (with its net_tap, net_pcap, net_memif PMDs);
 # python3-scapy: the independent packet tool of the DPDK pcap test;
+# libssl-dev: OpenSSL's SHA-256 (CPU SHA instructions) for the frame MACs;
 # iproute2: the network namespaces of the DPDK kernel-peer test.
 PACKAGES="
 build-essential
@@ -19,6 +20,7 @@ liblmdb-dev
 lmdb-utils
 libxxhash-dev
 libsodium-dev
+libssl-dev
 libcmocka-dev
 libmicrohttpd-dev
 libinih-dev
