@@ -7,6 +7,12 @@
 #   bound   - bench/lmdb_bound: MDB_APPEND durable inserts/s through store/
 #   gw32    - acknowledged durable taps/s, tapgen -> io_uring gateway, 32 taps/frame
 #   gw1     - the same with 1 tap per frame
+#   dpdk32  - acknowledged durable taps/s through the DPDK ingress, fed by
+#             bench/dpdk_source (a DPDK validator fleet) over net_memif, 32/frame
+#   dpdk1   - the same with 1 tap per frame
+# with, for each gateway row, the CPU cycles per tap spent by the ingress
+# (tapgate_ingress_busy_seconds: the io_uring thread's CPU time, or the DPDK
+# lcore's polling passes that found work; times the TSC rate, over the taps),
 # then acknowledgement latency p50/p99/p999 at half of each measured maximum
 # (at 32 taps per frame, validators hold a part-full frame up to 20 ms),
 # and the dedup rebuild time of 10 million taps. Medians and ratios are
@@ -19,27 +25,51 @@ ROUNDS=${BENCH_ROUNDS:-3}
 BOUND_TAPS=${BENCH_BOUND_TAPS:-1000000}
 GW32_TAPS=${BENCH_GW32_TAPS:-1000000}
 GW1_TAPS=${BENCH_GW1_TAPS:-200000}
+DPDK32_TAPS=${BENCH_DPDK32_TAPS:-2000000}
+DPDK1_TAPS=${BENCH_DPDK1_TAPS:-300000}
 REBUILD_TAPS=${BENCH_REBUILD_TAPS:-10000000}
 BATCH=4096
 PORT=$((30000 + $$ % 10000))
 D=$(mktemp -d /var/tmp/tapgate-bench.XXXXXX)
 GW=""
 trap '[ -z "$GW" ] || kill -9 $GW 2>/dev/null; rm -rf "$D"' EXIT INT TERM
+GW_MAC=02:00:00:00:00:01
 
 jget() { # jget KEY FILE: a number from tapgen's flat JSON
 	sed -n "s/.*\"$1\": *\([0-9.]*\).*/\1/p" "$2" | head -n 1
 }
 median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
-gateway_start() { # gateway_start STORE_DIR
-	"$BIN/tapgate" -c config/tapgate.conf -s "store.path=$1" -s "gateway.listen_port=$PORT" \
+gateway_start() { # gateway_start STORE_DIR [more -s settings]: logs to STORE_DIR.log
+	store=$1
+	shift
+	"$BIN/tapgate" -c config/tapgate.conf -s "store.path=$store" -s "gateway.listen_port=$PORT" \
 		-s gateway.metrics_port=0 -s store.sync=full -s "store.commit_batch_taps=$BATCH" \
-		-s dedup.taps_max=4194304 >>"$D/gateway.log" 2>&1 &
+		-s dedup.taps_max=4194304 "$@" >"$store.log" 2>&1 &
 	GW=$!
-	sleep 0.5
-	kill -0 $GW || { cat "$D/gateway.log"; exit 1; }
+	sleep 1
+	kill -0 $GW || { cat "$store.log"; exit 1; }
 }
 gateway_stop() { kill -TERM $GW; wait $GW; GW=""; }
+# The gateway's stop line: "... taps N stored, ...; ingress busy S s".
+busy_s() { sed -n 's/.*ingress busy \([0-9.]*\) s.*/\1/p' "$1.log"; }
+stored() { sed -n 's/.* taps \([0-9]*\) stored.*/\1/p' "$1.log"; }
+cycles_per_tap() { # cycles_per_tap STORE_DIR
+	echo "$(busy_s "$1") $TSC_HZ $(stored "$1")" | awk '{ printf "%.0f\n", $1 * $2 / $3 }'
+}
+
+dpdk_gateway_start() { # dpdk_gateway_start STORE_DIR: the DPDK ingress as a memif server
+	gateway_start "$1" -s gateway.ingress=dpdk -s dpdk.port=net_memif0 -s dpdk.lcore=1 \
+		-s "dpdk.mac=$GW_MAC" -s "dpdk.udp_port=$PORT" \
+		-s "dpdk.eal_args=-l 0,1 --no-huge -m 512 --no-pci --file-prefix tgbench$$ --vdev=net_memif0,role=server,socket=$D/memif.sock"
+}
+dpdk_source_run() { # dpdk_source_run JSON TAPS_PER_FRAME TAPS
+	"$BIN/dpdk_source" -l 0 --no-huge -m 256 --no-pci --file-prefix tgsrc$$ \
+		--vdev=net_memif0,role=client,socket="$D/memif.sock" -- --port net_memif0 \
+		--keys config/dev-validators.keys --dst-mac "$GW_MAC" --udp-port "$PORT" \
+		--taps-per-frame "$2" --taps "$3" --json "$1" >"$1.out" 2>&1 ||
+		{ cat "$1.out"; echo "bench: dpdk_source failed" >&2; exit 1; }
+}
 
 tapgen_run() { # tapgen_run JSON TAPS_PER_FRAME TAPS [more options]
 	json=$1 tpf=$2 taps=$3
@@ -51,6 +81,8 @@ tapgen_run() { # tapgen_run JSON TAPS_PER_FRAME TAPS [more options]
 
 echo "tapgate bench: $ROUNDS rounds, records of 94 bytes, commit batch $BATCH, sync full, in $D"
 : >"$D/bound" ; : >"$D/gw32" ; : >"$D/gw1" ; : >"$D/ratio32" ; : >"$D/ratio1"
+: >"$D/dpdk32" ; : >"$D/dpdk1" ; : >"$D/dratio32" ; : >"$D/dratio1"
+: >"$D/cyc_gw32" ; : >"$D/cyc_gw1" ; : >"$D/cyc_dpdk32" ; : >"$D/cyc_dpdk1"
 for r in $(seq "$ROUNDS"); do
 	bound=$("$BIN/lmdb_bound" -d "$D/bound-$r" -n "$BOUND_TAPS" -b $BATCH -r 38 |
 		sed -n 's/.*inserts_per_s=\([0-9.]*\).*/\1/p')
@@ -62,14 +94,34 @@ for r in $(seq "$ROUNDS"); do
 	gateway_start "$D/gw1-$r"
 	tapgen_run "$D/gw1-$r.json" 1 "$GW1_TAPS"
 	gateway_stop
-	rm -rf "$D/gw32-$r" "$D/gw1-$r"
+	dpdk_gateway_start "$D/dpdk32-$r"
+	dpdk_source_run "$D/dpdk32-$r.json" 32 "$DPDK32_TAPS"
+	gateway_stop
+	dpdk_gateway_start "$D/dpdk1-$r"
+	dpdk_source_run "$D/dpdk1-$r.json" 1 "$DPDK1_TAPS"
+	gateway_stop
+	rm -rf "$D/gw32-$r" "$D/gw1-$r" "$D/dpdk32-$r" "$D/dpdk1-$r"
+	TSC_HZ=$(jget tsc_hz "$D/dpdk32-$r.json")
 	gw32=$(jget taps_per_s "$D/gw32-$r.json")
 	gw1=$(jget taps_per_s "$D/gw1-$r.json")
+	dpdk32=$(jget taps_per_s "$D/dpdk32-$r.json")
+	dpdk1=$(jget taps_per_s "$D/dpdk1-$r.json")
 	echo "$bound" >>"$D/bound"; echo "$gw32" >>"$D/gw32"; echo "$gw1" >>"$D/gw1"
+	echo "$dpdk32" >>"$D/dpdk32"; echo "$dpdk1" >>"$D/dpdk1"
+	for x in gw32 gw1 dpdk32 dpdk1; do cycles_per_tap "$D/$x-$r" >>"$D/cyc_$x"; done
 	echo "$gw32 $bound" | awk '{ printf "%.3f\n", $1 / $2 }' >>"$D/ratio32"
 	echo "$gw1 $bound" | awk '{ printf "%.3f\n", $1 / $2 }' >>"$D/ratio1"
-	printf '  round %s: bound %.0f/s  gateway 32/frame %.0f/s  1/frame %.0f/s\n' "$r" "$bound" "$gw32" "$gw1"
+	echo "$dpdk32 $bound" | awk '{ printf "%.3f\n", $1 / $2 }' >>"$D/dratio32"
+	echo "$dpdk1 $bound" | awk '{ printf "%.3f\n", $1 / $2 }' >>"$D/dratio1"
+	printf '  round %s: bound %.0f/s  io_uring 32/frame %.0f/s  1/frame %.0f/s  DPDK 32/frame %.0f/s  1/frame %.0f/s\n' \
+		"$r" "$bound" "$gw32" "$gw1" "$dpdk32" "$dpdk1"
+	printf '           ingress cycles/tap: io_uring %s, %s  DPDK %s, %s\n' "$(tail -n 1 "$D/cyc_gw32")" \
+		"$(tail -n 1 "$D/cyc_gw1")" "$(tail -n 1 "$D/cyc_dpdk32")" "$(tail -n 1 "$D/cyc_dpdk1")"
 done
+D32=$(median <"$D/dpdk32"); D1=$(median <"$D/dpdk1")
+DR32=$(median <"$D/dratio32"); DR1=$(median <"$D/dratio1")
+CG32=$(median <"$D/cyc_gw32"); CG1=$(median <"$D/cyc_gw1")
+CD32=$(median <"$D/cyc_dpdk32"); CD1=$(median <"$D/cyc_dpdk1")
 B=$(median <"$D/bound"); G32=$(median <"$D/gw32"); G1=$(median <"$D/gw1")
 R32=$(median <"$D/ratio32"); R1=$(median <"$D/ratio1")
 
@@ -96,6 +148,14 @@ row "gateway acked taps/s, 32 taps/frame" "$G32" "" ""
 row "gateway acked taps/s, 1 tap/frame" "$G1" "" ""
 row "ratio gateway/bound, 32 taps/frame" "$R32" ">=0.8" "$(met "$R32" 0.8 ">=")"
 row "ratio gateway/bound, 1 tap/frame" "$R1" "" ""
+row "DPDK (memif) acked taps/s, 32 taps/frame" "$D32" "" ""
+row "DPDK (memif) acked taps/s, 1 tap/frame" "$D1" "" ""
+row "ratio DPDK/bound, 32 taps/frame" "$DR32" ">=0.8" "$(met "$DR32" 0.8 ">=")"
+row "ratio DPDK/bound, 1 tap/frame" "$DR1" "" ""
+row "ingress cycles/tap, io_uring, 32 taps/frame" "$CG32" "" ""
+row "ingress cycles/tap, DPDK, 32 taps/frame" "$CD32" "<$CG32" "$(met "$CD32" "$((CG32 - 1))" "<=")"
+row "ingress cycles/tap, io_uring, 1 tap/frame" "$CG1" "" ""
+row "ingress cycles/tap, DPDK, 1 tap/frame" "$CD1" "<$CG1" "$(met "$CD1" "$((CG1 - 1))" "<=")"
 for f in 32 1; do
 	j="$D/lat$f.json"
 	row "ack latency p50 at half load, $f/frame" "$(jget latency_p50_us "$j")" "" ""
