@@ -13,3 +13,17 @@ if "$BIN/tapgate" -c config/tapgate.conf -s "keys.validator_key_file=$T/bad.keys
 grep -q "bad.keys:2" "$T/out" || fail "bad key file line not named: $(cat "$T/out")"
 "$BIN/tapgate" -c config/tapgate.conf --print-config | grep -q '^commit_batch_taps = 4096$' || fail "--print-config"
 echo "ok: config errors name file, line and key"
+# DPDK settings: bad values name the key; a wrong port or lcore is fatal and says why.
+if "$BIN/tapgate" -c config/tapgate.conf -s dpdk.address=10.1.2 >"$T/out" 2>&1; then fail "a bad dpdk.address was accepted"; fi
+grep -q "key 'dpdk.address'" "$T/out" || fail "dpdk.address error: $(cat "$T/out")"
+if "$BIN/tapgate" -c config/tapgate.conf -s dpdk.mac=02:00:00:00:00 >"$T/out" 2>&1; then fail "a bad dpdk.mac was accepted"; fi
+grep -q "key 'dpdk.mac'" "$T/out" || fail "dpdk.mac error: $(cat "$T/out")"
+EAL="-l 0 --no-huge -m 128 --no-pci --file-prefix tgcfg$$ --vdev=net_null0"
+if "$BIN/tapgate" -c config/tapgate.conf -s "store.path=$T/store" -s gateway.metrics_port=0 -s gateway.ingress=dpdk \
+	-s "dpdk.eal_args=$EAL" -s dpdk.port=net_nope -s dpdk.lcore=0 >"$T/out" 2>&1; then fail "a missing DPDK port was accepted"; fi
+if grep -q "DPDK EAL did not start" "$T/out"; then echo "skip: $(tail -n 1 "$T/out")"; exit 77; fi
+grep -q "dpdk.port 'net_nope' is not a DPDK port; ports: 0=net_null0" "$T/out" || fail "DPDK port error: $(cat "$T/out")"
+if "$BIN/tapgate" -c config/tapgate.conf -s "store.path=$T/store" -s gateway.metrics_port=0 -s gateway.ingress=dpdk \
+	-s "dpdk.eal_args=$EAL" -s dpdk.port=net_null0 -s dpdk.lcore=1 >"$T/out" 2>&1; then fail "an lcore outside -l was accepted"; fi
+grep -q "dpdk.lcore 1 is not one of the EAL's lcores" "$T/out" || fail "DPDK lcore error: $(cat "$T/out")"
+echo "ok: DPDK settings are checked"
