@@ -32,7 +32,7 @@ BATCH=4096
 PORT=$((30000 + $$ % 10000))
 D=$(mktemp -d /var/tmp/tapgate-bench.XXXXXX)
 GW=""
-trap '[ -z "$GW" ] || kill -9 $GW 2>/dev/null; rm -rf "$D"' EXIT INT TERM
+trap '[ -z "$GW" ] || kill -9 $GW 2>/dev/null; rm -rf "$D" "/var/run/dpdk/tgbench$$" "/var/run/dpdk/tgsrc$$"' EXIT INT TERM
 GW_MAC=02:00:00:00:00:01
 
 jget() { # jget KEY FILE: a number from tapgen's flat JSON

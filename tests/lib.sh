@@ -15,6 +15,8 @@ NS_EXEC=${NS_EXEC:-}
 cleanup() {
 	if [ -n "$GW_PID" ] && kill -0 "$GW_PID" 2>/dev/null; then kill -9 "$GW_PID" 2>/dev/null || true; fi
 	rm -rf "$T"
+	# The runtime directories of the DPDK tests' EAL instances (named by --file-prefix).
+	for prefix in tgns tgpcap tgcfg; do rm -rf "/var/run/dpdk/$prefix$$"; done
 }
 trap cleanup EXIT INT TERM
 
