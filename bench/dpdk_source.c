@@ -17,6 +17,7 @@
  * gateway's writer needs the CPU more than the source does.
  */
 #include "fastpath/fastpath.h"
+#include "fastpath/dpdk_udp.h"
 
 #include <rte_cycles.h>
 #include <rte_eal.h>
@@ -125,21 +126,10 @@ static struct rte_mbuf *packet_build(struct source *s, const struct frame *f, ui
 	struct rte_mbuf *m = rte_pktmbuf_alloc(s->pool);
 	if (m == NULL)
 		return NULL;
-	struct rte_ether_hdr *eth = (struct rte_ether_hdr *)rte_pktmbuf_append(m, (uint16_t)(HDR_BYTES + f->len));
-	struct rte_ipv4_hdr *ip = (struct rte_ipv4_hdr *)(eth + 1);
-	struct rte_udp_hdr *udp = (struct rte_udp_hdr *)(ip + 1);
-	eth->dst_addr = s->dst_mac;
-	eth->src_addr = s->src_mac;
-	eth->ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4);
-	*ip = (struct rte_ipv4_hdr){.version_ihl = RTE_IPV4_VHL_DEF,
-				    .total_length = rte_cpu_to_be_16((uint16_t)(sizeof(*ip) + sizeof(*udp) + f->len)),
-				    .time_to_live = 64, .next_proto_id = IPPROTO_UDP,
-				    .src_addr = s->src_ip, .dst_addr = s->dst_ip};
-	*udp = (struct rte_udp_hdr){.src_port = rte_cpu_to_be_16(src_port), .dst_port = rte_cpu_to_be_16(s->udp_port),
-				    .dgram_len = rte_cpu_to_be_16((uint16_t)(sizeof(*udp) + f->len))};
-	memcpy(udp + 1, f->bytes, f->len);
-	ip->hdr_checksum = rte_ipv4_cksum(ip);
-	udp->dgram_cksum = rte_ipv4_udptcp_cksum(ip, udp);
+	struct fp_udp_endpoints e = {.src_mac = s->src_mac, .dst_mac = s->dst_mac, .src_ip = s->src_ip,
+				     .dst_ip = s->dst_ip, .src_port = rte_cpu_to_be_16(src_port),
+				     .dst_port = rte_cpu_to_be_16(s->udp_port)};
+	fp_udp_cksum_sw(fp_udp_put(m, &e, 0, f->bytes, f->len));
 	return m;
 }
 

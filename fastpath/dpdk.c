@@ -21,6 +21,7 @@
  * calls rte_eal_cleanup().
  */
 #include "fastpath/fastpath.h"
+#include "fastpath/dpdk_udp.h"
 
 #include <rte_arp.h>
 #include <rte_cycles.h>
@@ -519,37 +520,18 @@ static unsigned rx_pass(struct fp_dpdk *d)
 
 static void ack_build(struct fp_dpdk *d, const struct fp_ack_out *ack, struct rte_mbuf *m)
 {
-	unsigned total = (unsigned)(ETH_BYTES + IP_BYTES + UDP_BYTES) + ack->len;
-	struct rte_ether_hdr *eth = (struct rte_ether_hdr *)rte_pktmbuf_append(m, (uint16_t)total);
-	struct rte_ipv4_hdr *ip = (struct rte_ipv4_hdr *)(eth + 1);
-	struct rte_udp_hdr *udp = (struct rte_udp_hdr *)(ip + 1);
-	memcpy(&eth->dst_addr, ack->peer.mac, sizeof(eth->dst_addr));
-	eth->src_addr = d->mac;
-	eth->ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4);
-	*ip = (struct rte_ipv4_hdr){
-		.version_ihl = RTE_IPV4_VHL_DEF,
-		.total_length = rte_cpu_to_be_16((uint16_t)(IP_BYTES + UDP_BYTES + ack->len)),
-		.packet_id = rte_cpu_to_be_16(d->ip_id++),
-		.fragment_offset = rte_cpu_to_be_16(RTE_IPV4_HDR_DF_FLAG),
-		.time_to_live = 64,
-		.next_proto_id = IPPROTO_UDP,
-		.src_addr = d->ipv4,
-	};
-	memcpy(&ip->dst_addr, &ack->peer.addr.sin6_addr.s6_addr[12], 4);
-	*udp = (struct rte_udp_hdr){
-		.src_port = d->udp_port,
-		.dst_port = ack->peer.addr.sin6_port,
-		.dgram_len = rte_cpu_to_be_16((uint16_t)(UDP_BYTES + ack->len)),
-	};
-	memcpy(udp + 1, ack->bytes, ack->len);
+	struct fp_udp_endpoints e = {.src_mac = d->mac, .src_ip = d->ipv4, .src_port = d->udp_port,
+				     .dst_port = ack->peer.addr.sin6_port};
+	memcpy(&e.dst_mac, ack->peer.mac, sizeof(e.dst_mac));
+	memcpy(&e.dst_ip, &ack->peer.addr.sin6_addr.s6_addr[12], 4);
+	struct rte_udp_hdr *udp = fp_udp_put(m, &e, d->ip_id++, ack->bytes, ack->len);
 	if (d->tx_cksum_offload) {
 		m->l2_len = ETH_BYTES;
 		m->l3_len = IP_BYTES;
 		m->ol_flags = RTE_MBUF_F_TX_IPV4 | RTE_MBUF_F_TX_IP_CKSUM | RTE_MBUF_F_TX_UDP_CKSUM;
-		udp->dgram_cksum = rte_ipv4_phdr_cksum(ip, m->ol_flags);
+		udp->dgram_cksum = rte_ipv4_phdr_cksum((struct rte_ipv4_hdr *)udp - 1, m->ol_flags);
 	} else {
-		ip->hdr_checksum = rte_ipv4_cksum(ip);
-		udp->dgram_cksum = rte_ipv4_udptcp_cksum(ip, udp);
+		fp_udp_cksum_sw(udp);
 	}
 }
 
@@ -627,13 +609,7 @@ static int poll_loop(void *arg)
 	uint64_t hz = rte_get_tsc_hz(), stats_due = 0;
 	unsigned empty = 0;
 	bool stopping = false;
-	for (;;) {
-		if (*d->stop && !stopping) {
-			stopping = true;
-			fp_pipeline_stop(d->pipe);
-		}
-		if (stopping && fp_pipeline_writer_done(d->pipe) && fp_pipeline_idle(d->pipe))
-			break;
+	while (!fp_ingress_done(d->pipe, d->stop, &stopping)) {
 		uint64_t t0 = rte_rdtsc();
 		unsigned work = rx_pass(d);
 		work += ack_pass(d, t0);

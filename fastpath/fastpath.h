@@ -490,6 +490,12 @@ int fp_pipeline_ack_eventfd(const struct fp_pipeline *p);
 bool fp_pipeline_idle(const struct fp_pipeline *p);
 /* Is the writer thread gone (after stop)? */
 bool fp_pipeline_writer_done(const struct fp_pipeline *p);
+/*
+ * The loop condition of every ingress backend: once *stop is set, stop the
+ * pipeline (setting *stopping); true when it is stopped and drained, every
+ * queued frame committed and its ack released.
+ */
+bool fp_ingress_done(struct fp_pipeline *p, volatile sig_atomic_t *stop, bool *stopping);
 /* 0, or the st_error the writer gave up with while stopping. */
 int fp_pipeline_writer_status(const struct fp_pipeline *p);
 

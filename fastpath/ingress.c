@@ -88,16 +88,6 @@ static void busy_publish(struct fp_counters *ctr, unsigned *loops, bool now)
 				      memory_order_relaxed);
 }
 
-/* Loop condition shared by both backends: run until stopped and drained. */
-static bool ingress_done(struct fp_pipeline *p, volatile sig_atomic_t *stop, bool *stopping)
-{
-	if (*stop && !*stopping) {
-		*stopping = true;
-		fp_pipeline_stop(p);
-	}
-	return *stopping && fp_pipeline_writer_done(p) && fp_pipeline_idle(p) == true;
-}
-
 /* ------------------------------------------------------------- recvmmsg */
 
 struct mmsg_state {
@@ -145,7 +135,7 @@ static int mmsg_run(struct fp_pipeline *p, int fd, volatile sig_atomic_t *stop, 
 		s->rx_iov[i] = (struct iovec){s->rx_bytes[i], sizeof(s->rx_bytes[i])};
 		s->rx_msgs[i].msg_hdr = (struct msghdr){.msg_iov = &s->rx_iov[i], .msg_iovlen = 1};
 	}
-	while (!ingress_done(p, stop, &stopping)) {
+	while (!fp_ingress_done(p, stop, &stopping)) {
 		struct pollfd pfd[2] = {{.fd = fd, .events = stopping ? 0 : POLLIN},
 					{.fd = fp_pipeline_ack_eventfd(p), .events = POLLIN}};
 		poll(pfd, 2, WAIT_MS);
@@ -364,7 +354,7 @@ static int uring_run(struct fp_pipeline *p, struct uring_state *u, int fd, volat
 	bool stopping = false;
 	unsigned loops = 0;
 	int efd = fp_pipeline_ack_eventfd(p);
-	while (!ingress_done(p, stop, &stopping)) {
+	while (!fp_ingress_done(p, stop, &stopping)) {
 		uring_arm(u, fd, efd, stopping);
 		struct io_uring_cqe *cqe;
 		struct __kernel_timespec ts = {0, WAIT_MS * 1000000LL};

@@ -307,6 +307,15 @@ bool fp_pipeline_idle(const struct fp_pipeline *p)
 	return p->released == atomic_load(&p->produced);
 }
 
+bool fp_ingress_done(struct fp_pipeline *p, volatile sig_atomic_t *stop, bool *stopping)
+{
+	if (*stop && !*stopping) {
+		*stopping = true;
+		fp_pipeline_stop(p);
+	}
+	return *stopping && fp_pipeline_writer_done(p) && fp_pipeline_idle(p);
+}
+
 bool fp_pipeline_writer_done(const struct fp_pipeline *p)
 {
 	return atomic_load(&p->writer_done);

@@ -30,10 +30,7 @@ dpdk_start
 $NS_EXEC "$BIN/tapgen" --gateway "$GW_IP:$PORT" --validators 64 --taps 60000 --taps-per-frame 4 \
 	--retransmit-rate 0.1 --give-up-s 90 --out "$T/sent.csv" --json "$T/tapgen.json" >"$T/tapgen.out" 2>&1 &
 TG=$!
-i=0
-while [ "$(metric tapgate_taps_stored_total)" = missing ] || [ "$(metric tapgate_taps_stored_total)" -lt 10000 ]; do
-	i=$((i + 1)); [ $i -lt 600 ] || fail "load did not start: $(cat "$T/tapgen.out")"; sleep 0.05
-done
+wait_metric_at_least tapgate_taps_stored_total 10000
 [ "$(metric tapgate_net_arp_replies_total)" -ge 1 ] || fail "the kernel's ARP request was not answered"
 before=$(metric tapgate_taps_stored_total)
 kill9_gateway

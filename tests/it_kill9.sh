@@ -7,10 +7,7 @@ tapgen --validators 128 --taps 150000 --taps-per-frame 4 --retransmit-rate 0.1 -
 	--out "$T/sent.csv" --json "$T/tapgen.json" >"$T/tapgen.out" 2>&1 &
 TG=$!
 # Kill once some taps are durable, well before the load is over.
-i=0
-while [ "$(metric tapgate_taps_stored_total)" = missing ] || [ "$(metric tapgate_taps_stored_total)" -lt 20000 ]; do
-	i=$((i + 1)); [ $i -lt 400 ] || fail "load did not start"; sleep 0.05
-done
+wait_metric_at_least tapgate_taps_stored_total 20000
 before=$(metric tapgate_taps_stored_total)
 kill9_gateway
 echo "killed -9 after $before taps stored"

@@ -26,6 +26,15 @@ fail() {
 	exit 1
 }
 
+# skip_if_eal_failed LOG: the one environment failure a test may skip for
+# (exit 77, saying why): DPDK's EAL cannot start on this machine.
+skip_if_eal_failed() {
+	if grep -q "DPDK EAL did not start" "$1"; then
+		echo "skip: $(grep -A1 'FATAL DPDK' "$1" | tail -n 1)"
+		exit 77
+	fi
+}
+
 # start_gateway [-s key=value ...]: start with the shipped config on a temporary store.
 start_gateway() {
 	$NS_EXEC "$BIN/tapgate" -c config/tapgate.conf -s "store.path=$T/store" -s "gateway.listen_port=$PORT" \
@@ -36,11 +45,7 @@ start_gateway() {
 		i=$((i + 1))
 		[ $i -lt 200 ] || fail "gateway did not come up"
 		if ! kill -0 "$GW_PID" 2>/dev/null; then
-			# The one environment failure a test may skip for: DPDK's EAL cannot start here.
-			if grep -q "DPDK EAL did not start" "$T/gateway.log"; then
-				echo "skip: $(grep -A1 'FATAL DPDK' "$T/gateway.log" | tail -n 1)"
-				exit 77
-			fi
+			skip_if_eal_failed "$T/gateway.log"
 			fail "gateway exited at start-up"
 		fi
 		sleep 0.05
@@ -71,6 +76,16 @@ expect_metric() {
 	while [ "$(metric "$1")" != "$2" ]; do
 		i=$((i + 1))
 		[ $i -lt 100 ] || fail "metric $1 is $(metric "$1"), expected $2"
+		sleep 0.05
+	done
+}
+
+# wait_metric_at_least NAME N: wait up to 20 s until the metric reaches N.
+wait_metric_at_least() {
+	i=0
+	while [ "$(metric "$1")" = missing ] || [ "$(metric "$1")" -lt "$2" ]; do
+		i=$((i + 1))
+		[ $i -lt 400 ] || fail "metric $1 is $(metric "$1"), expected at least $2"
 		sleep 0.05
 	done
 }
