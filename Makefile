@@ -28,40 +28,45 @@ $(error tools/install-deps.sh failed: see above)
 endif
 endif
 
-PKGS := liburing lmdb libxxhash libsodium libcrypto libmicrohttpd inih
+# Debian's libcsv-dev ships no .pc file: tools/pkgconfig/libcsv.pc describes it.
+# (GNU make 4.3 does not pass exported variables to $(shell): set it per call.)
+PKG_CONFIG := PKG_CONFIG_PATH=$(CURDIR)/tools/pkgconfig$(if $(PKG_CONFIG_PATH),:$(PKG_CONFIG_PATH)) pkg-config
+PKGS := liburing lmdb libxxhash libsodium libcrypto libmicrohttpd inih libcsv
 TEST_PKGS := cmocka
 
 CC ?= cc
 CFLAGS_BASE := -std=gnu11 -O2 -g -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
 	-Wstrict-prototypes -Wmissing-prototypes -fno-strict-aliasing -D_GNU_SOURCE -MMD -MP \
-	-I. $(shell pkg-config --cflags $(PKGS))
+	-I. $(shell $(PKG_CONFIG) --cflags $(PKGS))
 ifeq ($(SAN),1)
 CFLAGS_BASE += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 LDFLAGS_SAN := -fsanitize=address,undefined
 endif
 CFLAGS ?=
 CFLAGS_ALL := $(CFLAGS_BASE) $(CFLAGS)
-LIBS := $(shell pkg-config --libs $(PKGS) libdpdk) -lpthread
+LIBS := $(shell $(PKG_CONFIG) --libs $(PKGS) libdpdk) -lpthread
 # DPDK's own flags (-include rte_config.h, -march) only for the files that use it.
-DPDK_CFLAGS := $(shell pkg-config --cflags libdpdk)
+DPDK_CFLAGS := $(shell $(PKG_CONFIG) --cflags libdpdk)
 DPDK_SRC := fastpath/dpdk.c bench/dpdk_source.c
-TEST_CFLAGS := $(shell pkg-config --cflags $(TEST_PKGS))
-TEST_LIBS := $(shell pkg-config --libs $(TEST_PKGS))
+TEST_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(TEST_PKGS))
+TEST_LIBS := $(shell $(PKG_CONFIG) --libs $(TEST_PKGS))
 
 FASTPATH_SRC := $(wildcard fastpath/*.c)
 STORE_SRC := $(wildcard store/*.c)
 CONFIG_SRC := $(wildcard config/*.c)
 GATEWAY_SRC := $(wildcard gateway/*.c)
+FARE_SRC := $(wildcard fare/*.c)
 
 lib_objs = $(patsubst %.c,$(BUILD)/%.o,$(1))
 
 FASTPATH_LIB := $(BUILD)/libfastpath.a
 STORE_LIB := $(BUILD)/libstore.a
 CONFIG_LIB := $(BUILD)/libtgconfig.a
-MODULE_LIBS := $(FASTPATH_LIB) $(STORE_LIB) $(CONFIG_LIB)
+FARE_LIB := $(BUILD)/libfare.a
+MODULE_LIBS := $(FARE_LIB) $(FASTPATH_LIB) $(STORE_LIB) $(CONFIG_LIB)
 
 BIN := $(BUILD)/bin
-PROGRAMS := $(BIN)/tapgate $(BIN)/tapgen $(BIN)/tapdump
+PROGRAMS := $(BIN)/tapgate $(BIN)/tapgen $(BIN)/tapdump $(BIN)/tapfare
 BENCH_PROGRAMS := $(patsubst bench/%.c,$(BIN)/%,$(wildcard bench/*.c))
 UNIT_TESTS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/test_*.c))
 FUZZERS := $(patsubst tests/fuzz_%.c,$(BUILD)/fuzz/fuzz_%,$(wildcard tests/fuzz_*.c))
@@ -100,6 +105,7 @@ $(BUILD)/tests/%.o: tests/%.c
 $(FASTPATH_LIB): $(call lib_objs,$(FASTPATH_SRC))
 $(STORE_LIB): $(call lib_objs,$(STORE_SRC))
 $(CONFIG_LIB): $(call lib_objs,$(CONFIG_SRC))
+$(FARE_LIB): $(call lib_objs,$(FARE_SRC))
 $(MODULE_LIBS):
 	@mkdir -p $(dir $@)
 	$(call say,AR,$@)
@@ -108,6 +114,7 @@ $(MODULE_LIBS):
 $(BIN)/tapgate: $(call lib_objs,$(GATEWAY_SRC)) $(MODULE_LIBS)
 $(BIN)/tapgen: $(BUILD)/tools/tapgen.o $(MODULE_LIBS)
 $(BIN)/tapdump: $(BUILD)/tools/tapdump.o $(MODULE_LIBS)
+$(BIN)/tapfare: $(BUILD)/tools/tapfare.o $(MODULE_LIBS)
 $(BENCH_PROGRAMS): $(BIN)/%: $(BUILD)/bench/%.o $(MODULE_LIBS)
 $(PROGRAMS) $(BENCH_PROGRAMS):
 	@mkdir -p $(dir $@)
@@ -136,7 +143,7 @@ bench: all
 
 # The fuzzer is built with clang's libFuzzer, separately from the main tree.
 FUZZ_CFLAGS := -std=gnu11 -O1 -g -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -I. \
-	$(shell pkg-config --cflags $(PKGS))
+	$(shell $(PKG_CONFIG) --cflags $(PKGS))
 $(BUILD)/fuzz/fuzz_%: tests/fuzz_%.c $(filter-out $(DPDK_SRC),$(FASTPATH_SRC)) $(STORE_SRC)
 	@mkdir -p $(dir $@)
 	$(call say,FUZZ,$@)

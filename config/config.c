@@ -69,6 +69,11 @@ static const struct cfg_row rows[] = {
 	{"dpdk", "mbufs", KIND_U32, FIELD(dpdk_mbufs), 1023, 4194303, "16383", NULL, false},
 	{"dpdk", "idle_sleep_us", KIND_U32, FIELD(dpdk_idle_sleep_us), 0, 100000, "0", NULL, false},
 	{"dpdk", "icmp_echo", KIND_ENUM, FIELD(dpdk_icmp_echo), 0, 0, "on", switch_names, false},
+	{"fares", "feed", KIND_STRING, FIELD(fares_feed), 0, 0, "config/fares-demo", NULL, false},
+	{"fares", "rated_path", KIND_STRING, FIELD(fares_rated_path), 0, 0, "var/rated", NULL, false},
+	{"fares", "timezone", KIND_STRING, FIELD(fares_timezone), 0, 0, "Asia/Shanghai", NULL, false},
+	{"fares", "day_cutoff", KIND_STRING, FIELD(fares_day_cutoff), 0, 0, "04:30", NULL, false},
+	{"fares", "grace_s", KIND_U32, FIELD(fares_grace_s), 0, 604800, "7200", NULL, false},
 };
 #define ROWS_COUNT (sizeof(rows) / sizeof(rows[0]))
 

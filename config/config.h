@@ -63,6 +63,12 @@ struct cfg {
 	uint32_t dpdk_mbufs;
 	uint32_t dpdk_idle_sleep_us;
 	uint32_t dpdk_icmp_echo; /* 0 off, 1 on */
+	/* [fares] (tapfare, the fare engine) */
+	char fares_feed[CFG_PATH_MAX];
+	char fares_rated_path[CFG_PATH_MAX];
+	char fares_timezone[64];
+	char fares_day_cutoff[8];
+	uint32_t fares_grace_s;
 };
 
 /* Errors: negative. */

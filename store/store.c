@@ -681,6 +681,28 @@ int st_log_scan(struct st_env *e, uint64_t from_seq, bool backward, st_visit_fn 
 	return read_err(scan(e, e->log, &pos, log_each, &va));
 }
 
+/* Returns 0, ST_ERR_NOTFOUND, ST_ERR_CORRUPT, ST_ERR_READERS, ST_ERR_IO. */
+int st_log_get(struct st_env *e, uint64_t seq, struct st_tap_meta *meta, uint8_t record[ST_RECORD_BYTES_MAX])
+{
+	MDB_txn *txn;
+	MDB_val k = {.mv_size = sizeof(seq), .mv_data = &seq}, v;
+	const uint8_t *rec;
+	if (!e->have_dbs)
+		return ST_ERR_NOTFOUND;
+	int rc = txn_begin(e, MDB_RDONLY, &txn);
+	if (rc != 0)
+		return read_err(rc);
+	rc = mdb_get(txn, e->log, &k, &v);
+	if (rc == 0 && (rc = value_parse(&v, meta, &rec)) == 0)
+		memcpy(record, rec, meta->record_len);
+	else if (rc == MDB_NOTFOUND)
+		rc = ST_ERR_NOTFOUND;
+	else if (rc > 0)
+		rc = st_err(rc);
+	txn_end(e, txn);
+	return rc == ST_ERR_NOTFOUND ? rc : read_err(rc);
+}
+
 int st_quarantine_scan(struct st_env *e, st_visit_fn fn, void *arg)
 {
 	struct visit_args va = {.fn = fn, .arg = arg};

@@ -119,6 +119,9 @@ typedef int (*st_visit_fn)(void *arg, uint64_t seq, const struct st_tap_meta *me
  * records. Returns 0, ST_ERR_CORRUPT, ST_ERR_READERS, ST_ERR_IO.
  */
 int st_log_scan(struct st_env *env, uint64_t from_seq, bool backward, st_visit_fn fn, void *arg);
+/* One record of the log by its sequence (one short read transaction).
+ * Returns 0, ST_ERR_NOTFOUND, ST_ERR_CORRUPT, ST_ERR_READERS, ST_ERR_IO. */
+int st_log_get(struct st_env *env, uint64_t seq, struct st_tap_meta *meta, uint8_t record[ST_RECORD_BYTES_MAX]);
 /* Visit every quarantined record (seq is 0). Same returns. */
 int st_quarantine_scan(struct st_env *env, st_visit_fn fn, void *arg);
 

@@ -9,7 +9,8 @@ set -eu
 # libdpdk-dev: the DPDK ingress (with its net_tap, net_pcap, net_memif PMDs);
 # python3-scapy: the independent packet tool of the DPDK pcap test;
 # libssl-dev: OpenSSL's SHA-256 (CPU SHA instructions) for the frame MACs;
-# iproute2: the network namespaces of the DPDK kernel-peer test.
+# iproute2: the network namespaces of the DPDK kernel-peer test;
+# libcsv-dev: the CSV parser of the fare engine's GTFS feeds (tools/pkgconfig/libcsv.pc).
 PACKAGES="
 build-essential
 pkg-config
@@ -24,6 +25,7 @@ libssl-dev
 libcmocka-dev
 libmicrohttpd-dev
 libinih-dev
+libcsv-dev
 libdpdk-dev
 python3-scapy
 iproute2

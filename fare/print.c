@@ -1,0 +1,143 @@
+/*
+ * print.c - legs and audit lines as text (docs/FARES.md sections 4 and 5),
+ * read with short read transactions. Product and funder names come from the
+ * feed version that rated each leg, kept in the rated store.
+ */
+#include "fare/db.h"
+
+#include <string.h>
+
+#define VERSIONS_CACHED 8u
+
+struct versions {
+	uint64_t version[VERSIONS_CACHED];
+	struct fare_feed *feed[VERSIONS_CACHED];
+	unsigned n;
+};
+
+static const struct fare_feed *version_feed(struct fare_db *db, MDB_txn *txn, struct versions *vs, uint64_t v,
+					    char *err, size_t err_len)
+{
+	for (unsigned i = 0; i < vs->n; i++)
+		if (vs->version[i] == v)
+			return vs->feed[i];
+	struct fare_feed *f;
+	if (vs->n == VERSIONS_CACHED || fare_db_feed(db, txn, v, &f, err, err_len) != 0)
+		return NULL;
+	vs->version[vs->n] = v;
+	vs->feed[vs->n++] = f;
+	return f;
+}
+
+static void hms(struct fare_clock *clk, uint64_t us, char out[16])
+{
+	uint32_t sec, date;
+	unsigned wd;
+	fare_clock_local(clk, us, &sec, &date, &wd);
+	snprintf(out, 16, "%02u:%02u:%02u", sec / 3600, sec / 60 % 60, sec % 60);
+}
+
+static void print_leg(FILE *out, struct fare_clock *clk, const struct fare_feed *f, const struct fare_leg *l,
+		      bool no_version)
+{
+	char token[64], t0[16], t1[16];
+	fare_token_format(l->medium, l->issuer, l->token_id, token, sizeof(token));
+	hms(clk, l->start_us, t0);
+	hms(clk, l->end_us, t1);
+	fprintf(out, "%u %s r%u #%u %s%s%s route=%u stops=%u", l->day, token, l->rev, l->leg_no, t0,
+		l->ntaps > 1 ? "-" : "", l->ntaps > 1 ? t1 : "", l->route_id, l->from_stop);
+	if (l->ntaps > 1)
+		fprintf(out, "-%u", l->to_stop);
+	fprintf(out, " product=%s nominal=%d transfer=%d concession=%d cap=%d promotion=%d subsidy=%d rider=%d",
+		l->product == FARE_NONE ? "-" : fare_feed_product_id(f, l->product), l->nominal, l->transfer,
+		l->concession, l->cap, l->promotion, l->subsidy, l->rider_fen);
+	if (l->promotion_funder_fen)
+		fprintf(out, " %s=%d", fare_feed_promotion_funder(f, l->promotion_idx), l->promotion_funder_fen);
+	if (l->subsidy_funder_fen)
+		fprintf(out, " %s=%d", fare_feed_subsidy_funder(f, l->subsidy_idx), l->subsidy_funder_fen);
+	fprintf(out, " op%u=%d taps=%u%s%s%s", l->operator_id, l->operator_fen, l->ntaps,
+		l->flags & FARE_LEG_INCOMPLETE ? " incomplete" : "", l->flags & FARE_LEG_NORULE ? " norule" : "",
+		l->flags & FARE_LEG_VANISHED ? " vanished" : "");
+	if (!no_version)
+		fprintf(out, " v=%016llx", (unsigned long long)l->version);
+	fputc('\n', out);
+}
+
+static bool wanted(const struct fare_query *q, const uint8_t *key)
+{
+	if (q->day && be32_get(key) != q->day)
+		return false;
+	return !q->medium || (key[4] == q->medium && be32_get(key + 5) == q->issuer && be64_get(key + 9) == q->token_id);
+}
+
+int fare_print_legs(struct fare_db *db, struct fare_clock *clk, const struct fare_query *q, bool no_version,
+		    FILE *out, char *err, size_t err_len)
+{
+	MDB_txn *txn;
+	MDB_cursor *c;
+	struct versions vs = {0};
+	uint8_t start[4];
+	be32_put(start, q->day);
+	MDB_val k = {.mv_size = 4, .mv_data = start}, v;
+	int rc = mdb_txn_begin(db->env, NULL, MDB_RDONLY, &txn);
+	if (rc == 0 && (rc = mdb_cursor_open(txn, db->legs, &c)) != 0)
+		mdb_txn_abort(txn);
+	if (rc != 0) {
+		snprintf(err, err_len, "rated store: %s", mdb_strerror(rc));
+		return FARE_ERR_STORE;
+	}
+	int result = 0;
+	for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); rc == 0 && result == 0;
+	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		struct fare_leg l;
+		if (k.mv_size != LEG_KEY_BYTES || v.mv_size != sizeof(l)) {
+			snprintf(err, err_len, "rated store: a leg of the wrong size");
+			result = FARE_ERR_STORE;
+			break;
+		}
+		if (q->day && be32_get(k.mv_data) > q->day)
+			break;
+		if (!wanted(q, k.mv_data))
+			continue;
+		memcpy(&l, v.mv_data, sizeof(l));
+		const struct fare_feed *f = version_feed(db, txn, &vs, l.version, err, err_len);
+		if (!f)
+			result = FARE_ERR_VERSION;
+		else
+			print_leg(out, clk, f, &l, no_version);
+	}
+	mdb_cursor_close(c);
+	mdb_txn_abort(txn);
+	for (unsigned i = 0; i < vs.n; i++)
+		fare_feed_free(vs.feed[i]);
+	return result;
+}
+
+int fare_print_audit(struct fare_db *db, const struct fare_query *q, FILE *out, char *err, size_t err_len)
+{
+	MDB_txn *txn;
+	MDB_cursor *c;
+	uint8_t start[4];
+	be32_put(start, q->day);
+	MDB_val k = {.mv_size = 4, .mv_data = start}, v;
+	int rc = mdb_txn_begin(db->env, NULL, MDB_RDONLY, &txn);
+	if (rc == 0 && (rc = mdb_cursor_open(txn, db->audit, &c)) != 0)
+		mdb_txn_abort(txn);
+	if (rc != 0) {
+		snprintf(err, err_len, "rated store: %s", mdb_strerror(rc));
+		return FARE_ERR_STORE;
+	}
+	for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		const uint8_t *key = k.mv_data;
+		char token[64];
+		if (k.mv_size != TOKEN_DAY_KEY_BYTES + 4 || (q->day && be32_get(key) > q->day))
+			break;
+		if (!wanted(q, key))
+			continue;
+		fare_token_format(key[4], be32_get(key + 5), be64_get(key + 9), token, sizeof(token));
+		fprintf(out, "%u %s %.*s\n", be32_get(key), token, (int)v.mv_size, (const char *)v.mv_data);
+	}
+	mdb_cursor_close(c);
+	mdb_txn_abort(txn);
+	return 0;
+}

@@ -1,0 +1,61 @@
+/*
+ * rate.h - rating of one token's business day (rate.c), shared by the run
+ * (run.c). Internal to fare/.
+ */
+#ifndef TAPGATE_FARE_RATE_H
+#define TAPGATE_FARE_RATE_H
+
+#include "fare/internal.h"
+
+#define FARE_PROMOTIONS_MAX 16u
+#define FARE_SUBSIDIES_MAX 16u
+#define FARE_MEMO_SLOTS 16384u
+
+struct rule_memo {
+	uint64_t key_a, key_b, key_from_tf, key_to_tf;
+	int32_t product, group, nominal, category;
+	bool used, found;
+};
+
+/* Per run: the feed, the clock, and a memo of leg-rule matches. */
+struct rate_ctx {
+	const struct fare_feed *feed;
+	struct fare_clock *clock;
+	struct rule_memo *memo; /* FARE_MEMO_SLOTS */
+};
+
+/* A leg while it is rated: the stored leg plus what phase 2 needs. */
+struct rate_leg {
+	struct fare_leg leg;
+	int32_t category_price; /* for transfers: the leg's fare for the rider's category */
+	int32_t group;          /* leg group, -1 none */
+	int32_t promotion;      /* candidate promotion index, -1 none */
+	uint32_t group_index;   /* which token-day it belongs to */
+};
+
+/* Week totals of a token before this day, per cap (filled by the run). */
+struct rate_week {
+	int64_t before_fen; /* charged on earlier business days of the same week */
+};
+
+/*
+ * Rate one token's taps of one business day (sorted by time, then seq) into
+ * legs (at most n). Promotions are only marked as candidates: the run grants
+ * them over every token in order. Returns the number of legs.
+ */
+unsigned rate_token_day(struct rate_ctx *ctx, const struct fare_tap *taps, unsigned n, int64_t week_before_fen,
+			struct rate_leg *out);
+
+/* Payers and receiver from the adjustments; asserts the leg is conserved. */
+void rate_settle_leg(struct fare_leg *leg);
+
+/* Audit lines of an e-purse token-day. prev_ctc/prev_after: the card's last tap
+ * before this day (have_prev false if none). Returns lines written to out. */
+struct audit_line {
+	char text[FARE_TEXT_MAX];
+};
+unsigned rate_audit(struct rate_ctx *ctx, const struct fare_tap *taps, unsigned n, const struct rate_leg *legs,
+		    unsigned nlegs, bool have_prev, uint16_t prev_ctc, uint32_t prev_after, struct audit_line *out,
+		    unsigned cap);
+
+#endif

@@ -1,0 +1,818 @@
+/*
+ * run.c - one rating run: the gateway's log in, legs and adjustments out.
+ *
+ * 1. undo the legs of a run that crashed while writing (meta "inprogress");
+ * 2. scan the log from the cursor (or from the lowest seq of a day to rate):
+ *    taps of days to rate, and late taps of rated days;
+ * 3. for each late (day, token): read its legs so far, fetch their taps;
+ * 4. sort every tap by (day, token, time, seq): the order of commits no
+ *    longer matters; rate each token-day (rate.c);
+ * 5. grant promotions over all tokens in (day, departure, token, leg) order;
+ * 6. write the new days' legs (chunked transactions), then in one last
+ *    transaction the adjustment legs, audits, promotion budgets, weekly totals,
+ *    cards, the rated days and the cursor; sync once.
+ */
+#include "fare/db.h"
+#include "fare/rate.h"
+#include "store/store.h"
+
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define WRITE_CHUNK_LEGS 200000u
+#define AUDIT_LINES_MAX 256u
+#define PROGRESS_TAPS 2000000u
+
+struct day_set {
+	uint32_t *days;
+	size_t n, cap;
+};
+
+struct group {
+	uint32_t first, n;     /* taps[first .. first+n) */
+	uint32_t leg_first, nlegs;
+	bool rerate;
+	uint8_t promo_count[FARE_PROMOTIONS_MAX];
+	int64_t own_budget[FARE_PROMOTIONS_MAX]; /* re-rates: promotion the token had already */
+};
+
+struct old_leg { /* sum of a leg's revisions, by identity */
+	struct fare_leg sum;
+	uint16_t max_rev;
+};
+
+struct run {
+	struct fare_db *db;
+	struct st_env *log;
+	const struct fare_feed *feed;
+	struct fare_clock *clk;
+	const struct fare_run_options *opt;
+	struct fare_run_stats *st;
+	char *err;
+	size_t err_len;
+	struct rate_ctx ctx;
+	uint64_t cursor, last_seq;
+	struct day_set rated, daymin_days;
+	uint64_t *daymin_seq;
+	struct fare_tap *taps;
+	size_t ntaps, taps_cap;
+	struct group *groups;
+	size_t ngroups;
+	struct rate_leg *legs;
+	size_t nlegs;
+	struct promo_state promo[FARE_PROMOTIONS_MAX];
+	bool week_caps[4];
+	uint64_t now_us;
+};
+
+static int fail_store(struct run *r, const char *what, int rc)
+{
+	snprintf(r->err, r->err_len, "rated store: %s: %s", what, rc > 0 ? mdb_strerror(rc) : st_strerror(rc));
+	return FARE_ERR_STORE;
+}
+
+static bool set_has(const struct day_set *s, uint32_t day)
+{
+	for (size_t i = 0; i < s->n; i++)
+		if (s->days[i] == day)
+			return true;
+	return false;
+}
+
+static int set_add(struct day_set *s, uint32_t day)
+{
+	if (s->n == s->cap) {
+		size_t cap = s->cap ? s->cap * 2 : 64;
+		uint32_t *d = realloc(s->days, cap * sizeof(*d));
+		if (!d)
+			return FARE_ERR_NOMEM;
+		s->days = d;
+		s->cap = cap;
+	}
+	s->days[s->n++] = day;
+	return 0;
+}
+
+static int push_tap(struct run *r, const struct fare_tap *t)
+{
+	if (r->ntaps == r->taps_cap) {
+		size_t cap = r->taps_cap ? r->taps_cap * 2 : 1u << 16;
+		struct fare_tap *n = realloc(r->taps, cap * sizeof(*n));
+		if (!n)
+			return FARE_ERR_NOMEM;
+		r->taps = n;
+		r->taps_cap = cap;
+	}
+	r->taps[r->ntaps++] = *t;
+	return 0;
+}
+
+/* --- 1. state */
+
+static int load_state(struct run *r, MDB_txn *txn)
+{
+	MDB_val k = {.mv_size = 6, .mv_data = "cursor"}, v;
+	MDB_cursor *c;
+	int rc = mdb_get(txn, r->db->meta, &k, &v);
+	r->cursor = 0;
+	if (rc == 0 && v.mv_size == 8)
+		memcpy(&r->cursor, v.mv_data, 8);
+	if ((rc = mdb_cursor_open(txn, r->db->days, &c)) != 0)
+		return fail_store(r, "days", rc);
+	while ((rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) == 0)
+		if (set_add(&r->rated, be32_get(k.mv_data)) != 0)
+			break;
+	mdb_cursor_close(c);
+	if ((rc = mdb_cursor_open(txn, r->db->daymin, &c)) != 0)
+		return fail_store(r, "daymin", rc);
+	while ((rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) == 0) {
+		if (set_add(&r->daymin_days, be32_get(k.mv_data)) != 0)
+			break;
+		r->daymin_seq = realloc(r->daymin_seq, r->daymin_days.cap * sizeof(uint64_t));
+		memcpy(&r->daymin_seq[r->daymin_days.n - 1], v.mv_data, 8);
+	}
+	mdb_cursor_close(c);
+	for (uint32_t p = 0; p < r->feed->npromotions && p < FARE_PROMOTIONS_MAX; p++) {
+		const char *id = r->feed->promotions.names[p];
+		MDB_val pk = {.mv_size = strlen(id), .mv_data = (void *)id};
+		if (mdb_get(txn, r->db->promos, &pk, &v) == 0 && v.mv_size == sizeof(struct promo_state))
+			memcpy(&r->promo[p], v.mv_data, sizeof(struct promo_state));
+	}
+	for (uint32_t i = 0; i < r->feed->ncaps; i++)
+		for (unsigned m = 1; m <= 3; m++)
+			if (r->feed->cap_rows[i].week && r->feed->cap_rows[i].media == r->feed->media_of[m])
+				r->week_caps[m] = true;
+	return 0;
+}
+
+/* Delete every key of db starting with prefix. */
+static int delete_prefix(MDB_txn *txn, MDB_dbi dbi, const uint8_t *prefix, size_t len)
+{
+	MDB_cursor *c;
+	int rc = mdb_cursor_open(txn, dbi, &c);
+	while (rc == 0) {
+		MDB_val k = {.mv_size = len, .mv_data = (void *)prefix}, v;
+		if ((rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE)) != 0)
+			break;
+		if (k.mv_size < len || memcmp(k.mv_data, prefix, len) != 0)
+			break;
+		rc = mdb_cursor_del(c, 0);
+	}
+	if (rc == 0 || rc == MDB_NOTFOUND)
+		mdb_cursor_close(c);
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/* A run that crashed while writing days left marks: remove what it wrote. */
+static int undo_crashed(struct run *r)
+{
+	MDB_txn *txn;
+	MDB_val k = {.mv_size = 10, .mv_data = "inprogress"}, v;
+	int rc = mdb_txn_begin(r->db->env, NULL, 0, &txn);
+	if (rc != 0)
+		return fail_store(r, "begin", rc);
+	if ((rc = mdb_get(txn, r->db->meta, &k, &v)) == 0) {
+		size_t n = v.mv_size / 4;
+		uint32_t *days = malloc(v.mv_size + 4);
+		memcpy(days, v.mv_data, v.mv_size);
+		for (size_t i = 0; i < n && rc == 0; i++) {
+			uint8_t p[4];
+			be32_put(p, days[i]);
+			if ((rc = delete_prefix(txn, r->db->legs, p, 4)) == 0)
+				rc = delete_prefix(txn, r->db->audit, p, 4);
+		}
+		free(days);
+		if (rc == 0)
+			rc = mdb_del(txn, r->db->meta, &k, NULL);
+	} else if (rc == MDB_NOTFOUND) {
+		rc = 0;
+	}
+	if (rc == 0)
+		return mdb_txn_commit(txn) == 0 ? 0 : fail_store(r, "commit", rc);
+	mdb_txn_abort(txn);
+	return fail_store(r, "undo of a crashed run", rc);
+}
+
+/* --- 2. scan */
+
+static bool to_rate(const struct run *r, uint32_t day)
+{
+	return day <= r->opt->through_day && !set_has(&r->rated, day);
+}
+
+static int on_tap(void *arg, uint64_t seq, const struct st_tap_meta *meta, const uint8_t *record)
+{
+	struct run *r = arg;
+	struct fare_tap t;
+	r->last_seq = seq;
+	r->st->taps_scanned++;
+	if (!r->opt->quiet && r->st->taps_scanned % PROGRESS_TAPS == 0)
+		fprintf(stderr, "tapfare: read %llu taps of the log (seq %llu)\n",
+			(unsigned long long)r->st->taps_scanned, (unsigned long long)seq);
+	if (fare_tap_from_log(r->clk, seq, meta, record, &t) != 0) {
+		r->st->taps_undecodable += seq > r->cursor;
+		return 0;
+	}
+	if (set_has(&r->rated, t.day)) {
+		if (seq <= r->cursor)
+			return 0;
+		r->st->taps_late++;
+		t.pad = 1; /* late */
+		return push_tap(r, &t) != 0;
+	}
+	if (to_rate(r, t.day))
+		return push_tap(r, &t) != 0;
+	if (seq > r->cursor) { /* a day for a later run: remember where it starts */
+		for (size_t i = 0; i < r->daymin_days.n; i++)
+			if (r->daymin_days.days[i] == t.day) {
+				if (seq < r->daymin_seq[i])
+					r->daymin_seq[i] = seq;
+				return 0;
+			}
+		if (set_add(&r->daymin_days, t.day) != 0)
+			return 1;
+		r->daymin_seq = realloc(r->daymin_seq, r->daymin_days.cap * sizeof(uint64_t));
+		r->daymin_seq[r->daymin_days.n - 1] = seq;
+	}
+	return 0;
+}
+
+static int scan_log(struct run *r)
+{
+	uint64_t from = r->cursor + 1;
+	for (size_t i = 0; i < r->daymin_days.n; i++)
+		if (to_rate(r, r->daymin_days.days[i]) && r->daymin_seq[i] < from)
+			from = r->daymin_seq[i];
+	r->last_seq = r->cursor;
+	int rc = st_log_scan(r->log, from, false, on_tap, r);
+	if (rc != 0)
+		return fail_store(r, "reading the gateway's log", rc);
+	if (r->last_seq < r->cursor)
+		r->last_seq = r->cursor;
+	return 0;
+}
+
+/* --- 3. late taps: the legs so far of their token-days */
+
+static int cmp_tap(const void *a, const void *b)
+{
+	const struct fare_tap *x = a, *y = b;
+	if (x->day != y->day)
+		return x->day < y->day ? -1 : 1;
+	if (x->medium != y->medium)
+		return x->medium < y->medium ? -1 : 1;
+	if (x->issuer != y->issuer)
+		return x->issuer < y->issuer ? -1 : 1;
+	if (x->token_id != y->token_id)
+		return x->token_id < y->token_id ? -1 : 1;
+	if (x->time_us != y->time_us)
+		return x->time_us < y->time_us ? -1 : 1;
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+static bool same_token_day(const struct fare_tap *a, const struct fare_tap *b)
+{
+	return a->day == b->day && a->medium == b->medium && a->issuer == b->issuer && a->token_id == b->token_id;
+}
+
+/* Visit the legs of one token-day, every revision. */
+typedef int (*leg_fn)(void *arg, const struct fare_leg *l);
+static int legs_of(struct fare_db *db, MDB_txn *txn, const uint8_t prefix[TOKEN_DAY_KEY_BYTES], leg_fn fn,
+		   void *arg)
+{
+	MDB_cursor *c;
+	MDB_val k = {.mv_size = TOKEN_DAY_KEY_BYTES, .mv_data = (void *)prefix}, v;
+	int rc = mdb_cursor_open(txn, db->legs, &c);
+	if (rc != 0)
+		return rc;
+	for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		struct fare_leg l;
+		if (memcmp(k.mv_data, prefix, TOKEN_DAY_KEY_BYTES) != 0)
+			break;
+		if (v.mv_size != sizeof(l)) {
+			rc = MDB_CORRUPTED;
+			break;
+		}
+		memcpy(&l, v.mv_data, sizeof(l));
+		if ((rc = fn(arg, &l)) != 0)
+			break;
+	}
+	mdb_cursor_close(c);
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+struct old_taps_arg {
+	struct run *r;
+	uint64_t *seqs;
+	size_t n, cap;
+};
+
+static int collect_old(void *arg, const struct fare_leg *l)
+{
+	struct old_taps_arg *a = arg;
+	for (unsigned i = 0; i < l->ntaps && !(l->flags & FARE_LEG_VANISHED); i++) {
+		bool seen = false;
+		for (size_t j = 0; j < a->n && !seen; j++)
+			seen = a->seqs[j] == l->tap_seq[i];
+		if (seen)
+			continue;
+		if (a->n == a->cap) {
+			a->cap = a->cap ? a->cap * 2 : 64;
+			a->seqs = realloc(a->seqs, a->cap * sizeof(uint64_t));
+		}
+		a->seqs[a->n++] = l->tap_seq[i];
+	}
+	return 0;
+}
+
+/* For each late token-day, add the taps its legs cover (once). */
+static int add_old_taps(struct run *r, MDB_txn *txn)
+{
+	size_t nlate = r->ntaps;
+	qsort(r->taps, r->ntaps, sizeof(*r->taps), cmp_tap);
+	for (size_t i = 0; i < nlate; i++) {
+		if (r->taps[i].pad != 1 || (i > 0 && same_token_day(&r->taps[i - 1], &r->taps[i]) &&
+					    r->taps[i - 1].pad == 1))
+			continue;
+		uint8_t p[TOKEN_DAY_KEY_BYTES];
+		struct old_taps_arg a = {.r = r};
+		token_day_key(p, r->taps[i].day, r->taps[i].medium, r->taps[i].issuer, r->taps[i].token_id);
+		int rc = legs_of(r->db, txn, p, collect_old, &a);
+		for (size_t j = 0; j < a.n && rc == 0; j++) {
+			struct st_tap_meta meta;
+			uint8_t rec[ST_RECORD_BYTES_MAX];
+			struct fare_tap t;
+			if ((rc = st_log_get(r->log, a.seqs[j], &meta, rec)) != 0)
+				break;
+			if (fare_tap_from_log(r->clk, a.seqs[j], &meta, rec, &t) == 0) {
+				t.pad = 2; /* rated before */
+				rc = push_tap(r, &t);
+			}
+		}
+		free(a.seqs);
+		if (rc != 0)
+			return fail_store(r, "reading the legs of a late token-day", rc);
+		r->st->tokens_rerated++;
+	}
+	return 0;
+}
+
+/* --- 4. rating */
+
+static int64_t week_before(struct run *r, MDB_txn *txn, const struct fare_tap *t)
+{
+	if (!r->week_caps[t->medium])
+		return 0;
+	int64_t days = fare_days_from_date(t->day);
+	int64_t monday = days - ((days % 7 + 7 + 3) % 7);
+	uint8_t key[17];
+	int64_t sum = 0;
+	key[0] = t->medium;
+	be32_put(key + 1, t->issuer);
+	be64_put(key + 5, t->token_id);
+	for (int64_t d = monday; d < days; d++) {
+		be32_put(key + 13, fare_date_from_days(d));
+		MDB_val k = {.mv_size = 17, .mv_data = key}, v;
+		int64_t x;
+		if (mdb_get(txn, r->db->weeks, &k, &v) == 0 && v.mv_size == 8) {
+			memcpy(&x, v.mv_data, 8);
+			sum += x;
+		}
+	}
+	return sum;
+}
+
+static int sum_promotions(void *arg, const struct fare_leg *l)
+{
+	struct group *g = arg;
+	if (l->promotion_idx < FARE_PROMOTIONS_MAX)
+		g->own_budget[l->promotion_idx] += -(int64_t)l->promotion;
+	return 0;
+}
+
+static int rate_all(struct run *r, MDB_txn *txn)
+{
+	qsort(r->taps, r->ntaps, sizeof(*r->taps), cmp_tap);
+	r->groups = calloc(r->ntaps + 1, sizeof(*r->groups));
+	r->legs = calloc(r->ntaps + 1, sizeof(*r->legs));
+	if (!r->groups || !r->legs)
+		return FARE_ERR_NOMEM;
+	for (size_t i = 0; i < r->ntaps;) {
+		size_t j = i + 1;
+		bool rerate = r->taps[i].pad != 0;
+		while (j < r->ntaps && same_token_day(&r->taps[i], &r->taps[j]))
+			rerate |= r->taps[j++].pad != 0;
+		struct group *g = &r->groups[r->ngroups];
+		g->first = (uint32_t)i;
+		g->n = (uint32_t)(j - i);
+		g->rerate = rerate;
+		if (rerate) { /* the promotion it had is its own to use again */
+			uint8_t p[TOKEN_DAY_KEY_BYTES];
+			token_day_key(p, r->taps[i].day, r->taps[i].medium, r->taps[i].issuer, r->taps[i].token_id);
+			int rc = legs_of(r->db, txn, p, sum_promotions, g);
+			if (rc != 0)
+				return fail_store(r, "reading a late token-day's promotions", rc);
+		}
+		g->leg_first = (uint32_t)r->nlegs;
+		g->nlegs = rate_token_day(&r->ctx, &r->taps[i], g->n, week_before(r, txn, &r->taps[i]),
+					  &r->legs[r->nlegs]);
+		for (uint32_t k = 0; k < g->nlegs; k++)
+			r->legs[r->nlegs + k].group_index = (uint32_t)r->ngroups;
+		r->nlegs += g->nlegs;
+		r->ngroups++;
+		r->st->taps_rated += g->n;
+		i = j;
+	}
+	return 0;
+}
+
+/* --- 5. promotions, over every token of the run */
+
+static int cmp_candidate(const void *a, const void *b, void *arg)
+{
+	const struct rate_leg *legs = arg;
+	const struct fare_leg *x = &legs[*(const uint32_t *)a].leg, *y = &legs[*(const uint32_t *)b].leg;
+	if (x->day != y->day)
+		return x->day < y->day ? -1 : 1;
+	if (x->start_us != y->start_us)
+		return x->start_us < y->start_us ? -1 : 1;
+	if (x->medium != y->medium)
+		return x->medium < y->medium ? -1 : 1;
+	if (x->issuer != y->issuer)
+		return x->issuer < y->issuer ? -1 : 1;
+	if (x->token_id != y->token_id)
+		return x->token_id < y->token_id ? -1 : 1;
+	return x->leg_no < y->leg_no ? -1 : x->leg_no > y->leg_no;
+}
+
+static void grant_one(struct run *r, struct rate_leg *rl)
+{
+	const struct fare_promotion *p = &r->feed->promotion_rows[rl->promotion];
+	struct promo_state *ps = &r->promo[rl->promotion];
+	struct group *g = &r->groups[rl->group_index];
+	struct fare_leg *l = &rl->leg;
+	int64_t need = (int64_t)l->nominal + l->concession + l->transfer + l->cap - p->rider_amount_fen;
+	if (g->promo_count[rl->promotion] >= p->max_per_token_per_day)
+		return;
+	int64_t own = g->own_budget[rl->promotion];
+	int64_t from_own = own < need ? own : need;
+	if (from_own < need && (ps->exhausted_day || p->budget_fen - ps->spent_fen < need - from_own)) {
+		if (!ps->exhausted_day) {
+			ps->exhausted_day = l->day;
+			ps->exhausted_at_us = l->start_us;
+		}
+		return;
+	}
+	g->own_budget[rl->promotion] -= from_own;
+	ps->spent_fen += need - from_own;
+	g->promo_count[rl->promotion]++;
+	l->promotion = (int32_t)-need;
+	l->promotion_idx = (uint16_t)rl->promotion;
+	rate_settle_leg(l);
+}
+
+static int grant_promotions(struct run *r)
+{
+	uint32_t *cand = malloc((r->nlegs + 1) * sizeof(*cand));
+	size_t n = 0;
+	if (!cand)
+		return FARE_ERR_NOMEM;
+	for (size_t i = 0; i < r->nlegs; i++)
+		if (r->legs[i].promotion >= 0 && (uint32_t)r->legs[i].promotion < FARE_PROMOTIONS_MAX)
+			cand[n++] = (uint32_t)i;
+	qsort_r(cand, n, sizeof(*cand), cmp_candidate, r->legs);
+	for (size_t i = 0; i < n; i++)
+		grant_one(r, &r->legs[cand[i]]);
+	free(cand);
+	return 0;
+}
+
+/* --- 6. writing */
+
+static int put_leg(struct run *r, MDB_txn *txn, const struct fare_leg *l, bool *append)
+{
+	uint8_t key[LEG_KEY_BYTES];
+	leg_key(key, l);
+	MDB_val k = {.mv_size = sizeof(key), .mv_data = key}, v = {.mv_size = sizeof(*l), .mv_data = (void *)l};
+	int rc = mdb_put(txn, r->db->legs, &k, &v, *append ? MDB_APPEND : 0);
+	if (rc == MDB_KEYEXIST && *append) { /* a later day is in the store already */
+		*append = false;
+		rc = mdb_put(txn, r->db->legs, &k, &v, 0);
+	}
+	r->st->legs_written += rc == 0;
+	return rc;
+}
+
+static int put_days_in_progress(struct run *r, MDB_txn *txn, const struct day_set *days)
+{
+	MDB_val k = {.mv_size = 10, .mv_data = "inprogress"};
+	MDB_val v = {.mv_size = days->n * 4, .mv_data = days->days};
+	return days->n ? mdb_put(txn, r->db->meta, &k, &v, 0) : 0;
+}
+
+/* The new days' legs, in chunks: the days are marked in progress first. */
+static int write_new_legs(struct run *r, struct day_set *new_days)
+{
+	MDB_txn *txn;
+	bool append = true;
+	int rc = 0;
+	for (size_t g = 0; g < r->ngroups; g++)
+		if (!r->groups[g].rerate && !set_has(new_days, r->taps[r->groups[g].first].day) &&
+		    (rc = set_add(new_days, r->taps[r->groups[g].first].day)) != 0)
+			return rc;
+	if ((rc = mdb_txn_begin(r->db->env, NULL, 0, &txn)) != 0 || (rc = put_days_in_progress(r, txn, new_days)) != 0)
+		return fail_store(r, "marking days in progress", rc);
+	size_t in_txn = 0;
+	for (size_t g = 0; g < r->ngroups && rc == 0; g++) {
+		const struct group *gr = &r->groups[g];
+		for (uint32_t i = 0; i < gr->nlegs && !gr->rerate && rc == 0; i++) {
+			struct fare_leg *l = &r->legs[gr->leg_first + i].leg;
+			l->version = r->feed->version;
+			rc = put_leg(r, txn, l, &append);
+			if (rc == 0 && ++in_txn == WRITE_CHUNK_LEGS) {
+				if ((rc = mdb_txn_commit(txn)) == 0)
+					rc = mdb_txn_begin(r->db->env, NULL, 0, &txn);
+				in_txn = 0;
+				if (!r->opt->quiet)
+					fprintf(stderr, "tapfare: wrote %llu legs\n", (unsigned long long)r->st->legs_written);
+				if (rc != 0)
+					return fail_store(r, "writing legs", rc);
+			}
+		}
+	}
+	if (rc != 0) {
+		mdb_txn_abort(txn);
+		return fail_store(r, "writing legs", rc);
+	}
+	return mdb_txn_commit(txn) == 0 ? 0 : fail_store(r, "commit", rc);
+}
+
+struct sum_arg {
+	struct old_leg *old;
+	size_t n, cap;
+	uint16_t max_rev;
+};
+
+static void add_money(struct fare_leg *to, const struct fare_leg *l, int sign)
+{
+	to->nominal += sign * l->nominal;
+	to->concession += sign * l->concession;
+	to->transfer += sign * l->transfer;
+	to->cap += sign * l->cap;
+	to->promotion += sign * l->promotion;
+	to->subsidy += sign * l->subsidy;
+	to->rider_fen += sign * l->rider_fen;
+	to->promotion_funder_fen += sign * l->promotion_funder_fen;
+	to->subsidy_funder_fen += sign * l->subsidy_funder_fen;
+	to->operator_fen += sign * l->operator_fen;
+}
+
+static int sum_old(void *arg, const struct fare_leg *l)
+{
+	struct sum_arg *a = arg;
+	if (l->rev > a->max_rev)
+		a->max_rev = l->rev;
+	for (size_t i = 0; i < a->n; i++)
+		if (a->old[i].sum.first_seq == l->first_seq) {
+			add_money(&a->old[i].sum, l, 1);
+			return 0;
+		}
+	if (a->n == a->cap) {
+		a->cap = a->cap ? a->cap * 2 : 16;
+		a->old = realloc(a->old, a->cap * sizeof(*a->old));
+	}
+	a->old[a->n].sum = *l;
+	a->n++;
+	return 0;
+}
+
+static bool money_zero(const struct fare_leg *l)
+{
+	return !l->nominal && !l->concession && !l->transfer && !l->cap && !l->promotion && !l->subsidy;
+}
+
+/* A re-rated token-day: adjustment legs = new - what was recorded. */
+static int write_adjustments(struct run *r, MDB_txn *txn, struct group *g)
+{
+	const struct fare_tap *t0 = &r->taps[g->first];
+	uint8_t p[TOKEN_DAY_KEY_BYTES];
+	struct sum_arg a = {0};
+	bool append = false;
+	token_day_key(p, t0->day, t0->medium, t0->issuer, t0->token_id);
+	int rc = legs_of(r->db, txn, p, sum_old, &a);
+	uint16_t rev = (uint16_t)(a.max_rev + 1);
+	for (uint32_t i = 0; i < g->nlegs && rc == 0; i++) {
+		struct fare_leg adj = r->legs[g->leg_first + i].leg;
+		for (size_t j = 0; j < a.n; j++)
+			if (a.old[j].sum.first_seq == adj.first_seq) {
+				add_money(&adj, &a.old[j].sum, -1);
+				a.old[j].max_rev = UINT16_MAX; /* matched */
+			}
+		adj.rev = rev;
+		adj.version = r->feed->version;
+		if (!money_zero(&adj) && (rc = put_leg(r, txn, &adj, &append)) == 0)
+			r->st->adjustment_legs++;
+	}
+	for (size_t j = 0; j < a.n && rc == 0; j++) {
+		if (a.old[j].max_rev == UINT16_MAX || money_zero(&a.old[j].sum))
+			continue;
+		struct fare_leg gone = a.old[j].sum, adj = gone;
+		memset(&adj.nominal, 0, sizeof(int32_t) * 10);
+		add_money(&adj, &gone, -1);
+		adj.rev = rev;
+		adj.leg_no = (uint16_t)(g->nlegs + 1 + j); /* after the new rating's legs */
+		adj.flags |= FARE_LEG_VANISHED;
+		adj.version = r->feed->version;
+		if ((rc = put_leg(r, txn, &adj, &append)) == 0)
+			r->st->adjustment_legs++;
+	}
+	free(a.old);
+	return rc;
+}
+
+static int write_audit(struct run *r, MDB_txn *txn, struct group *g)
+{
+	const struct fare_tap *t0 = &r->taps[g->first];
+	uint8_t key[TOKEN_DAY_KEY_BYTES + 4], ck[16];
+	struct card_state cs = {0};
+	bool have_prev = false;
+	int rc;
+	if (t0->medium != FARE_EPURSE)
+		return 0;
+	/* the card's last tap before this day */
+	be32_put(ck, t0->issuer);
+	be64_put(ck + 4, t0->token_id);
+	be32_put(ck + 12, t0->day);
+	MDB_cursor *c;
+	MDB_val k = {.mv_size = 16, .mv_data = ck}, v;
+	if ((rc = mdb_cursor_open(txn, r->db->cards, &c)) != 0)
+		return rc;
+	rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+	rc = rc == 0 ? mdb_cursor_get(c, &k, &v, MDB_PREV) : mdb_cursor_get(c, &k, &v, MDB_LAST);
+	if (rc == 0 && k.mv_size == 16 && memcmp(k.mv_data, ck, 12) == 0 && v.mv_size == sizeof(cs)) {
+		memcpy(&cs, v.mv_data, sizeof(cs));
+		have_prev = true;
+	}
+	mdb_cursor_close(c);
+	struct audit_line lines[AUDIT_LINES_MAX];
+	unsigned n = rate_audit(&r->ctx, &r->taps[g->first], g->n, &r->legs[g->leg_first], g->nlegs, have_prev,
+				cs.last_ctc, cs.last_after_fen, lines, AUDIT_LINES_MAX);
+	token_day_key(key, t0->day, t0->medium, t0->issuer, t0->token_id);
+	if (g->rerate && (rc = delete_prefix(txn, r->db->audit, key, TOKEN_DAY_KEY_BYTES)) != 0)
+		return rc;
+	for (unsigned i = 0; i < n; i++) {
+		be32_put(key + TOKEN_DAY_KEY_BYTES, i);
+		MDB_val ak = {.mv_size = sizeof(key), .mv_data = key};
+		MDB_val av = {.mv_size = strlen(lines[i].text), .mv_data = lines[i].text};
+		if ((rc = mdb_put(txn, r->db->audit, &ak, &av, 0)) != 0)
+			return rc;
+	}
+	r->st->audit_lines += n;
+	const struct fare_tap *last = &r->taps[g->first + g->n - 1];
+	cs.last_ctc = last->ctc;
+	cs.last_after_fen = last->balance_after_fen;
+	k.mv_size = 16;
+	k.mv_data = ck;
+	v.mv_size = sizeof(cs);
+	v.mv_data = &cs;
+	return mdb_put(txn, r->db->cards, &k, &v, 0);
+}
+
+static int write_week(struct run *r, MDB_txn *txn, struct group *g)
+{
+	const struct fare_tap *t0 = &r->taps[g->first];
+	if (!r->week_caps[t0->medium])
+		return 0;
+	int64_t sum = 0;
+	for (uint32_t i = 0; i < g->nlegs; i++) {
+		const struct fare_leg *l = &r->legs[g->leg_first + i].leg;
+		if (!(l->flags & FARE_LEG_PURCHASE))
+			sum += l->nominal + l->concession + l->transfer + l->cap;
+	}
+	uint8_t key[17];
+	key[0] = t0->medium;
+	be32_put(key + 1, t0->issuer);
+	be64_put(key + 5, t0->token_id);
+	be32_put(key + 13, t0->day);
+	MDB_val k = {.mv_size = 17, .mv_data = key}, v = {.mv_size = 8, .mv_data = &sum};
+	return mdb_put(txn, r->db->weeks, &k, &v, 0);
+}
+
+static int write_final(struct run *r, const struct day_set *new_days)
+{
+	MDB_txn *txn;
+	int rc = mdb_txn_begin(r->db->env, NULL, 0, &txn);
+	if (rc != 0)
+		return fail_store(r, "begin", rc);
+	if (r->ngroups > 0)
+		rc = fare_db_put_feed(r->db, txn, r->feed);
+	for (size_t g = 0; g < r->ngroups && rc == 0; g++) {
+		struct group *gr = &r->groups[g];
+		if (gr->rerate)
+			rc = write_adjustments(r, txn, gr);
+		if (rc == 0)
+			rc = write_audit(r, txn, gr);
+		if (rc == 0)
+			rc = write_week(r, txn, gr);
+	}
+	for (uint32_t p = 0; p < r->feed->npromotions && p < FARE_PROMOTIONS_MAX && rc == 0; p++) {
+		const char *id = r->feed->promotions.names[p];
+		MDB_val k = {.mv_size = strlen(id), .mv_data = (void *)id};
+		MDB_val v = {.mv_size = sizeof(r->promo[p]), .mv_data = &r->promo[p]};
+		rc = mdb_put(txn, r->db->promos, &k, &v, 0);
+	}
+	for (size_t i = 0; i < new_days->n && rc == 0; i++) {
+		uint8_t dk[4];
+		struct day_state ds = {.version = r->feed->version, .rated_at_us = r->now_us};
+		be32_put(dk, new_days->days[i]);
+		MDB_val k = {.mv_size = 4, .mv_data = dk}, v = {.mv_size = sizeof(ds), .mv_data = &ds};
+		if ((rc = mdb_put(txn, r->db->days, &k, &v, 0)) == 0) {
+			rc = mdb_del(txn, r->db->daymin, &k, NULL);
+			rc = rc == MDB_NOTFOUND ? 0 : rc;
+		}
+		r->st->days_rated += rc == 0;
+	}
+	for (size_t i = 0; i < r->daymin_days.n && rc == 0; i++) {
+		uint8_t dk[4];
+		be32_put(dk, r->daymin_days.days[i]);
+		MDB_val k = {.mv_size = 4, .mv_data = dk}, v = {.mv_size = 8, .mv_data = &r->daymin_seq[i]};
+		if (!set_has(new_days, r->daymin_days.days[i]))
+			rc = mdb_put(txn, r->db->daymin, &k, &v, 0);
+	}
+	MDB_val ck = {.mv_size = 6, .mv_data = "cursor"}, cv = {.mv_size = 8, .mv_data = &r->last_seq};
+	MDB_val ik = {.mv_size = 10, .mv_data = "inprogress"};
+	if (rc == 0)
+		rc = mdb_put(txn, r->db->meta, &ck, &cv, 0);
+	if (rc == 0 && (rc = mdb_del(txn, r->db->meta, &ik, NULL)) == MDB_NOTFOUND)
+		rc = 0;
+	if (rc != 0) {
+		mdb_txn_abort(txn);
+		return fail_store(r, "writing the run's end", rc);
+	}
+	if ((rc = mdb_env_sync(r->db->env, 1)) != 0) /* the chunks, before the commit that names them */
+		return fail_store(r, "sync", rc);
+	if ((rc = mdb_txn_commit(txn)) != 0 || (rc = mdb_env_sync(r->db->env, 1)) != 0)
+		return fail_store(r, "commit", rc);
+	return 0;
+}
+
+static void run_free(struct run *r)
+{
+	free(r->ctx.memo);
+	free(r->rated.days);
+	free(r->daymin_days.days);
+	free(r->daymin_seq);
+	free(r->taps);
+	free(r->groups);
+	free(r->legs);
+}
+
+int fare_run(struct fare_db *db, struct st_env *log, const struct fare_feed *feed, struct fare_clock *clk,
+	     const struct fare_run_options *opt, struct fare_run_stats *stats, char *err, size_t err_len)
+{
+	struct run r = {.db = db, .log = log, .feed = feed, .clk = clk, .opt = opt, .st = stats, .err = err,
+			.err_len = err_len};
+	struct day_set new_days = {0};
+	struct timespec ts;
+	MDB_txn *txn = NULL;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	r.now_us = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+	memset(stats, 0, sizeof(*stats));
+	if (db->read_only || feed->npromotions > FARE_PROMOTIONS_MAX || feed->nsubsidies > FARE_SUBSIDIES_MAX) {
+		snprintf(err, err_len, "rated store read-only, or more than %u promotions or subsidies",
+			 FARE_PROMOTIONS_MAX);
+		return FARE_ERR_INVALID;
+	}
+	r.ctx.feed = feed;
+	r.ctx.clock = clk;
+	int rc = (r.ctx.memo = calloc(FARE_MEMO_SLOTS, sizeof(*r.ctx.memo))) ? 0 : FARE_ERR_NOMEM;
+	if (rc == 0)
+		rc = undo_crashed(&r);
+	if (rc == 0 && (rc = mdb_txn_begin(db->env, NULL, MDB_RDONLY, &txn)) != 0)
+		rc = fail_store(&r, "begin", rc);
+	if (rc == 0)
+		rc = load_state(&r, txn);
+	if (rc == 0)
+		rc = scan_log(&r);
+	if (rc == 0)
+		rc = add_old_taps(&r, txn);
+	if (rc == 0)
+		rc = rate_all(&r, txn);
+	if (txn)
+		mdb_txn_abort(txn);
+	if (rc == 0)
+		rc = grant_promotions(&r);
+	if (rc == 0)
+		rc = write_new_legs(&r, &new_days);
+	if (rc == 0)
+		rc = write_final(&r, &new_days);
+	for (size_t i = 0; i < r.nlegs; i++)
+		stats->norule_legs += (r.legs[i].leg.flags & FARE_LEG_NORULE) != 0;
+	if (rc == FARE_ERR_NOMEM)
+		snprintf(err, err_len, "out of memory");
+	free(new_days.days);
+	run_free(&r);
+	return rc;
+}

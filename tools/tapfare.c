@@ -1,0 +1,238 @@
+/*
+ * tapfare.c - the fare engine's command line: check a feed, rate the
+ * gateway's log into legs, print legs and the e-purse audit table.
+ *
+ * Settings come from [fares] of the config file (config/tapgate.conf), the
+ * gateway's store path from [store]; options override both. Exit codes:
+ * 0 done, 1 bad input (feed, token, day), 2 store or system error, 64 usage.
+ */
+#include "config/config.h"
+#include "fare/fare.h"
+#include "store/store.h"
+
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define EXIT_INPUT 1
+#define EXIT_SYSTEM 2
+#define EXIT_USAGE 64
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: tapfare [-c CONFIG] [-s STORE] [-r RATED] [-f FEED] [-o section.key=value] COMMAND\n"
+		   "  check [FEED_DIR]                 load and validate a feed, print its version and size\n"
+		   "  rate [--through YYYYMMDD]        rate the log's new taps; every unrated day up to --through\n"
+		   "                                   (default: each day whose cutoff is fares.grace_s past)\n"
+		   "  legs [--day D] [--token T] [--no-version]   print rated legs (docs/FARES.md section 4)\n"
+		   "  audit [--day D] [--token T]      print the e-purse audit table (section 5)\n"
+		   "Tokens: epurse:ISSUER:CARD, quickpass:N, qr:N. Days: YYYYMMDD.\n");
+}
+
+struct args {
+	struct cfg cfg;
+	const char *store, *rated, *feed;
+	uint32_t day, through;
+	bool no_version, have_token;
+	struct fare_query q;
+};
+
+static int parse_day(const char *s, uint32_t *day)
+{
+	char *end;
+	unsigned long v = strtoul(s, &end, 10);
+	if (*end || strlen(s) != 8 || v < 19700101 || v > 99991231 || v % 100 == 0 || v / 100 % 100 == 0 ||
+	    v / 100 % 100 > 12 || v % 100 > 31) {
+		fprintf(stderr, "tapfare: \"%s\" is not a day YYYYMMDD\n", s);
+		return -1;
+	}
+	*day = (uint32_t)v;
+	return 0;
+}
+
+/* Options after the command. Returns 0, or an exit code. */
+static int command_options(int argc, char **argv, struct args *a)
+{
+	static const struct option opts[] = {
+		{"through", required_argument, NULL, 't'}, {"day", required_argument, NULL, 'd'},
+		{"token", required_argument, NULL, 'k'},   {"no-version", no_argument, NULL, 'n'},
+		{NULL, 0, NULL, 0},
+	};
+	int c;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case 't': if (parse_day(optarg, &a->through) != 0) return EXIT_INPUT; break;
+		case 'd': if (parse_day(optarg, &a->day) != 0) return EXIT_INPUT; break;
+		case 'k':
+			if (fare_token_parse(optarg, &a->q.medium, &a->q.issuer, &a->q.token_id) != 0) {
+				fprintf(stderr, "tapfare: \"%s\" is not a token (epurse:ISSUER:CARD, quickpass:N, qr:N)\n",
+					optarg);
+				return EXIT_INPUT;
+			}
+			break;
+		case 'n': a->no_version = true; break;
+		default: usage(stderr); return EXIT_USAGE;
+		}
+	}
+	a->q.day = a->day;
+	return 0;
+}
+
+static int load_feed(const char *dir, struct fare_feed **f)
+{
+	char err[FARE_ERR_MAX];
+	int rc = fare_feed_load(f, dir, err, sizeof(err));
+	if (rc != 0) {
+		fprintf(stderr, "tapfare: %s\n", err);
+		return rc == FARE_ERR_FEED ? EXIT_INPUT : EXIT_SYSTEM;
+	}
+	return 0;
+}
+
+static int init_clock(const struct args *a, struct fare_clock *clk)
+{
+	int rc = fare_clock_init(clk, a->cfg.fares_timezone, a->cfg.fares_day_cutoff);
+	if (rc == FARE_ERR_TZ)
+		fprintf(stderr, "tapfare: fares.timezone \"%s\" is not a time zone of /usr/share/zoneinfo\n",
+			a->cfg.fares_timezone);
+	else if (rc != 0)
+		fprintf(stderr, "tapfare: fares.day_cutoff \"%s\" is not HH:MM\n", a->cfg.fares_day_cutoff);
+	return rc == 0 ? 0 : EXIT_INPUT;
+}
+
+static int cmd_check(int argc, char **argv, struct args *a)
+{
+	struct fare_feed *f;
+	int rc = load_feed(argc > 1 ? argv[1] : a->feed, &f);
+	if (rc != 0)
+		return rc;
+	printf("%s: ", argc > 1 ? argv[1] : a->feed);
+	fare_feed_summary(f, stdout);
+	fare_feed_free(f);
+	return 0;
+}
+
+static int cmd_rate(struct args *a)
+{
+	struct fare_clock clk;
+	struct fare_feed *feed = NULL;
+	struct st_env *log = NULL;
+	struct fare_db *db = NULL;
+	char err[FARE_ERR_MAX];
+	int rc;
+	if ((rc = init_clock(a, &clk)) != 0 || (rc = load_feed(a->feed, &feed)) != 0)
+		return rc;
+	if (!a->through) { /* the last day whose cutoff is grace_s past */
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		uint64_t now_us = (uint64_t)ts.tv_sec * 1000000u;
+		uint32_t today = fare_clock_day(&clk, now_us - (uint64_t)a->cfg.fares_grace_s * 1000000u);
+		uint64_t noon = fare_clock_utc_us(&clk, today, 12 * 3600);
+		a->through = fare_clock_day(&clk, noon - 86400ull * 1000000u);
+	}
+	struct st_options so = {.path = a->store, .map_size_bytes = 1ull << 20, .read_only = true};
+	if ((rc = st_env_open(&log, &so)) != 0) {
+		fprintf(stderr, "tapfare: gateway store %s: %s\n", a->store, st_strerror(rc));
+		fare_feed_free(feed);
+		return EXIT_SYSTEM;
+	}
+	if (fare_db_open(&db, a->rated, false, err, sizeof(err)) != 0) {
+		fprintf(stderr, "tapfare: %s\n", err);
+		rc = EXIT_SYSTEM;
+		goto out_close_log;
+	}
+	struct fare_run_options opt = {.through_day = a->through};
+	struct fare_run_stats st;
+	fprintf(stderr, "tapfare: rating days up to %u with feed %016llx\n", a->through,
+		(unsigned long long)fare_feed_version(feed));
+	if ((rc = fare_run(db, log, feed, &clk, &opt, &st, err, sizeof(err))) != 0) {
+		fprintf(stderr, "tapfare: %s\n", err);
+		rc = EXIT_SYSTEM;
+	} else {
+		printf("rated %llu taps (%llu read, %llu late, %llu undecodable), %llu days, %llu legs, "
+		       "%llu adjustment legs for %llu token-days, %llu norule legs, %llu audit lines\n",
+		       (unsigned long long)st.taps_rated, (unsigned long long)st.taps_scanned,
+		       (unsigned long long)st.taps_late, (unsigned long long)st.taps_undecodable,
+		       (unsigned long long)st.days_rated, (unsigned long long)st.legs_written,
+		       (unsigned long long)st.adjustment_legs, (unsigned long long)st.tokens_rerated,
+		       (unsigned long long)st.norule_legs, (unsigned long long)st.audit_lines);
+	}
+	fare_db_close(db);
+out_close_log:
+	st_env_close(log);
+	fare_feed_free(feed);
+	return rc;
+}
+
+static int cmd_print(struct args *a, bool legs)
+{
+	struct fare_clock clk;
+	struct fare_db *db;
+	char err[FARE_ERR_MAX];
+	int rc = init_clock(a, &clk);
+	if (rc != 0)
+		return rc;
+	if (fare_db_open(&db, a->rated, true, err, sizeof(err)) != 0) {
+		fprintf(stderr, "tapfare: %s\n", err);
+		return EXIT_SYSTEM;
+	}
+	rc = legs ? fare_print_legs(db, &clk, &a->q, a->no_version, stdout, err, sizeof(err))
+		  : fare_print_audit(db, &a->q, stdout, err, sizeof(err));
+	if (rc != 0)
+		fprintf(stderr, "tapfare: %s\n", err);
+	fare_db_close(db);
+	return rc == 0 ? 0 : EXIT_SYSTEM;
+}
+
+int main(int argc, char **argv)
+{
+	struct args a = {0};
+	const char *config = NULL;
+	char err[CFG_ERR_MAX];
+	int c;
+	cfg_defaults(&a.cfg);
+	while ((c = getopt(argc, argv, "+c:s:r:f:o:h")) != -1) {
+		switch (c) {
+		case 'c': config = optarg; break;
+		case 's': a.store = optarg; break;
+		case 'r': a.rated = optarg; break;
+		case 'f': a.feed = optarg; break;
+		case 'o':
+			if (cfg_set(&a.cfg, optarg, err, sizeof(err)) != 0) {
+				fprintf(stderr, "tapfare: %s\n", err);
+				return EXIT_INPUT;
+			}
+			break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return EXIT_USAGE;
+		}
+	}
+	if (config && cfg_load(&a.cfg, config, err, sizeof(err)) != 0) {
+		fprintf(stderr, "tapfare: *** FATAL CONFIG FILE ERROR *** %s\n", err);
+		return EXIT_INPUT;
+	}
+	a.store = a.store ? a.store : a.cfg.store_path;
+	a.rated = a.rated ? a.rated : a.cfg.fares_rated_path;
+	a.feed = a.feed ? a.feed : a.cfg.fares_feed;
+	if (optind >= argc) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	argc -= optind;
+	argv += optind;
+	const char *cmd = argv[0];
+	int rc = command_options(argc, argv, &a);
+	if (rc != 0)
+		return rc;
+	if (strcmp(cmd, "check") == 0)
+		return cmd_check(argc - optind + 1, argv + optind - 1, &a);
+	if (strcmp(cmd, "rate") == 0)
+		return cmd_rate(&a);
+	if (strcmp(cmd, "legs") == 0 || strcmp(cmd, "audit") == 0)
+		return cmd_print(&a, strcmp(cmd, "legs") == 0);
+	fprintf(stderr, "tapfare: unknown command \"%s\"\n", cmd);
+	usage(stderr);
+	return EXIT_USAGE;
+}
