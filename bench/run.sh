@@ -28,6 +28,8 @@ GW1_TAPS=${BENCH_GW1_TAPS:-200000}
 DPDK32_TAPS=${BENCH_DPDK32_TAPS:-2000000}
 DPDK1_TAPS=${BENCH_DPDK1_TAPS:-300000}
 REBUILD_TAPS=${BENCH_REBUILD_TAPS:-10000000}
+FARE_TAPS=${BENCH_FARE_TAPS:-10000000}
+FARE_TOKENS=${BENCH_FARE_TOKENS:-1000000}
 BATCH=4096
 PORT=$((30000 + $$ % 10000))
 D=$(mktemp -d /var/tmp/tapgate-bench.XXXXXX)
@@ -138,6 +140,22 @@ gateway_stop
 rebuild=$("$BIN/rebuild_bench" -d "$D/rebuild" -n "$REBUILD_TAPS" -r 3 2>/dev/null)
 rebuild_s=$(echo "$rebuild" | sed -n 's/.*median_seconds=\([0-9.]*\).*/\1/p')
 
+# Fare engine: rate a generated business day over the demo feed (median of 3 runs).
+fare_s="" fare_tps=""
+for i in 1 2 3; do
+	rm -rf "$D/fare"
+	mkdir -p "$D/fare"
+	echo "fare day run $i: $FARE_TAPS taps from $FARE_TOKENS tokens" >&2
+	out=$("$BIN/fare_day" -d "$D/fare" -n "$FARE_TAPS" -t "$FARE_TOKENS") || { echo "fare_day failed: $out" >&2; exit 1; }
+	echo "$out" >&2
+	fare_s="$fare_s $(echo "$out" | sed -n 's/.*seconds=\([0-9.]*\).*/\1/p')"
+	fare_tps="$fare_tps $(echo "$out" | sed -n 's/.*taps_per_s=\([0-9]*\).*/\1/p')"
+done
+rm -rf "$D/fare"
+median3() { echo "$@" | tr ' ' '\n' | grep . | sort -g | sed -n 2p; }
+fare_s=$(median3 $fare_s)
+fare_tps=$(median3 $fare_tps)
+
 echo
 echo "== tapgate bench report (medians of $ROUNDS rounds; latency in microseconds)"
 printf '%-44s %12s %8s %s\n' "measure" "value" "target" "met"
@@ -163,3 +181,5 @@ for f in 32 1; do
 	row "ack latency p999 at half load, $f/frame" "$(jget latency_p999_us "$j")" "" ""
 done
 row "dedup rebuild of $REBUILD_TAPS taps, seconds" "$rebuild_s" "<=5" "$(met "$rebuild_s" 5 "<=")"
+row "fare rating, taps/s ($FARE_TAPS taps, $FARE_TOKENS tokens)" "$fare_tps" "" ""
+row "fare rating of the whole day, seconds" "$fare_s" "<=20" "$(met "$fare_s" 20 "<=")"

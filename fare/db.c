@@ -14,7 +14,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#define RATED_MAP_BYTES (1ull << 38) /* 256 GiB of address space; the file grows as used */
+#define RATED_MAP_BYTES (1ull << 36) /* 64 GiB of address space (a sparse file) */
 #define RATED_DBS 10u
 
 int fare_db_open(struct fare_db **out, const char *path, bool read_only, char *err, size_t err_len)
@@ -33,7 +33,7 @@ int fare_db_open(struct fare_db **out, const char *path, bool read_only, char *e
 	}
 	if ((rc = mdb_env_create(&db->env)) == 0 && (rc = mdb_env_set_maxdbs(db->env, RATED_DBS)) == 0 &&
 	    (rc = mdb_env_set_mapsize(db->env, RATED_MAP_BYTES)) == 0)
-		rc = mdb_env_open(db->env, path, MDB_NOSYNC | MDB_NOTLS | (read_only ? MDB_RDONLY : 0), 0640);
+		rc = mdb_env_open(db->env, path, MDB_NOSYNC | MDB_NOTLS | (read_only ? MDB_RDONLY : MDB_WRITEMAP), 0640);
 	if (rc == 0)
 		rc = mdb_txn_begin(db->env, NULL, read_only ? MDB_RDONLY : 0, &txn);
 	unsigned create = read_only ? 0 : MDB_CREATE;

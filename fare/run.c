@@ -331,6 +331,8 @@ static int collect_old(void *arg, const struct fare_leg *l)
 static int add_old_taps(struct run *r, MDB_txn *txn)
 {
 	size_t nlate = r->ntaps;
+	if (r->st->taps_late == 0)
+		return 0;
 	qsort(r->taps, r->ntaps, sizeof(*r->taps), cmp_tap);
 	for (size_t i = 0; i < nlate; i++) {
 		if (r->taps[i].pad != 1 || (i > 0 && same_token_day(&r->taps[i - 1], &r->taps[i]) &&

@@ -448,8 +448,15 @@ static void test_demo_feed(void **state)
 	fare_feed_free(b);
 }
 
-int main(void)
+/* test_fare CASE...: run just those cases (with their diffs) */
+int main(int argc, char **argv)
 {
+	if (argc > 1) {
+		int failed = 0;
+		for (int i = 1; i < argc; i++)
+			failed += !run_case(argv[i]);
+		return failed != 0;
+	}
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_demo_feed),
 		cmocka_unit_test(test_malformed_feeds),

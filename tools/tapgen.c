@@ -84,6 +84,8 @@ struct options {
 	unsigned mix[3];
 	int medium;
 	bool depot, progress;
+	bool demo_network;   /* validators on config/fares-demo's routes and stops */
+	uint64_t spread_s;   /* tap times over the last spread_s seconds (0: now) */
 	uint32_t bad_corrupt, bad_mac, bad_validator, bad_key, bad_truncated, bad_oversized, bad_garbage;
 	uint32_t replay_qr, conflict;
 };
@@ -185,6 +187,9 @@ static void usage(void)
 	       "  --medium M              only one medium: epurse | quickpass | qr\n"
 	       "  --retransmit-rate P     probability an acknowledged frame is sent again, as if its ack was lost (0)\n"
 	       "  --depot                 bus validators upload a backlog: tap times over the last 6 hours\n"
+	       "  --network demo          validators on the demo fare network (config/fares-demo): bus routes\n"
+	       "                          1 2 5 11, metro line 51 gates, canteens 901 902 (for tapfare)\n"
+	       "  --spread-s S            tap times spread over the last S seconds (days of taps; 0 = now)\n"
 	       "  --retry-ms MS           first retransmission timeout (200), doubling to 5000\n"
 	       "  --give-up-s S           stop when nothing progressed for S seconds (30)\n"
 	       "  --bad-corrupt N --bad-mac N --bad-validator N --bad-key N\n"
@@ -223,7 +228,7 @@ static void options_parse(int argc, char **argv, struct options *o)
 {
 	enum { O_BASE = 256, O_GW, O_KEYS, O_QRKEY, O_VAL, O_FIRST, O_TAPS, O_DUR, O_RATE, O_TPF, O_WIN, O_MIX,
 	       O_MED, O_RETX, O_DEPOT, O_RETRY, O_GIVEUP, O_BC, O_BM, O_BV, O_BK, O_BT, O_BO, O_BG, O_RQ,
-	       O_CONF, O_OUT, O_JSON, O_SEED, O_PROG, O_LINGER, O_HELP };
+	       O_CONF, O_OUT, O_JSON, O_SEED, O_PROG, O_LINGER, O_HELP, O_NET, O_SPREAD };
 	static const struct option longopts[] = {
 		{"gateway", 1, 0, O_GW}, {"keys", 1, 0, O_KEYS}, {"qr-key", 1, 0, O_QRKEY},
 		{"validators", 1, 0, O_VAL}, {"first-validator", 1, 0, O_FIRST}, {"taps", 1, 0, O_TAPS},
@@ -235,7 +240,7 @@ static void options_parse(int argc, char **argv, struct options *o)
 		{"bad-oversized", 1, 0, O_BO}, {"bad-garbage", 1, 0, O_BG}, {"replay-qr", 1, 0, O_RQ},
 		{"conflict", 1, 0, O_CONF}, {"out", 1, 0, O_OUT}, {"json", 1, 0, O_JSON},
 		{"seed", 1, 0, O_SEED}, {"progress", 0, 0, O_PROG}, {"linger-ms", 1, 0, O_LINGER},
-		{"help", 0, 0, O_HELP}, {0}};
+		{"help", 0, 0, O_HELP}, {"network", 1, 0, O_NET}, {"spread-s", 1, 0, O_SPREAD}, {0}};
 	*o = (struct options){.gateway = "127.0.0.1:7700", .keys_path = "config/dev-validators.keys",
 			      .qr_key_path = "config/dev-qr-platform.key", .validators = 64,
 			      .first_validator = 1001, .window = 4, .taps_per_frame = 1, .retry_ms = 200,
@@ -258,6 +263,14 @@ static void options_parse(int argc, char **argv, struct options *o)
 		case O_MED: parse_medium(o, optarg); break;
 		case O_RETX: o->retransmit_rate = parse_double(name, optarg, 1); break;
 		case O_DEPOT: o->depot = true; break;
+		case O_NET:
+			if (strcmp(optarg, "demo") != 0) {
+				fprintf(stderr, "tapgen: --network: only \"demo\" is known\n");
+				exit(64);
+			}
+			o->demo_network = true;
+			break;
+		case O_SPREAD: o->spread_s = parse_u64(name, optarg, 14 * 86400); break;
 		case O_RETRY: o->retry_ms = (uint32_t)parse_u64(name, optarg, RETRY_MAX_MS); break;
 		case O_GIVEUP: o->give_up_s = parse_double(name, optarg, 86400); break;
 		case O_BC: o->bad_corrupt = (uint32_t)parse_u64(name, optarg, 1000000); break;
@@ -345,6 +358,27 @@ static void socket_setup(struct gen *g)
 }
 
 /* Validators: 60% buses, 30% metro gates (entry and exit), 10% canteens. */
+/* The demo fare network (config/fares-demo/README.md): role by validator
+ * number, 6 in 10 on buses, 3 metro gates, 1 canteen till. */
+static void demo_assign(struct validator *v, uint32_t i)
+{
+	static const uint32_t bus_routes[] = {1, 2, 5, 11};
+	unsigned role = i % 10;
+	if (role < 6) {
+		v->route_id = bus_routes[i % 4];
+		v->operator_id = 1;
+		v->stop_base = v->route_id * 100 + 1;
+	} else if (role < 9) {
+		v->route_id = 51;
+		v->operator_id = 2;
+		v->stop_base = 5101;
+	} else {
+		v->route_id = 901 + i % 2;
+		v->operator_id = 3;
+		v->stop_base = v->route_id * 10 + 1;
+	}
+}
+
 static void validators_setup(struct gen *g)
 {
 	g->v = calloc(g->o.validators, sizeof(*g->v));
@@ -363,6 +397,8 @@ static void validators_setup(struct gen *g)
 		v->route_id = role < 6 ? 1 + (i * 7) % 930 : role < 9 ? 1 + i % 9 : 900 + i % 10;
 		v->vehicle_id = role < 6 ? 10000 + i : 0;
 		v->stop_base = 100000 + i * 40;
+		if (g->o.demo_network)
+			demo_assign(v, i);
 		for (int b = 0; b < 6; b++)
 			v->psam_id[b] = (uint8_t)(v->id >> (8 * (b % 4)));
 		v->pending_head = v->pending_tail = UINT32_MAX;
@@ -464,6 +500,10 @@ static void tap_generate(struct gen *g, uint64_t now_us)
 	tap->tap_id = ++v->tap_id;
 	tap->tap_time_us = now_us - (g->o.depot && v->kind == FP_KIND_BOARD ? rnd(g) % 21600000000ull : rnd(g) % 2000000u);
 	tap->stop_id = v->stop_base + (uint32_t)(rnd(g) % 40);
+	if (g->o.demo_network) /* the demo's stops: 6 per bus route, 10 metro stations, one till per canteen */
+		tap->stop_id = v->stop_base + (uint32_t)(rnd(g) % (v->kind == FP_KIND_PURCHASE ? 1 : v->route_id == 51 ? 10 : 6));
+	if (g->o.spread_s)
+		tap->tap_time_us = now_us - rnd(g) % (g->o.spread_s * 1000000u);
 	tap->amount_fen = v->kind == FP_KIND_PURCHASE ? 800 + (uint32_t)(rnd(g) % 8) * 100
 			  : v->kind == FP_KIND_EXIT ? 200 + (uint32_t)(rnd(g) % 4) * 100
 			  : v->kind == FP_KIND_ENTRY ? 0 : 200;
