@@ -327,55 +327,151 @@ static int collect_old(void *arg, const struct fare_leg *l)
 	return 0;
 }
 
-/* For each late token-day, add the taps its legs cover (once). */
+/* A token-day to rate again: its day, and a tap of it that names the token. */
+struct token_day {
+	uint32_t day;
+	const struct fare_tap *tap;
+};
+
+static int cmp_token_day(const void *a, const void *b)
+{
+	const struct token_day *x = a, *y = b;
+	struct fare_tap tx = *x->tap, ty = *y->tap;
+	tx.day = x->day;
+	ty.day = y->day;
+	tx.time_us = ty.time_us = 0;
+	tx.seq = ty.seq = 0;
+	return cmp_tap(&tx, &ty);
+}
+
+static int64_t week_monday(uint32_t day)
+{
+	int64_t days = fare_days_from_date(day);
+	return days - ((days % 7 + 7 + 3) % 7);
+}
+
+/* Add the taps the legs of one token-day cover (taps already there excluded). */
+static int add_token_day(struct run *r, MDB_txn *txn, const struct token_day *td)
+{
+	uint8_t p[TOKEN_DAY_KEY_BYTES];
+	struct old_taps_arg a = {.r = r};
+	token_day_key(p, td->day, td->tap->medium, td->tap->issuer, td->tap->token_id);
+	int rc = legs_of(r->db, txn, p, collect_old, &a);
+	for (size_t j = 0; j < a.n && rc == 0; j++) {
+		struct st_tap_meta meta;
+		uint8_t rec[ST_RECORD_BYTES_MAX];
+		struct fare_tap t;
+		if ((rc = st_log_get(r->log, a.seqs[j], &meta, rec)) != 0)
+			break;
+		if (fare_tap_from_log(r->clk, a.seqs[j], &meta, rec, &t) == 0) {
+			t.pad = 2; /* rated before */
+			rc = push_tap(r, &t);
+		}
+	}
+	free(a.seqs);
+	if (rc == 0 && a.n > 0)
+		r->st->tokens_rerated++;
+	return rc;
+}
+
+/*
+ * The token-days to rate again: each late tap's, and on a medium with a
+ * weekly cap, the token's later rated days of the same week (their week total
+ * before them may change). Each gets the taps its legs cover, once.
+ */
 static int add_old_taps(struct run *r, MDB_txn *txn)
 {
-	size_t nlate = r->ntaps;
+	size_t nlate = r->ntaps, n = 0;
 	if (r->st->taps_late == 0)
 		return 0;
 	qsort(r->taps, r->ntaps, sizeof(*r->taps), cmp_tap);
-	for (size_t i = 0; i < nlate; i++) {
-		if (r->taps[i].pad != 1 || (i > 0 && same_token_day(&r->taps[i - 1], &r->taps[i]) &&
-					    r->taps[i - 1].pad == 1))
-			continue;
-		uint8_t p[TOKEN_DAY_KEY_BYTES];
-		struct old_taps_arg a = {.r = r};
-		token_day_key(p, r->taps[i].day, r->taps[i].medium, r->taps[i].issuer, r->taps[i].token_id);
-		int rc = legs_of(r->db, txn, p, collect_old, &a);
-		for (size_t j = 0; j < a.n && rc == 0; j++) {
-			struct st_tap_meta meta;
-			uint8_t rec[ST_RECORD_BYTES_MAX];
-			struct fare_tap t;
-			if ((rc = st_log_get(r->log, a.seqs[j], &meta, rec)) != 0)
-				break;
-			if (fare_tap_from_log(r->clk, a.seqs[j], &meta, rec, &t) == 0) {
-				t.pad = 2; /* rated before */
-				rc = push_tap(r, &t);
-			}
-		}
-		free(a.seqs);
-		if (rc != 0)
-			return fail_store(r, "reading the legs of a late token-day", rc);
-		r->st->tokens_rerated++;
+	struct token_day *tds = malloc((nlate * 7 + 1) * sizeof(*tds));
+	if (!tds)
+		return FARE_ERR_NOMEM;
+	struct fare_tap *late = malloc(nlate * sizeof(*late) + 1);
+	if (!late) {
+		free(tds);
+		return FARE_ERR_NOMEM;
 	}
-	return 0;
+	memcpy(late, r->taps, nlate * sizeof(*late)); /* push_tap moves r->taps */
+	for (size_t i = 0; i < nlate; i++) {
+		const struct fare_tap *t = &late[i];
+		if (t->pad != 1 || (i > 0 && same_token_day(&late[i - 1], t) && late[i - 1].pad == 1))
+			continue;
+		tds[n++] = (struct token_day){.day = t->day, .tap = t};
+		if (!r->week_caps[t->medium])
+			continue;
+		int64_t sunday = week_monday(t->day) + 6;
+		for (int64_t d = fare_days_from_date(t->day) + 1; d <= sunday; d++) {
+			uint32_t day = fare_date_from_days(d);
+			if (set_has(&r->rated, day))
+				tds[n++] = (struct token_day){.day = day, .tap = t};
+		}
+	}
+	qsort(tds, n, sizeof(*tds), cmp_token_day);
+	int rc = 0;
+	for (size_t i = 0; i < n && rc == 0; i++)
+		if (i == 0 || cmp_token_day(&tds[i - 1], &tds[i]) != 0)
+			rc = add_token_day(r, txn, &tds[i]);
+	free(tds);
+	free(late);
+	return rc != 0 ? fail_store(r, "reading the legs of a late token-day", rc) : 0;
 }
 
 /* --- 4. rating */
 
+/* What a token-day's fare legs were charged: the week total's share of the day. */
+static int64_t group_fares(const struct run *r, const struct group *g)
+{
+	int64_t sum = 0;
+	for (uint32_t i = 0; i < g->nlegs; i++) {
+		const struct fare_leg *l = &r->legs[g->leg_first + i].leg;
+		if (!(l->flags & FARE_LEG_PURCHASE))
+			sum += l->nominal + l->concession + l->transfer + l->cap;
+	}
+	return sum;
+}
+
+/* The group rated in this run for (day, the token of t), if any. */
+static const struct group *group_of(const struct run *r, uint32_t day, const struct fare_tap *t)
+{
+	struct fare_tap key = *t;
+	key.day = day;
+	size_t lo = 0, hi = r->ngroups;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		const struct fare_tap *m = &r->taps[r->groups[mid].first];
+		if (same_token_day(m, &key))
+			return &r->groups[mid];
+		key.time_us = m->time_us;
+		key.seq = m->seq;
+		if (cmp_tap(m, &key) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+/* The token's fares on earlier days of the week: rated in this run, or stored. */
 static int64_t week_before(struct run *r, MDB_txn *txn, const struct fare_tap *t)
 {
 	if (!r->week_caps[t->medium])
 		return 0;
 	int64_t days = fare_days_from_date(t->day);
-	int64_t monday = days - ((days % 7 + 7 + 3) % 7);
 	uint8_t key[17];
 	int64_t sum = 0;
 	key[0] = t->medium;
 	be32_put(key + 1, t->issuer);
 	be64_put(key + 5, t->token_id);
-	for (int64_t d = monday; d < days; d++) {
-		be32_put(key + 13, fare_date_from_days(d));
+	for (int64_t d = week_monday(t->day); d < days; d++) {
+		uint32_t day = fare_date_from_days(d);
+		const struct group *g = group_of(r, day, t);
+		if (g) {
+			sum += group_fares(r, g);
+			continue;
+		}
+		be32_put(key + 13, day);
 		MDB_val k = {.mv_size = 17, .mv_data = key}, v;
 		int64_t x;
 		if (mdb_get(txn, r->db->weeks, &k, &v) == 0 && v.mv_size == 8) {
@@ -687,12 +783,7 @@ static int write_week(struct run *r, MDB_txn *txn, struct group *g)
 	const struct fare_tap *t0 = &r->taps[g->first];
 	if (!r->week_caps[t0->medium])
 		return 0;
-	int64_t sum = 0;
-	for (uint32_t i = 0; i < g->nlegs; i++) {
-		const struct fare_leg *l = &r->legs[g->leg_first + i].leg;
-		if (!(l->flags & FARE_LEG_PURCHASE))
-			sum += l->nominal + l->concession + l->transfer + l->cap;
-	}
+	int64_t sum = group_fares(r, g);
 	uint8_t key[17];
 	key[0] = t0->medium;
 	be32_put(key + 1, t0->issuer);
