@@ -12,6 +12,7 @@
 
 #include <assert.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* --- fare leg rules */
@@ -440,9 +441,19 @@ static void hms(struct rate_ctx *ctx, uint64_t us, char out[16])
 	snprintf(out, 16, "%02u:%02u:%02u", sec / 3600, sec / 60 % 60, sec % 60);
 }
 
+static int cmp_ctc(const void *a, const void *b, void *arg)
+{
+	const struct fare_tap *taps = arg, *x = &taps[*(const uint32_t *)a], *y = &taps[*(const uint32_t *)b];
+	if (x->ctc != y->ctc)
+		return x->ctc < y->ctc ? -1 : 1;
+	if (x->time_us != y->time_us)
+		return x->time_us < y->time_us ? -1 : 1;
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
 unsigned rate_audit(struct rate_ctx *ctx, const struct fare_tap *taps, unsigned n, const struct rate_leg *legs,
 		    unsigned nlegs, bool have_prev, uint16_t prev_ctc, uint32_t prev_after, struct audit_line *out,
-		    unsigned cap)
+		    unsigned cap, uint16_t *last_ctc, uint32_t *last_after)
 {
 	unsigned k = 0;
 	for (unsigned i = 0; i < nlegs && k < cap; i++) {
@@ -455,8 +466,15 @@ unsigned rate_audit(struct rate_ctx *ctx, const struct fare_tap *taps, unsigned 
 			snprintf(out[k++].text, FARE_TEXT_MAX, "amount leg=%u deducted=%lld rated=%d diff=%lld", l->leg_no,
 				 (long long)deducted, l->rider_fen, (long long)(deducted - l->rider_fen));
 	}
-	for (unsigned j = 0; j < n && k + 3 <= cap; j++) {
-		const struct fare_tap *t = &taps[j];
+	/* the card's own order: CTC (then tap time, for repeats) */
+	uint32_t *order = malloc((n + 1) * sizeof(*order));
+	if (!order)
+		return k;
+	for (unsigned j = 0; j < n; j++)
+		order[j] = j;
+	qsort_r(order, n, sizeof(*order), cmp_ctc, (void *)taps);
+	for (unsigned o = 0; o < n && k + 3 <= cap; o++) {
+		const struct fare_tap *t = &taps[order[o]];
 		char at[16];
 		hms(ctx, t->time_us, at);
 		if (have_prev && t->ctc == prev_ctc)
@@ -474,5 +492,10 @@ unsigned rate_audit(struct rate_ctx *ctx, const struct fare_tap *taps, unsigned 
 		prev_ctc = t->ctc;
 		prev_after = t->balance_after_fen;
 	}
+	if (last_ctc && n > 0) {
+		*last_ctc = taps[order[n - 1]].ctc;
+		*last_after = taps[order[n - 1]].balance_after_fen;
+	}
+	free(order);
 	return k;
 }

@@ -49,13 +49,15 @@ unsigned rate_token_day(struct rate_ctx *ctx, const struct fare_tap *taps, unsig
 /* Payers and receiver from the adjustments; asserts the leg is conserved. */
 void rate_settle_leg(struct fare_leg *leg);
 
-/* Audit lines of an e-purse token-day. prev_ctc/prev_after: the card's last tap
- * before this day (have_prev false if none). Returns lines written to out. */
+/* Audit lines of an e-purse token-day; CTC and balance are checked in CTC
+ * order. prev_ctc/prev_after: the card's last tap before this day (have_prev
+ * false if none); *last_ctc, *last_after: its highest-CTC tap of this day.
+ * Returns lines written to out. */
 struct audit_line {
 	char text[FARE_TEXT_MAX];
 };
 unsigned rate_audit(struct rate_ctx *ctx, const struct fare_tap *taps, unsigned n, const struct rate_leg *legs,
 		    unsigned nlegs, bool have_prev, uint16_t prev_ctc, uint32_t prev_after, struct audit_line *out,
-		    unsigned cap);
+		    unsigned cap, uint16_t *last_ctc, uint32_t *last_after);
 
 #endif

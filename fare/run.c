@@ -756,7 +756,7 @@ static int write_audit(struct run *r, MDB_txn *txn, struct group *g)
 	mdb_cursor_close(c);
 	struct audit_line lines[AUDIT_LINES_MAX];
 	unsigned n = rate_audit(&r->ctx, &r->taps[g->first], g->n, &r->legs[g->leg_first], g->nlegs, have_prev,
-				cs.last_ctc, cs.last_after_fen, lines, AUDIT_LINES_MAX);
+				cs.last_ctc, cs.last_after_fen, lines, AUDIT_LINES_MAX, &cs.last_ctc, &cs.last_after_fen);
 	token_day_key(key, t0->day, t0->medium, t0->issuer, t0->token_id);
 	if (g->rerate && (rc = delete_prefix(txn, r->db->audit, key, TOKEN_DAY_KEY_BYTES)) != 0)
 		return rc;
@@ -768,9 +768,6 @@ static int write_audit(struct run *r, MDB_txn *txn, struct group *g)
 			return rc;
 	}
 	r->st->audit_lines += n;
-	const struct fare_tap *last = &r->taps[g->first + g->n - 1];
-	cs.last_ctc = last->ctc;
-	cs.last_after_fen = last->balance_after_fen;
 	k.mv_size = 16;
 	k.mv_data = ck;
 	v.mv_size = sizeof(cs);

@@ -1,17 +1,20 @@
 #!/bin/sh
 # make demo: the main job on the default embedded set-up. Starts the gateway
 # on 127.0.0.1 with config/tapgate.conf and a fresh store under ./var, runs a
-# tapgen validator fleet for a few seconds, prints what was recorded, and
-# stops the gateway cleanly with SIGTERM.
+# tapgen validator fleet on the demo fare network (taps of the last two days)
+# for a few seconds, prints what was recorded, stops the gateway cleanly with
+# SIGTERM, then rates the finished business days with tapfare and prints some
+# of the legs and the e-purse audit.
 set -eu
 BUILD=${BUILD:-build}
 BIN=$BUILD/bin
 CONF=config/tapgate.conf
 STORE=var/store
+RATED=var/rated
 METRICS=http://127.0.0.1:9700
 
 echo "== tapgate demo: fresh store in $STORE (demo data only)"
-rm -rf "$STORE"
+rm -rf "$STORE" "$RATED"
 mkdir -p var
 "$BIN/tapgate" -c "$CONF" >var/gateway.log 2>&1 &
 GW=$!
@@ -28,8 +31,10 @@ until curl -sf "$METRICS/healthz" >/dev/null 2>&1; do
 done
 echo "== gateway up (pid $GW), log in var/gateway.log; metrics at $METRICS/metrics"
 
-echo "== tapgen: 64 validators for 5 s: bus, metro, canteen; e-purse, QuickPass, QR; 10% lost acks; some bad frames"
+echo "== tapgen: 64 validators for 5 s on the demo fare network (bus routes, metro line, canteens), taps of the last"
+echo "   two days; e-purse, QuickPass, QR; 10% lost acks; some bad frames"
 "$BIN/tapgen" --gateway 127.0.0.1:7700 --validators 64 --taps 50000 --rate 10000 --taps-per-frame 8 \
+	--network demo --spread-s 172800 \
 	--retransmit-rate 0.1 --bad-mac 20 --bad-validator 20 --replay-qr 5 --conflict 5 --progress
 
 echo "== store (tapdump -s $STORE counts)"
@@ -45,4 +50,15 @@ kill -TERM $GW
 wait $GW
 trap - EXIT
 tail -n 1 var/gateway.log
-echo "== done: the store stays in $STORE; build/bin/tapdump -s $STORE --help for more"
+
+echo "== tapfare rate: the business days that have ended (fare feed config/fares-demo, rated store $RATED)"
+"$BIN/tapfare" -c "$CONF" rate
+day=$("$BIN/tapfare" -c "$CONF" legs --no-version | head -n 1 | cut -d' ' -f1)
+if [ -n "$day" ]; then
+	echo "== legs of business day $day: $("$BIN/tapfare" -c "$CONF" legs --day "$day" | wc -l); the first 8 (tapfare legs --day $day)"
+	"$BIN/tapfare" -c "$CONF" legs --day "$day" | head -n 8
+	echo "== e-purse audit of $day: $("$BIN/tapfare" -c "$CONF" audit --day "$day" | wc -l) lines; the first 5"
+	"$BIN/tapfare" -c "$CONF" audit --day "$day" | head -n 5
+fi
+echo "== done: the store stays in $STORE, the rated legs in $RATED;"
+echo "   build/bin/tapdump -s $STORE --help and build/bin/tapfare --help for more"

@@ -193,6 +193,10 @@ int main(int argc, char **argv)
 	char err[CFG_ERR_MAX];
 	int c;
 	cfg_defaults(&a.cfg);
+	if (argc > 1 && strcmp(argv[1], "--help") == 0) {
+		usage(stdout);
+		return 0;
+	}
 	while ((c = getopt(argc, argv, "+c:s:r:f:o:h")) != -1) {
 		switch (c) {
 		case 'c': config = optarg; break;

@@ -74,6 +74,9 @@ struct validator {
 struct rider {
 	uint32_t balance_fen;
 	uint16_t ctc, atc;
+	uint64_t last_tap_us; /* --spread-s: a rider's taps run forward in time, as a card's CTC does */
+	uint32_t entry_stop;  /* --network demo: inside the metro since this entry (0: not) */
+	uint8_t entry_medium;
 };
 
 struct options {
@@ -484,10 +487,50 @@ static void qr_fill(struct gen *g, uint32_t r, struct fp_tap *t)
 	crypto_sign_detached(q->signature, NULL, signed_bytes, sizeof(signed_bytes), g->qr_sk);
 }
 
-/* One new tap at a random validator, by a random rider. */
+/* A metro exit gate, or UINT32_MAX if the fleet has none. */
+static uint32_t exit_validator(struct gen *g)
+{
+	uint32_t from = (uint32_t)(rnd(g) % g->o.validators);
+	for (uint32_t k = 0; k < g->o.validators; k++) {
+		uint32_t vi = (from + k) % g->o.validators;
+		if (g->v[vi].kind == FP_KIND_EXIT)
+			return vi;
+	}
+	return UINT32_MAX;
+}
+
+/* What a demo-network validator deducts offline from an e-purse: the demo
+ * feed's peak fare for the card's category (no off-peak, no transfers). */
+static uint32_t demo_offline_fare(uint8_t category, uint32_t adult_fen)
+{
+	return category == FP_CATEGORY_DISABLED ? 0
+	       : category == FP_CATEGORY_ADULT	? adult_fen
+						: adult_fen / 2;
+}
+
+static uint32_t demo_metro_fen(uint32_t from_stop, uint32_t to_stop)
+{
+	uint32_t d = from_stop > to_stop ? from_stop - to_stop : to_stop - from_stop;
+	return d <= 2 ? 200 : d <= 4 ? 300 : d <= 6 ? 400 : 500;
+}
+
+/*
+ * One new tap at a random validator, by a random rider. On the demo network a
+ * rider inside the metro taps out next, at an exit gate, with the medium it
+ * entered with, 5 to 50 minutes later; e-purse validators deduct the peak fare.
+ */
 static void tap_generate(struct gen *g, uint64_t now_us)
 {
 	uint32_t vi = (uint32_t)(rnd(g) % g->o.validators), r = (uint32_t)(rnd(g) % g->riders_count);
+	struct rider *rd = &g->riders[r];
+	bool leaving = false;
+	if (g->o.demo_network && rd->entry_stop != 0) {
+		uint32_t x = exit_validator(g);
+		if (x != UINT32_MAX) {
+			vi = x;
+			leaving = true;
+		}
+	}
 	struct validator *v = &g->v[vi];
 	uint32_t t = (uint32_t)g->taps_used++;
 	struct fp_tap *tap = &g->taps[t].tap;
@@ -495,6 +538,8 @@ static void tap_generate(struct gen *g, uint64_t now_us)
 	memset(tap, 0, sizeof(*tap));
 	tap->medium = pick < g->o.mix[0] ? FP_MEDIUM_EPURSE
 		      : pick < g->o.mix[0] + g->o.mix[1] ? FP_MEDIUM_QUICKPASS : FP_MEDIUM_QR;
+	if (leaving)
+		tap->medium = rd->entry_medium;
 	tap->kind = v->kind;
 	tap->category = rider_category(r);
 	tap->tap_id = ++v->tap_id;
@@ -502,11 +547,24 @@ static void tap_generate(struct gen *g, uint64_t now_us)
 	tap->stop_id = v->stop_base + (uint32_t)(rnd(g) % 40);
 	if (g->o.demo_network) /* the demo's stops: 6 per bus route, 10 metro stations, one till per canteen */
 		tap->stop_id = v->stop_base + (uint32_t)(rnd(g) % (v->kind == FP_KIND_PURCHASE ? 1 : v->route_id == 51 ? 10 : 6));
-	if (g->o.spread_s)
-		tap->tap_time_us = now_us - rnd(g) % (g->o.spread_s * 1000000u);
+	if (g->o.spread_s) { /* from the start of the spread, about 4 taps a rider: steps of up to spread/2 */
+		uint64_t spread_us = g->o.spread_s * 1000000u;
+		uint64_t from = rd->last_tap_us ? rd->last_tap_us : now_us - spread_us;
+		uint64_t step = leaving ? 300000000u + rnd(g) % 2700000000u : 1 + rnd(g) % (spread_us / 2 + 1);
+		uint64_t at = from + step;
+		tap->tap_time_us = rd->last_tap_us = at <= now_us ? at : from + (now_us - from) / 2;
+	}
 	tap->amount_fen = v->kind == FP_KIND_PURCHASE ? 800 + (uint32_t)(rnd(g) % 8) * 100
 			  : v->kind == FP_KIND_EXIT ? 200 + (uint32_t)(rnd(g) % 4) * 100
 			  : v->kind == FP_KIND_ENTRY ? 0 : 200;
+	if (g->o.demo_network && v->kind != FP_KIND_PURCHASE)
+		tap->amount_fen = demo_offline_fare(tap->category, v->kind == FP_KIND_ENTRY ? 0
+								  : v->kind == FP_KIND_BOARD ? 200
+								  : leaving ? demo_metro_fen(rd->entry_stop, tap->stop_id)
+									    : 500);
+	if (g->o.demo_network)
+		rd->entry_stop = v->kind == FP_KIND_ENTRY ? tap->stop_id : 0;
+	rd->entry_medium = tap->medium;
 	if (tap->medium != FP_MEDIUM_EPURSE && v->kind != FP_KIND_PURCHASE)
 		tap->amount_fen = 0; /* tap now, pay later: the back office rates it */
 	if (tap->medium == FP_MEDIUM_EPURSE)
