@@ -27,6 +27,7 @@ struct parse_state {
 	size_t nrows, rows_cap;
 	bool in_row;
 	bool nomem;
+	uint32_t open_line, open_col; /* where the field being parsed began (for a quote never closed) */
 };
 
 static bool arena_put(struct csv_table *t, const void *s, size_t len, size_t *off)
@@ -86,6 +87,8 @@ static void on_field(void *s, size_t len, void *data)
 	}
 	ps->noffs++;
 	ps->rows[ps->nrows - 1].n++;
+	ps->open_line = ps->line;
+	ps->open_col = ps->rows[ps->nrows - 1].n + 1;
 }
 
 static void on_row(int c, void *data)
@@ -93,6 +96,8 @@ static void on_row(int c, void *data)
 	struct parse_state *ps = data;
 	(void)c;
 	ps->in_row = false;
+	ps->open_line = ps->line + 1; /* rows end at a line break: the next field starts on the next line */
+	ps->open_col = 1;
 }
 
 /* Turn offsets into pointers: header from row 0, data rows after it. */
@@ -121,7 +126,7 @@ int csv_table_parse(struct csv_table *t, const char *file, const char *data, siz
 		    size_t err_len)
 {
 	struct csv_parser p;
-	struct parse_state ps = {.t = t, .line = 1};
+	struct parse_state ps = {.t = t, .line = 1, .open_line = 1, .open_col = 1};
 	memset(t, 0, sizeof(*t));
 	t->file = file;
 	if (csv_init(&p, CSV_STRICT | CSV_STRICT_FINI | CSV_APPEND_NULL) != 0)
@@ -136,7 +141,8 @@ int csv_table_parse(struct csv_table *t, const char *file, const char *data, siz
 		const char *nl = memchr(data + pos, '\n', len - pos);
 		size_t chunk = nl ? (size_t)(nl - (data + pos)) + 1 : len - pos;
 		if (csv_parse(&p, data + pos, chunk, on_field, on_row, &ps) != chunk) {
-			snprintf(err, err_len, "%s:%u:0: CSV syntax: %s", file, ps.line, csv_strerror(csv_error(&p)));
+			snprintf(err, err_len, "%s:%u:%u: CSV syntax: %s", file, ps.line,
+				 ps.open_line == ps.line ? ps.open_col : 1, csv_strerror(csv_error(&p)));
 			rc = FARE_ERR_FEED;
 		}
 		pos += chunk;
@@ -144,8 +150,8 @@ int csv_table_parse(struct csv_table *t, const char *file, const char *data, siz
 			ps.line++;
 	}
 	if (rc == 0 && csv_fini(&p, on_field, on_row, &ps) != 0) {
-		snprintf(err, err_len, "%s:%u:0: CSV syntax: %s (a quote is not closed)", file, ps.line,
-			 csv_strerror(csv_error(&p)));
+		snprintf(err, err_len, "%s:%u:%u: CSV syntax: a quote opened in this field is never closed", file,
+			 ps.open_line, ps.open_col);
 		rc = FARE_ERR_FEED;
 	}
 	csv_free(&p);

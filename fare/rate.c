@@ -259,23 +259,10 @@ static bool within(const struct fare_transfer_rule *tr, const struct fare_leg *p
 	return to >= from && to - from <= (uint64_t)tr->duration_s * 1000000u;
 }
 
-/* The rules of one step (from or to group): those naming g, else those leaving it empty. */
-static uint32_t filter_groups(const struct fare_feed *f, uint32_t *cand, uint32_t n, int32_t g, bool from)
+/* One step of the group filter (from or to): the rules naming g if any does, else those leaving it empty. */
+static bool group_step(int32_t v, int32_t g, bool named)
 {
-	uint32_t k = 0;
-	for (uint32_t i = 0; i < n; i++) {
-		int32_t v = from ? f->transfer_rules[cand[i]].from_group : f->transfer_rules[cand[i]].to_group;
-		if (g >= 0 && v == g)
-			cand[k++] = cand[i];
-	}
-	if (k > 0)
-		return k;
-	for (uint32_t i = 0; i < n; i++) {
-		int32_t v = from ? f->transfer_rules[cand[i]].from_group : f->transfer_rules[cand[i]].to_group;
-		if (v < 0)
-			cand[k++] = cand[i];
-	}
-	return k;
+	return named ? v == g : v < 0;
 }
 
 /* Apply the best transfer rule from prev to cur; returns the rule applied or -1. */
@@ -283,15 +270,19 @@ static int32_t apply_transfer(struct rate_ctx *ctx, const struct rate_leg *prev,
 			      uint32_t same_group_run)
 {
 	const struct fare_feed *f = ctx->feed;
-	uint32_t cand[256], n = 0;
-	for (uint32_t i = 0; i < f->ntransfer_rules && n < 256; i++)
-		cand[n++] = i;
-	n = filter_groups(f, cand, n, prev->group, true);
-	n = filter_groups(f, cand, n, cur->group, false);
+	bool from_named = false, to_named = false;
+	for (uint32_t i = 0; i < f->ntransfer_rules && prev->group >= 0 && !from_named; i++)
+		from_named = f->transfer_rules[i].from_group == prev->group;
+	for (uint32_t i = 0; i < f->ntransfer_rules && cur->group >= 0 && !to_named; i++)
+		to_named = group_step(f->transfer_rules[i].from_group, prev->group, from_named) &&
+			   f->transfer_rules[i].to_group == cur->group;
 	int32_t best = -1, best_transfer = 0;
 	int32_t a = prev->category_price, b = cur->category_price;
-	for (uint32_t i = 0; i < n; i++) {
-		const struct fare_transfer_rule *tr = &f->transfer_rules[cand[i]];
+	for (uint32_t i = 0; i < f->ntransfer_rules; i++) {
+		const struct fare_transfer_rule *tr = &f->transfer_rules[i];
+		if (!group_step(tr->from_group, prev->group, from_named) ||
+		    !group_step(tr->to_group, cur->group, to_named))
+			continue;
 		bool same = tr->from_group >= 0 && tr->from_group == tr->to_group;
 		if (!within(tr, &prev->leg, &cur->leg))
 			continue;
@@ -305,7 +296,7 @@ static int32_t apply_transfer(struct rate_ctx *ctx, const struct rate_leg *prev,
 		if (t < -b)
 			t = -b; /* never a negative fare */
 		if (best < 0 || t < best_transfer)
-			best = (int32_t)cand[i], best_transfer = t;
+			best = (int32_t)i, best_transfer = t;
 	}
 	if (best >= 0)
 		cur->leg.transfer = best_transfer;
