@@ -10,9 +10,10 @@
  * the code tapfare rate uses) rates the day into a fresh rated store, and
  * that run is timed. Prints:
  *   fare_day taps=N tokens=T legs=L seconds=S taps_per_s=X
- * Usage: fare_day -d DIR [-n TAPS] [-t TOKENS] [-f FEED]
+ * Usage: fare_day -d DIR [-n TAPS] [-t TOKENS] [-f FEED] [-v]   (-v: the run's progress lines)
  */
 #include "fare/fare.h"
+#include "tools/demo_fares.h"
 #include "fastpath/fastpath.h"
 #include "store/store.h"
 
@@ -45,6 +46,8 @@ static double now_s(void)
 struct rider {
 	uint64_t time_us;
 	uint32_t entry_stop; /* non-zero: inside the metro */
+	uint32_t balance_fen; /* e-purse */
+	uint16_t ctc;
 	uint8_t medium, category;
 };
 
@@ -57,10 +60,12 @@ static void next_tap(struct rider *r, uint32_t token, unsigned taps_left, struct
 	t->medium = r->medium;
 	t->category = r->category;
 	unsigned pick = (unsigned)(rnd() % 100);
+	uint32_t adult_fen = 0; /* what an offline e-purse validator deducts, before concessions */
 	if (r->entry_stop) { /* out of the metro, 10 to 40 minutes later */
 		r->time_us += (600 + rnd() % 1800) * 1000000ull;
 		t->kind = FP_KIND_EXIT;
 		t->stop_id = 5101 + (uint32_t)(rnd() % 10);
+		adult_fen = demo_metro_fen(r->entry_stop, t->stop_id);
 		m->route_id = 51;
 		m->operator_id = 2;
 		r->entry_stop = 0;
@@ -83,10 +88,19 @@ static void next_tap(struct rider *r, uint32_t token, unsigned taps_left, struct
 		m->route_id = bus_routes[rnd() % 4];
 		t->stop_id = m->route_id * 100 + 1 + (uint32_t)(rnd() % 6);
 		m->operator_id = 1;
+		adult_fen = DEMO_BUS_FEN;
 	}
 	t->tap_time_us = r->time_us;
 	t->tap_id = token;
-	if (t->medium == FP_MEDIUM_EPURSE) {
+	if (t->medium == FP_MEDIUM_EPURSE) { /* paid offline: the peak fare, CTC and balance continuous */
+		if (t->kind != FP_KIND_PURCHASE)
+			t->amount_fen = demo_offline_fare(r->category, adult_fen);
+		if (r->balance_fen < t->amount_fen)
+			r->balance_fen += 10000;
+		t->u.epurse.ctc = ++r->ctc;
+		t->u.epurse.balance_before_fen = r->balance_fen;
+		r->balance_fen -= t->amount_fen;
+		t->u.epurse.balance_after_fen = r->balance_fen;
 		t->u.epurse.issuer_code = 2660;
 		t->u.epurse.card_number = 3100000000000000ull + token;
 		t->u.epurse.transaction_type = 6;
@@ -145,15 +159,17 @@ static int fill(struct st_env *env, struct fare_clock *clk, uint64_t ntaps, uint
 int main(int argc, char **argv)
 {
 	const char *dir = NULL, *feed_dir = "config/fares-demo";
+	bool verbose = false;
 	uint64_t ntaps = 10000000;
 	uint32_t ntokens = 1000000;
 	int c;
-	while ((c = getopt(argc, argv, "d:n:t:f:")) != -1) {
+	while ((c = getopt(argc, argv, "d:n:t:f:v")) != -1) {
 		switch (c) {
 		case 'd': dir = optarg; break;
 		case 'n': ntaps = strtoull(optarg, NULL, 10); break;
 		case 't': ntokens = (uint32_t)strtoul(optarg, NULL, 10); break;
 		case 'f': feed_dir = optarg; break;
+		case 'v': verbose = true; break;
 		default: fprintf(stderr, "usage: fare_day -d DIR [-n TAPS] [-t TOKENS] [-f FEED]\n"); return 64;
 		}
 	}
@@ -184,7 +200,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "fare_day: %s\n", err);
 		return 1;
 	}
-	struct fare_run_options opt = {.through_day = DAY, .quiet = true};
+	struct fare_run_options opt = {.through_day = DAY, .quiet = !verbose};
 	struct fare_run_stats st;
 	double t0 = now_s();
 	rc = fare_run(db, log, feed, &clk, &opt, &st, err, sizeof(err));

@@ -852,6 +852,28 @@ static int finish_feed(struct loader *ld)
 	struct fare_feed *f = ld->f;
 	qsort(f->routes, f->nroutes, sizeof(*f->routes), cmp_route);
 	qsort(f->stop_areas, f->nstop_areas, sizeof(*f->stop_areas), cmp_stop_area);
+	/* group the price rows by product, keeping file order within one (a stable counting sort) */
+	f->price_first = calloc(f->products.n + 2, sizeof(*f->price_first));
+	struct fare_price *by_product = malloc((f->nprices + 1) * sizeof(*by_product));
+	if (!f->price_first || !by_product) {
+		free(by_product);
+		return FARE_ERR_NOMEM;
+	}
+	for (uint32_t i = 0; i < f->nprices; i++)
+		f->price_first[f->prices[i].product + 1]++;
+	for (uint32_t p = 0; p < f->products.n; p++)
+		f->price_first[p + 1] += f->price_first[p];
+	uint32_t *next = calloc(f->products.n + 1, sizeof(*next));
+	if (!next) {
+		free(by_product);
+		return FARE_ERR_NOMEM;
+	}
+	memcpy(next, f->price_first, f->products.n * sizeof(*next));
+	for (uint32_t i = 0; i < f->nprices; i++)
+		by_product[next[f->prices[i].product]++] = f->prices[i];
+	free(next);
+	free(f->prices);
+	f->prices = by_product;
 	if (f->products.n >= FARE_NONE || f->npromotions >= FARE_NONE || f->nsubsidies >= FARE_NONE) {
 		snprintf(ld->err, ld->err_len, "%s:0:0: more than %u products, promotions or subsidies", ld->label,
 			 FARE_NONE - 1);
@@ -875,9 +897,11 @@ bool fare_feed_price(const struct fare_feed *f, int32_t product, uint8_t medium,
 		if (pass == 0 && media < 0)
 			continue;
 		const struct fare_price *nominal = NULL, *mine = NULL;
-		for (uint32_t i = 0; i < f->nprices; i++) {
+		if (product < 0 || (uint32_t)product >= f->products.n)
+			return false;
+		for (uint32_t i = f->price_first[product]; i < f->price_first[product + 1]; i++) {
 			const struct fare_price *p = &f->prices[i];
-			if (p->product != product || p->media != want)
+			if (p->media != want)
 				continue;
 			if (p->category == cat)
 				mine = p;
@@ -1146,6 +1170,7 @@ void fare_feed_free(struct fare_feed *f)
 	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
 		ids_free(all[i]);
 	free(f->prices);
+	free(f->price_first);
 	free(f->leg_rules);
 	free(f->transfer_rules);
 	free(f->timeframes);

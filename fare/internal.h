@@ -133,8 +133,9 @@ struct fare_feed {
 	int32_t category_of[FARE_CARD_CATEGORIES]; /* card category -> rider category, -1 = default */
 	int32_t default_category;
 
-	struct fare_price *prices;
+	struct fare_price *prices;    /* grouped by product, file order within one (finish_feed) */
 	uint32_t nprices;
+	uint32_t *price_first;        /* product -> its first row in prices; [products.n] = nprices */
 	struct fare_leg_rule *leg_rules;
 	uint32_t nleg_rules;
 	bool have_priority;

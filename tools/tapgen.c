@@ -16,6 +16,7 @@
  * allocate. Exit status: 0 when every tap got its final status and every
  * special tap the status it should; 1 otherwise; 2 for bad options.
  */
+#include "tools/demo_fares.h"
 #include "fastpath/fastpath.h"
 
 #include <arpa/inet.h>
@@ -501,19 +502,6 @@ static uint32_t exit_validator(struct gen *g)
 
 /* What a demo-network validator deducts offline from an e-purse: the demo
  * feed's peak fare for the card's category (no off-peak, no transfers). */
-static uint32_t demo_offline_fare(uint8_t category, uint32_t adult_fen)
-{
-	return category == FP_CATEGORY_DISABLED ? 0
-	       : category == FP_CATEGORY_ADULT	? adult_fen
-						: adult_fen / 2;
-}
-
-static uint32_t demo_metro_fen(uint32_t from_stop, uint32_t to_stop)
-{
-	uint32_t d = from_stop > to_stop ? from_stop - to_stop : to_stop - from_stop;
-	return d <= 2 ? 200 : d <= 4 ? 300 : d <= 6 ? 400 : 500;
-}
-
 /*
  * One new tap at a random validator, by a random rider. On the demo network a
  * rider inside the metro taps out next, at an exit gate, with the medium it
@@ -559,7 +547,7 @@ static void tap_generate(struct gen *g, uint64_t now_us)
 			  : v->kind == FP_KIND_ENTRY ? 0 : 200;
 	if (g->o.demo_network && v->kind != FP_KIND_PURCHASE)
 		tap->amount_fen = demo_offline_fare(tap->category, v->kind == FP_KIND_ENTRY ? 0
-								  : v->kind == FP_KIND_BOARD ? 200
+								  : v->kind == FP_KIND_BOARD ? DEMO_BUS_FEN
 								  : leaving ? demo_metro_fen(rd->entry_stop, tap->stop_id)
 									    : 500);
 	if (g->o.demo_network)
