@@ -31,7 +31,7 @@ endif
 # Debian's libcsv-dev ships no .pc file: tools/pkgconfig/libcsv.pc describes it.
 # (GNU make 4.3 does not pass exported variables to $(shell): set it per call.)
 PKG_CONFIG := PKG_CONFIG_PATH=$(CURDIR)/tools/pkgconfig$(if $(PKG_CONFIG_PATH),:$(PKG_CONFIG_PATH)) pkg-config
-PKGS := liburing lmdb libxxhash libsodium libcrypto libmicrohttpd inih libcsv
+PKGS := liburing lmdb libxxhash libsodium libcrypto libmicrohttpd inih libcsv libxml-2.0
 TEST_PKGS := cmocka
 
 CC ?= cc
@@ -56,6 +56,7 @@ STORE_SRC := $(wildcard store/*.c)
 CONFIG_SRC := $(wildcard config/*.c)
 GATEWAY_SRC := $(wildcard gateway/*.c)
 FARE_SRC := $(wildcard fare/*.c)
+SETTLE_SRC := $(wildcard settle/*.c)
 
 lib_objs = $(patsubst %.c,$(BUILD)/%.o,$(1))
 
@@ -63,10 +64,11 @@ FASTPATH_LIB := $(BUILD)/libfastpath.a
 STORE_LIB := $(BUILD)/libstore.a
 CONFIG_LIB := $(BUILD)/libtgconfig.a
 FARE_LIB := $(BUILD)/libfare.a
-MODULE_LIBS := $(FARE_LIB) $(FASTPATH_LIB) $(STORE_LIB) $(CONFIG_LIB)
+SETTLE_LIB := $(BUILD)/libsettle.a
+MODULE_LIBS := $(SETTLE_LIB) $(FARE_LIB) $(FASTPATH_LIB) $(STORE_LIB) $(CONFIG_LIB)
 
 BIN := $(BUILD)/bin
-PROGRAMS := $(BIN)/tapgate $(BIN)/tapgen $(BIN)/tapdump $(BIN)/tapfare
+PROGRAMS := $(BIN)/tapgate $(BIN)/tapgen $(BIN)/tapdump $(BIN)/tapfare $(BIN)/tapsettle
 BENCH_PROGRAMS := $(patsubst bench/%.c,$(BIN)/%,$(wildcard bench/*.c))
 UNIT_TESTS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/test_*.c))
 FUZZERS := $(patsubst tests/fuzz_%.c,$(BUILD)/fuzz/fuzz_%,$(wildcard tests/fuzz_*.c))
@@ -106,6 +108,7 @@ $(FASTPATH_LIB): $(call lib_objs,$(FASTPATH_SRC))
 $(STORE_LIB): $(call lib_objs,$(STORE_SRC))
 $(CONFIG_LIB): $(call lib_objs,$(CONFIG_SRC))
 $(FARE_LIB): $(call lib_objs,$(FARE_SRC))
+$(SETTLE_LIB): $(call lib_objs,$(SETTLE_SRC))
 $(MODULE_LIBS):
 	@mkdir -p $(dir $@)
 	$(call say,AR,$@)
@@ -115,6 +118,7 @@ $(BIN)/tapgate: $(call lib_objs,$(GATEWAY_SRC)) $(MODULE_LIBS)
 $(BIN)/tapgen: $(BUILD)/tools/tapgen.o $(MODULE_LIBS)
 $(BIN)/tapdump: $(BUILD)/tools/tapdump.o $(MODULE_LIBS)
 $(BIN)/tapfare: $(BUILD)/tools/tapfare.o $(MODULE_LIBS)
+$(BIN)/tapsettle: $(BUILD)/tools/tapsettle.o $(MODULE_LIBS)
 $(BENCH_PROGRAMS): $(BIN)/%: $(BUILD)/bench/%.o $(MODULE_LIBS)
 $(PROGRAMS) $(BENCH_PROGRAMS):
 	@mkdir -p $(dir $@)

@@ -74,6 +74,10 @@ static const struct cfg_row rows[] = {
 	{"fares", "timezone", KIND_STRING, FIELD(fares_timezone), 0, 0, "Asia/Shanghai", NULL, false},
 	{"fares", "day_cutoff", KIND_STRING, FIELD(fares_day_cutoff), 0, 0, "04:30", NULL, false},
 	{"fares", "grace_s", KIND_U32, FIELD(fares_grace_s), 0, 604800, "7200", NULL, false},
+	{"settle", "path", KIND_STRING, FIELD(settle_path), 0, 0, "var/settle", NULL, false},
+	{"settle", "outbox", KIND_STRING, FIELD(settle_outbox), 0, 0, "var/outbox", NULL, false},
+	{"settle", "counterparties", KIND_STRING, FIELD(settle_counterparties), 0, 0, "config/counterparties.conf", NULL, false},
+	{"settle", "poll_s", KIND_U32, FIELD(settle_poll_s), 1, 3600, "10", NULL, false},
 };
 #define ROWS_COUNT (sizeof(rows) / sizeof(rows[0]))
 

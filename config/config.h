@@ -69,6 +69,11 @@ struct cfg {
 	char fares_timezone[64];
 	char fares_day_cutoff[8];
 	uint32_t fares_grace_s;
+	/* [settle] (tapsettle, the settlement worker) */
+	char settle_path[CFG_PATH_MAX];
+	char settle_outbox[CFG_PATH_MAX];
+	char settle_counterparties[CFG_PATH_MAX];
+	uint32_t settle_poll_s;
 };
 
 /* Errors: negative. */

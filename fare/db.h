@@ -2,7 +2,8 @@
  * db.h - the rated store's databases and keys (db.c), shared by run.c and
  * print.c. Internal to fare/.
  *
- *   meta     "cursor" -> u64 last log seq read; "inprogress" -> u32 days being written
+ *   meta     "cursor" -> u64 last log seq read; "inprogress" -> u32 days being written;
+ *            "runs" -> u32 number of the last committed run (legs carry the run that wrote them)
  *   feeds    version (8, BE) + file name -> file bytes: every feed version rated with
  *   legs     day (4) medium (1) issuer (4) token (8) rev (2) leg (2), BE -> struct fare_leg
  *   audit    day medium issuer token (17) + n (4) -> text

@@ -68,6 +68,7 @@ struct fare_leg {
 	uint64_t tap_seq[FARE_LEG_TAPS_MAX];
 	uint32_t day, issuer;
 	uint32_t route_id, from_stop, to_stop;
+	uint32_t run;       /* the rating run that wrote it (fare_db_last_run) */
 	int32_t nominal, concession, transfer, cap, promotion, subsidy;
 	int32_t rider_fen, promotion_funder_fen, subsidy_funder_fen, operator_fen;
 	uint16_t rev, leg_no, operator_id;
@@ -106,6 +107,8 @@ unsigned fare_feed_files(const struct fare_feed *f, const struct fare_file **fil
 const char *fare_feed_product_id(const struct fare_feed *f, uint16_t product);
 const char *fare_feed_promotion_funder(const struct fare_feed *f, uint16_t idx);
 const char *fare_feed_subsidy_funder(const struct fare_feed *f, uint16_t idx);
+const char *fare_feed_promotion_id(const struct fare_feed *f, uint16_t idx);
+const char *fare_feed_subsidy_id(const struct fare_feed *f, uint16_t idx);
 void fare_feed_summary(const struct fare_feed *f, FILE *out);
 
 /* --- business days */
@@ -167,6 +170,13 @@ int fare_run(struct fare_db *db, struct st_env *log, const struct fare_feed *fee
 
 /* --- reading */
 
+/* The number of the last committed rating run (0: none yet). Returns 0 or FARE_ERR_STORE. */
+int fare_db_last_run(struct fare_db *db, uint32_t *run, char *err, size_t err_len);
+/* Whether business day `day` has been rated. Returns 0 or FARE_ERR_STORE. */
+int fare_db_day_rated(struct fare_db *db, uint32_t day, bool *rated, char *err, size_t err_len);
+/* Every rated business day, ascending (free *days). Returns 0, FARE_ERR_STORE, FARE_ERR_NOMEM. */
+int fare_db_rated_days(struct fare_db *db, uint32_t **days, size_t *n, char *err, size_t err_len);
+
 struct fare_query {
 	uint32_t day;      /* 0: every day */
 	uint8_t medium;    /* 0: every token */
@@ -174,6 +184,15 @@ struct fare_query {
 	uint64_t token_id;
 };
 
+/*
+ * Visit the legs q selects in key order (day, token, revision, leg number), in
+ * one read transaction, each with the feed version that rated it. A non-zero
+ * return of fn stops the walk and is returned. Returns 0, FARE_ERR_STORE,
+ * FARE_ERR_VERSION with err filled.
+ */
+typedef int (*fare_leg_fn)(void *arg, const struct fare_leg *l, const struct fare_feed *f);
+int fare_legs_each(struct fare_db *db, const struct fare_query *q, fare_leg_fn fn, void *arg, char *err,
+		   size_t err_len);
 /* Print the legs (docs/FARES.md section 4), with " v=..." unless no_version. Returns 0 or FARE_ERR_*. */
 int fare_print_legs(struct fare_db *db, struct fare_clock *clk, const struct fare_query *q, bool no_version,
 		    FILE *out, char *err, size_t err_len);

@@ -1216,6 +1216,16 @@ const char *fare_feed_subsidy_funder(const struct fare_feed *f, uint16_t idx)
 	return idx < f->nsubsidies ? f->funders.names[f->subsidy_rows[idx].funder] : "?";
 }
 
+const char *fare_feed_promotion_id(const struct fare_feed *f, uint16_t idx)
+{
+	return idx < f->npromotions ? f->promotions.names[idx] : "?";
+}
+
+const char *fare_feed_subsidy_id(const struct fare_feed *f, uint16_t idx)
+{
+	return idx < f->nsubsidies ? f->subsidies.names[idx] : "?";
+}
+
 void fare_feed_summary(const struct fare_feed *f, FILE *out)
 {
 	fprintf(out, "version %016llx%s%s: %u stops, %u routes, %u networks, %u areas, %u products, %u prices, "

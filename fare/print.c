@@ -5,6 +5,8 @@
  */
 #include "fare/db.h"
 
+#include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define VERSIONS_CACHED 8u
@@ -70,8 +72,8 @@ static bool wanted(const struct fare_query *q, const uint8_t *key)
 	return !q->medium || (key[4] == q->medium && be32_get(key + 5) == q->issuer && be64_get(key + 9) == q->token_id);
 }
 
-int fare_print_legs(struct fare_db *db, struct fare_clock *clk, const struct fare_query *q, bool no_version,
-		    FILE *out, char *err, size_t err_len)
+int fare_legs_each(struct fare_db *db, const struct fare_query *q, fare_leg_fn fn, void *arg, char *err,
+		   size_t err_len)
 {
 	MDB_txn *txn;
 	MDB_cursor *c;
@@ -101,16 +103,53 @@ int fare_print_legs(struct fare_db *db, struct fare_clock *clk, const struct far
 			continue;
 		memcpy(&l, v.mv_data, sizeof(l));
 		const struct fare_feed *f = version_feed(db, txn, &vs, l.version, err, err_len);
-		if (!f)
-			result = FARE_ERR_VERSION;
-		else
-			print_leg(out, clk, f, &l, no_version);
+		result = f ? fn(arg, &l, f) : FARE_ERR_VERSION;
 	}
 	mdb_cursor_close(c);
 	mdb_txn_abort(txn);
 	for (unsigned i = 0; i < vs.n; i++)
 		fare_feed_free(vs.feed[i]);
 	return result;
+}
+
+struct print_arg {
+	FILE *out;
+	struct fare_clock *clk;
+	bool no_version;
+};
+
+static int print_one(void *arg, const struct fare_leg *l, const struct fare_feed *f)
+{
+	struct print_arg *a = arg;
+	print_leg(a->out, a->clk, f, l, a->no_version);
+	return 0;
+}
+
+int fare_print_legs(struct fare_db *db, struct fare_clock *clk, const struct fare_query *q, bool no_version,
+		    FILE *out, char *err, size_t err_len)
+{
+	struct print_arg a = {.out = out, .clk = clk, .no_version = no_version};
+	return fare_legs_each(db, q, print_one, &a, err, err_len);
+}
+
+int fare_db_last_run(struct fare_db *db, uint32_t *run, char *err, size_t err_len)
+{
+	MDB_txn *txn;
+	MDB_val k = {.mv_size = 4, .mv_data = "runs"}, v;
+	int rc = mdb_txn_begin(db->env, NULL, MDB_RDONLY, &txn);
+	if (rc != 0) {
+		snprintf(err, err_len, "rated store: %s", mdb_strerror(rc));
+		return FARE_ERR_STORE;
+	}
+	*run = 0;
+	if ((rc = mdb_get(txn, db->meta, &k, &v)) == 0 && v.mv_size == 4)
+		memcpy(run, v.mv_data, 4);
+	mdb_txn_abort(txn);
+	if (rc != 0 && rc != MDB_NOTFOUND) {
+		snprintf(err, err_len, "rated store: %s", mdb_strerror(rc));
+		return FARE_ERR_STORE;
+	}
+	return 0;
 }
 
 int fare_print_audit(struct fare_db *db, const struct fare_query *q, FILE *out, char *err, size_t err_len)
@@ -139,5 +178,62 @@ int fare_print_audit(struct fare_db *db, const struct fare_query *q, FILE *out, 
 	}
 	mdb_cursor_close(c);
 	mdb_txn_abort(txn);
+	return 0;
+}
+
+int fare_db_day_rated(struct fare_db *db, uint32_t day, bool *rated, char *err, size_t err_len)
+{
+	MDB_txn *txn;
+	uint8_t dk[4];
+	be32_put(dk, day);
+	MDB_val k = {.mv_size = 4, .mv_data = dk}, v;
+	int rc = mdb_txn_begin(db->env, NULL, MDB_RDONLY, &txn);
+	if (rc == 0) {
+		rc = mdb_get(txn, db->days, &k, &v);
+		mdb_txn_abort(txn);
+	}
+	*rated = rc == 0;
+	if (rc != 0 && rc != MDB_NOTFOUND) {
+		snprintf(err, err_len, "rated store: %s", mdb_strerror(rc));
+		return FARE_ERR_STORE;
+	}
+	return 0;
+}
+
+int fare_db_rated_days(struct fare_db *db, uint32_t **days, size_t *n, char *err, size_t err_len)
+{
+	MDB_txn *txn;
+	MDB_cursor *c;
+	MDB_val k, v;
+	size_t cap = 0;
+	*days = NULL;
+	*n = 0;
+	int rc = mdb_txn_begin(db->env, NULL, MDB_RDONLY, &txn);
+	if (rc == 0 && (rc = mdb_cursor_open(txn, db->days, &c)) != 0)
+		mdb_txn_abort(txn);
+	if (rc != 0) {
+		snprintf(err, err_len, "rated store: %s", mdb_strerror(rc));
+		return FARE_ERR_STORE;
+	}
+	while ((rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) == 0) {
+		if (*n == cap) {
+			cap = cap ? cap * 2 : 64;
+			uint32_t *d = realloc(*days, cap * sizeof(*d));
+			if (!d) {
+				rc = ENOMEM;
+				break;
+			}
+			*days = d;
+		}
+		(*days)[(*n)++] = be32_get(k.mv_data);
+	}
+	mdb_cursor_close(c);
+	mdb_txn_abort(txn);
+	if (rc != MDB_NOTFOUND) {
+		free(*days);
+		*days = NULL;
+		snprintf(err, err_len, "rated store: %s", rc == ENOMEM ? "out of memory" : mdb_strerror(rc));
+		return rc == ENOMEM ? FARE_ERR_NOMEM : FARE_ERR_STORE;
+	}
 	return 0;
 }

@@ -46,6 +46,7 @@ struct old_leg { /* sum of a leg's revisions, by identity */
 
 struct run {
 	uint64_t start_ns; /* for the progress lines' elapsed seconds */
+	uint32_t run_no;   /* this run's number: meta "runs" + 1, stamped on every leg it writes */
 	struct fare_db *db;
 	struct st_env *log;
 	const struct fare_feed *feed;
@@ -121,6 +122,11 @@ static int load_state(struct run *r, MDB_txn *txn)
 	r->cursor = 0;
 	if (rc == 0 && v.mv_size == 8)
 		memcpy(&r->cursor, v.mv_data, 8);
+	MDB_val rk = {.mv_size = 4, .mv_data = "runs"}, rv;
+	uint32_t runs = 0;
+	if (mdb_get(txn, r->db->meta, &rk, &rv) == 0 && rv.mv_size == 4)
+		memcpy(&runs, rv.mv_data, 4);
+	r->run_no = runs + 1;
 	if ((rc = mdb_cursor_open(txn, r->db->days, &c)) != 0)
 		return fail_store(r, "days", rc);
 	while ((rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) == 0)
@@ -704,9 +710,12 @@ static int grant_promotions(struct run *r)
 
 /* --- 6. writing */
 
-static int put_leg(struct run *r, MDB_txn *txn, const struct fare_leg *l, bool *append)
+static int put_leg(struct run *r, MDB_txn *txn, const struct fare_leg *leg, bool *append)
 {
 	uint8_t key[LEG_KEY_BYTES];
+	struct fare_leg stamped = *leg;
+	const struct fare_leg *l = &stamped;
+	stamped.run = r->run_no;
 	leg_key(key, l);
 	MDB_val k = {.mv_size = sizeof(key), .mv_data = key}, v = {.mv_size = sizeof(*l), .mv_data = (void *)l};
 	int rc = mdb_put(txn, r->db->legs, &k, &v, *append ? MDB_APPEND : 0);
@@ -948,8 +957,11 @@ static int write_final(struct run *r, const struct day_set *new_days)
 	}
 	MDB_val ck = {.mv_size = 6, .mv_data = "cursor"}, cv = {.mv_size = 8, .mv_data = &r->last_seq};
 	MDB_val ik = {.mv_size = 10, .mv_data = "inprogress"};
+	MDB_val rk = {.mv_size = 4, .mv_data = "runs"}, rv = {.mv_size = 4, .mv_data = &r->run_no};
 	if (rc == 0)
 		rc = mdb_put(txn, r->db->meta, &ck, &cv, 0);
+	if (rc == 0)
+		rc = mdb_put(txn, r->db->meta, &rk, &rv, 0);
 	if (rc == 0 && (rc = mdb_del(txn, r->db->meta, &ik, NULL)) == MDB_NOTFOUND)
 		rc = 0;
 	if (rc != 0) {

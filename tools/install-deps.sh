@@ -10,7 +10,8 @@ set -eu
 # python3-scapy: the independent packet tool of the DPDK pcap test;
 # libssl-dev: OpenSSL's SHA-256 (CPU SHA instructions) for the frame MACs;
 # iproute2: the network namespaces of the DPDK kernel-peer test;
-# libcsv-dev: the CSV parser of the fare engine's GTFS feeds (tools/pkgconfig/libcsv.pc).
+# libcsv-dev: the CSV parser of the fare engine's GTFS feeds (tools/pkgconfig/libcsv.pc);
+# libxml2-dev: settlement's ISO 20022 pain.001 writer and the schema checks of its tests.
 PACKAGES="
 build-essential
 pkg-config
@@ -26,6 +27,7 @@ libcmocka-dev
 libmicrohttpd-dev
 libinih-dev
 libcsv-dev
+libxml2-dev
 libdpdk-dev
 python3-scapy
 iproute2

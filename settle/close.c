@@ -1,0 +1,468 @@
+/*
+ * close.c - closing a business day: the legs of a round become batches.
+ *
+ * One pass over the day's legs in key order (day, medium, issuer, token,
+ * revision, leg), keeping those of the round's rating runs:
+ *   - QuickPass and e-SSC QR legs: one aggregated charge per token (the
+ *     rider's share of its legs) to the acquirer / the QR platform;
+ *   - e-purse legs: one clearing item per leg to the card's issuer city,
+ *     with the CTC, TAC and PSAM of its last tap (read from the tap log);
+ *   - promotion and subsidy shares: one item per leg to the funder;
+ *   - every leg: a TIDES fare_transactions row and the totals of its
+ *     operator; after the pass, the operators' net receivables become one
+ *     pain.001 credit transfer per operator to the payout bank.
+ * Items are written in that key order, so a round's files depend only on
+ * its legs and its creation time, both fixed before the first file is
+ * written: a crashed round is redone into the same bytes.
+ */
+#include "settle/pain001.h"
+
+#include "fare/fare.h"
+#include "fastpath/fastpath.h"
+#include "store/store.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define HASH_MOD 1000000000000000ull /* hash totals: sum of item account numbers mod 10^15 */
+
+enum writer_kind { W_CHARGE, W_ISSUER, W_FUNDER, W_TIDES, W_PAYOUT };
+
+struct writer {
+	enum writer_kind kind;
+	struct batch b;
+	struct out_file o;
+};
+
+struct op_sum {
+	uint16_t op;
+	uint64_t taps, legs;
+	int64_t gross, concession, transfer, cap, promotion, subsidy, net;
+	struct writer *tides;
+};
+
+struct agg { /* the token being aggregated into a charge */
+	bool active;
+	uint8_t medium;
+	uint64_t token;
+	uint32_t legs;
+	int64_t amount;
+	uint64_t first_us, last_us;
+};
+
+struct builder {
+	struct settle_ctx *c;
+	struct round rd;
+	bool dry; /* compute the batches only (reconciliation): no files */
+	struct writer **w;
+	unsigned nw, capw;
+	struct agg agg;
+	struct op_sum ops[SETTLE_OPERATORS_MAX];
+	unsigned nops;
+	char *err;
+	size_t err_len;
+	int rc;
+};
+
+static const char *const category_names[] = {"adult", "senior", "student", "disabled"};
+static const char *const tides_media[] = {"Other type", "Smart card or ticket", "Bank card", "Optical scan"};
+
+static void iso_utc(uint64_t us, char out[32])
+{
+	time_t t = (time_t)(us / 1000000u);
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static void batch_id(char *out, size_t cap, uint32_t day, uint16_t round, const char *party)
+{
+	snprintf(out, cap, "%u-%02u-%s", day, round, party);
+}
+
+/* The writer of a party in this round, opened (header written) on first use. */
+static struct writer *writer_for(struct builder *bd, enum writer_kind kind, const char *party)
+{
+	for (unsigned i = bd->nw; i-- > 0;)
+		if (bd->w[i]->kind == kind && strcmp(bd->w[i]->b.party, party) == 0)
+			return bd->w[i];
+	if (bd->nw == bd->capw) {
+		unsigned cap = bd->capw ? bd->capw * 2 : 16;
+		struct writer **n = realloc(bd->w, cap * sizeof(*n));
+		if (!n)
+			return NULL;
+		bd->w = n;
+		bd->capw = cap;
+	}
+	struct writer *w = calloc(1, sizeof(*w));
+	if (!w)
+		return NULL;
+	w->kind = kind;
+	snprintf(w->b.party, sizeof(w->b.party), "%s", party);
+	batch_id(w->b.id, sizeof(w->b.id), bd->rd.day, bd->rd.round, party);
+	snprintf(w->b.file, sizeof(w->b.file), "%s%s", w->b.id, kind == W_TIDES ? "-fare_transactions.csv" : ".csv");
+	w->b.day = bd->rd.day;
+	w->b.round = bd->rd.round;
+	w->b.state = BATCH_CLOSED;
+	bd->w[bd->nw++] = w;
+	if (bd->dry)
+		return w;
+	if ((bd->rc = out_open(&w->o, bd->c->outbox, party, w->b.file, bd->err, bd->err_len)) != 0)
+		return NULL;
+	char created[32];
+	iso_utc(bd->rd.created_us, created);
+	if (kind == W_TIDES)
+		out_printf(&w->o, "transaction_id,service_date,event_timestamp,amount,currency_type,fare_action,stop_id,"
+				  "fare_media_id,rider_category,fare_product,fare_capped,token_id\n");
+	else
+		out_printf(&w->o, "H,%s,%s,%s,%u,%u,CNY\n", w->b.id, created, party, bd->rd.day, bd->rd.round);
+	return w;
+}
+
+/* One money item: amount > 0 is a debit (the counterparty pays), < 0 a credit. */
+static void item(struct writer *w, int64_t amount, uint64_t account)
+{
+	w->b.items++;
+	if (amount >= 0)
+		w->b.debit_fen += amount;
+	else
+		w->b.credit_fen += -amount;
+	w->b.hash_total = (w->b.hash_total + account % HASH_MOD) % HASH_MOD;
+}
+
+static char dc(int64_t amount)
+{
+	return amount >= 0 ? 'D' : 'C';
+}
+
+static uint64_t absv(int64_t v)
+{
+	return v < 0 ? (uint64_t)-v : (uint64_t)v;
+}
+
+static void flush_agg(struct builder *bd)
+{
+	struct agg *a = &bd->agg;
+	if (!a->active)
+		return;
+	a->active = false;
+	char party[PARTY_MAX];
+	snprintf(party, sizeof(party), "%s-%s", a->medium == FARE_QUICKPASS ? "acquirer" : "qr",
+		 a->medium == FARE_QUICKPASS ? bd->c->parties->acquirer : bd->c->parties->qr_platform);
+	struct writer *w = writer_for(bd, W_CHARGE, party);
+	if (!w) {
+		bd->rc = bd->rc ? bd->rc : SETTLE_ERR_NOMEM;
+		return;
+	}
+	item(w, a->amount, a->token);
+	if (!bd->dry) {
+		char t0[32], t1[32];
+		iso_utc(a->first_us, t0);
+		iso_utc(a->last_us, t1);
+		out_printf(&w->o, "D,%llu,%llu,%u,%s,%s,%llu,%c\n", (unsigned long long)w->b.items,
+			   (unsigned long long)a->token, a->legs, t0, t1, (unsigned long long)absv(a->amount),
+			   dc(a->amount));
+	}
+}
+
+static struct op_sum *op_of(struct builder *bd, uint16_t op)
+{
+	for (unsigned i = 0; i < bd->nops; i++)
+		if (bd->ops[i].op == op)
+			return &bd->ops[i];
+	if (bd->nops == SETTLE_OPERATORS_MAX)
+		return NULL;
+	struct op_sum *s = &bd->ops[bd->nops++];
+	memset(s, 0, sizeof(*s));
+	s->op = op;
+	return s;
+}
+
+/* The e-purse tap details of a leg: its last tap's, and what the validators deducted. */
+static int epurse_detail(struct builder *bd, const struct fare_leg *l, struct fp_tap *last, uint64_t *deducted)
+{
+	*deducted = 0;
+	for (unsigned i = 0; i < l->ntaps && i < FARE_LEG_TAPS_MAX; i++) {
+		struct st_tap_meta meta;
+		uint8_t rec[ST_RECORD_BYTES_MAX];
+		struct fp_tap t;
+		int rc = st_log_get(bd->c->log, l->tap_seq[i], &meta, rec);
+		if (rc != 0 || fp_tap_decode(rec, meta.record_len, &t) != 0) {
+			snprintf(bd->err, bd->err_len, "tap log: tap %llu of leg %u of %u epurse:%u:%llu: %s",
+				 (unsigned long long)l->tap_seq[i], l->leg_no, l->day, l->issuer,
+				 (unsigned long long)l->token_id, rc ? st_strerror(rc) : "undecodable");
+			return SETTLE_ERR_STORE;
+		}
+		*deducted += t.amount_fen;
+		*last = t;
+	}
+	return 0;
+}
+
+static int on_leg(void *arg, const struct fare_leg *l, const struct fare_feed *f)
+{
+	struct builder *bd = arg;
+	if (l->run <= bd->rd.run_lo || l->run > bd->rd.run_hi)
+		return 0;
+	bd->rd.legs++;
+	/* rider's share */
+	if (l->medium == FARE_EPURSE) {
+		flush_agg(bd);
+		char party[PARTY_MAX];
+		snprintf(party, sizeof(party), "issuer-%u", l->issuer);
+		struct writer *w = writer_for(bd, W_ISSUER, party);
+		if (!w)
+			return bd->rc ? bd->rc : SETTLE_ERR_NOMEM;
+		item(w, l->rider_fen, l->token_id);
+		if (!bd->dry) {
+			struct fp_tap t = {0};
+			uint64_t deducted;
+			int rc = epurse_detail(bd, l, &t, &deducted);
+			if (rc != 0)
+				return rc;
+			char when[32];
+			iso_utc(t.tap_time_us, when);
+			const struct fp_epurse *e = &t.u.epurse;
+			out_printf(&w->o, "D,%llu,%llu,%u,%u,%u,%s,%u,%08x,%02x%02x%02x%02x%02x%02x,%u,%llu,%d,%llu,%c\n",
+				   (unsigned long long)w->b.items, (unsigned long long)l->token_id, l->rev, l->leg_no,
+				   l->ntaps, when, e->ctc, e->tac, e->psam_id[0], e->psam_id[1], e->psam_id[2],
+				   e->psam_id[3], e->psam_id[4], e->psam_id[5], e->psam_serial,
+				   (unsigned long long)(l->rev == 0 ? deducted : 0), l->rider_fen,
+				   (unsigned long long)absv(l->rider_fen), dc(l->rider_fen));
+		}
+	} else {
+		struct agg *a = &bd->agg;
+		if (a->active && (a->medium != l->medium || a->token != l->token_id))
+			flush_agg(bd);
+		if (!a->active)
+			*a = (struct agg){.active = true, .medium = l->medium, .token = l->token_id,
+					  .first_us = l->start_us, .last_us = l->end_us};
+		a->legs++;
+		a->amount += l->rider_fen;
+		a->first_us = l->start_us < a->first_us ? l->start_us : a->first_us;
+		a->last_us = l->end_us > a->last_us ? l->end_us : a->last_us;
+	}
+	/* funders' shares */
+	for (int k = 0; k < 2; k++) {
+		int32_t amount = k == 0 ? l->promotion_funder_fen : l->subsidy_funder_fen;
+		if (!amount)
+			continue;
+		const char *funder = k == 0 ? fare_feed_promotion_funder(f, l->promotion_idx)
+					    : fare_feed_subsidy_funder(f, l->subsidy_idx);
+		const char *scheme = k == 0 ? fare_feed_promotion_id(f, l->promotion_idx)
+					    : fare_feed_subsidy_id(f, l->subsidy_idx);
+		char party[PARTY_MAX], token[64];
+		snprintf(party, sizeof(party), "funder-%s", funder);
+		struct writer *w = writer_for(bd, W_FUNDER, party);
+		if (!w)
+			return bd->rc ? bd->rc : SETTLE_ERR_NOMEM;
+		item(w, amount, l->token_id);
+		if (!bd->dry) {
+			fare_token_format(l->medium, l->issuer, l->token_id, token, sizeof(token));
+			out_printf(&w->o, "D,%llu,%s,%u,%u,%s,%s,%llu,%c\n", (unsigned long long)w->b.items, token, l->rev,
+				   l->leg_no, k == 0 ? "promotion" : "subsidy", scheme, (unsigned long long)absv(amount),
+				   dc(amount));
+		}
+	}
+	/* the operator's receivable */
+	struct op_sum *s = op_of(bd, l->operator_id);
+	if (!s) {
+		snprintf(bd->err, bd->err_len, "more than %u operators in one round", SETTLE_OPERATORS_MAX);
+		return SETTLE_ERR_INVALID;
+	}
+	if (!settle_operator(bd->c->parties, l->operator_id)) {
+		snprintf(bd->err, bd->err_len, "%s: no [operator %u] section, and operator %u has legs on %u",
+			 bd->c->parties_path, l->operator_id, l->operator_id, l->day);
+		return SETTLE_ERR_PARTY;
+	}
+	s->taps += l->rev == 0 ? l->ntaps : 0;
+	s->legs++;
+	s->gross += l->nominal;
+	s->concession += l->concession;
+	s->transfer += l->transfer;
+	s->cap += l->cap;
+	s->promotion += l->promotion;
+	s->subsidy += l->subsidy;
+	s->net += l->operator_fen;
+	if (!s->tides) {
+		char party[PARTY_MAX];
+		snprintf(party, sizeof(party), "operator-%u", l->operator_id);
+		if (!(s->tides = writer_for(bd, W_TIDES, party)))
+			return bd->rc ? bd->rc : SETTLE_ERR_NOMEM;
+	}
+	item(s->tides, -(int64_t)l->operator_fen, l->token_id); /* the operator is paid: a credit */
+	if (!bd->dry) {
+		char when[32], token[64], amount[32], date[16];
+		iso_utc(l->end_us, when);
+		fare_token_format(l->medium, l->issuer, l->token_id, token, sizeof(token));
+		fen_text(l->operator_fen, amount);
+		snprintf(date, sizeof(date), "%04u-%02u-%02u", l->day / 10000, l->day / 100 % 100, l->day % 100);
+		const char *action = l->flags & FARE_LEG_PURCHASE ? "Purchase"
+				     : l->rev > 0		  ? "Adjust"
+				     : l->ntaps == 2		  ? "Exit"
+								  : "Enter";
+		out_printf(&s->tides->o, "%u-%s-r%u-%u,%s,%s,%s,CNY,%s,%u,%s,%s,%s,%s,%s\n", l->day, token, l->rev,
+			   l->leg_no, date, when, amount, action, l->ntaps == 2 ? l->to_stop : l->from_stop,
+			   tides_media[l->medium <= 3 ? l->medium : 0], category_names[l->category & 3],
+			   l->product == FARE_NONE ? "" : fare_feed_product_id(f, l->product), l->cap ? "true" : "false",
+			   token);
+	}
+	return bd->rc;
+}
+
+static int cmp_op(const void *a, const void *b)
+{
+	const struct op_sum *x = a, *y = b;
+	return (int)x->op - (int)y->op;
+}
+
+/* After the pass: summaries, the payout batch, trailers. */
+static int finish(struct builder *bd)
+{
+	flush_agg(bd);
+	if (bd->rc)
+		return bd->rc;
+	qsort(bd->ops, bd->nops, sizeof(bd->ops[0]), cmp_op);
+	struct pain001_tx tx[SETTLE_OPERATORS_MAX];
+	unsigned ntx = 0;
+	for (unsigned i = 0; i < bd->nops; i++) {
+		struct op_sum *s = &bd->ops[i];
+		const struct settle_party *p = settle_operator(bd->c->parties, s->op);
+		if (s->net <= 0)
+			continue; /* nothing to pay (an adjustment that takes back): in the summary as owed */
+		struct pain001_tx *t = &tx[ntx++];
+		memset(t, 0, sizeof(*t));
+		t->creditor = p;
+		t->amount_fen = s->net;
+		snprintf(t->end_to_end_id, sizeof(t->end_to_end_id), "TG%u%02uOP%u", bd->rd.day, bd->rd.round, s->op);
+		snprintf(t->remittance, sizeof(t->remittance), "tapgate fares %u round %u operator %u", bd->rd.day,
+			 bd->rd.round, s->op);
+	}
+	if (ntx > 0) {
+		char party[PARTY_MAX];
+		snprintf(party, sizeof(party), "payout-%s", bd->c->parties->payout_bank);
+		struct writer *w = calloc(1, sizeof(*w));
+		if (!w || (bd->nw == bd->capw && !(bd->w = realloc(bd->w, (bd->capw = bd->capw * 2 + 1) * sizeof(*bd->w)))))
+			return SETTLE_ERR_NOMEM;
+		bd->w[bd->nw++] = w;
+		w->kind = W_PAYOUT;
+		snprintf(w->b.party, sizeof(w->b.party), "%s", party);
+		batch_id(w->b.id, sizeof(w->b.id), bd->rd.day, bd->rd.round, party);
+		snprintf(w->b.file, sizeof(w->b.file), "%s.xml", w->b.id);
+		w->b.day = bd->rd.day;
+		w->b.round = bd->rd.round;
+		w->b.state = BATCH_CLOSED;
+		for (unsigned i = 0; i < ntx; i++)
+			item(w, -tx[i].amount_fen, 0);
+		if (!bd->dry) {
+			struct pain001 msg = {.created_us = bd->rd.created_us, .debtor = &bd->c->parties->clearing,
+					      .tx = tx, .n = ntx};
+			snprintf(msg.msg_id, sizeof(msg.msg_id), "TG%u%02uPAYOUT", bd->rd.day, bd->rd.round);
+			uint32_t d = bd->rd.day;
+			struct tm tm = {.tm_year = (int)(d / 10000) - 1900, .tm_mon = (int)(d / 100 % 100) - 1,
+					.tm_mday = (int)(d % 100) + 1, .tm_hour = 12};
+			timegm(&tm); /* normalises the day after */
+			msg.exec_date = (uint32_t)((tm.tm_year + 1900) * 10000 + (tm.tm_mon + 1) * 100 + tm.tm_mday);
+			int rc = out_open(&w->o, bd->c->outbox, party, w->b.file, bd->err, bd->err_len);
+			if (rc == 0)
+				rc = pain001_write(&w->o, &msg, bd->err, bd->err_len);
+			if (rc != 0)
+				return rc;
+		}
+	}
+	if (bd->dry)
+		return 0;
+	/* trailers; operator summaries beside their TIDES files */
+	for (unsigned i = 0; i < bd->nw; i++) {
+		struct writer *w = bd->w[i];
+		if (w->kind != W_TIDES && w->kind != W_PAYOUT)
+			out_printf(&w->o, "T,%llu,%llu,%llu,%llu\n", (unsigned long long)w->b.items,
+				   (unsigned long long)w->b.debit_fen, (unsigned long long)w->b.credit_fen,
+				   (unsigned long long)w->b.hash_total);
+	}
+	for (unsigned i = 0; i < bd->nops; i++) {
+		const struct op_sum *s = &bd->ops[i];
+		struct out_file o;
+		char party[PARTY_MAX], name[FILE_NAME_MAX], id[BATCH_ID_MAX];
+		uint8_t sha[32];
+		snprintf(party, sizeof(party), "operator-%u", s->op);
+		batch_id(id, sizeof(id), bd->rd.day, bd->rd.round, party);
+		snprintf(name, sizeof(name), "%s-summary.csv", id);
+		int rc = out_open(&o, bd->c->outbox, party, name, bd->err, bd->err_len);
+		if (rc != 0)
+			return rc;
+		out_printf(&o, "operator,business_day,round,taps,legs,gross_fen,concession_fen,transfer_fen,cap_fen,"
+			       "promotion_fen,subsidy_fen,net_receivable_fen,paid_fen,owed_fen\n");
+		out_printf(&o, "%u,%u,%u,%llu,%llu,%lld,%lld,%lld,%lld,%lld,%lld,%lld,%lld,%lld\n", s->op, bd->rd.day,
+			   bd->rd.round, (unsigned long long)s->taps, (unsigned long long)s->legs, (long long)s->gross,
+			   (long long)s->concession, (long long)s->transfer, (long long)s->cap, (long long)-s->promotion,
+			   (long long)-s->subsidy, (long long)s->net, (long long)(s->net > 0 ? s->net : 0),
+			   (long long)(s->net < 0 ? -s->net : 0));
+		if ((rc = out_commit(&o, sha, bd->err, bd->err_len)) != 0)
+			return rc;
+	}
+	for (unsigned i = 0; i < bd->nw; i++) {
+		int rc = out_commit(&bd->w[i]->o, bd->w[i]->b.sha256, bd->err, bd->err_len);
+		if (rc != 0)
+			return rc;
+	}
+	return 0;
+}
+
+static void builder_free(struct builder *bd)
+{
+	for (unsigned i = 0; i < bd->nw; i++) {
+		if (bd->w[i]->o.f)
+			out_abort(&bd->w[i]->o);
+		free(bd->w[i]);
+	}
+	free(bd->w);
+}
+
+static int cmp_writer(const void *a, const void *b)
+{
+	const struct writer *x = *(struct writer *const *)a, *y = *(struct writer *const *)b;
+	return strcmp(x->b.id, y->b.id);
+}
+
+/*
+ * Build the batches of round rd (its legs: rating runs rd->run_lo+1 ..
+ * rd->run_hi); dry: compute only. On success *out holds the batches (sorted
+ * by id, caller frees) and rd->legs the legs counted.
+ */
+int settle_build_round(struct settle_ctx *c, struct round *rd, bool dry, struct batch **out, unsigned *nout,
+		       char *err, size_t err_len)
+{
+	struct builder *bd = calloc(1, sizeof(*bd));
+	if (!bd)
+		return SETTLE_ERR_NOMEM;
+	bd->c = c;
+	bd->rd = *rd;
+	bd->rd.legs = 0;
+	bd->dry = dry;
+	bd->err = err;
+	bd->err_len = err_len;
+	struct fare_query q = {.day = rd->day};
+	char ferr[FARE_ERR_MAX];
+	int rc = fare_legs_each(c->rated, &q, on_leg, bd, ferr, sizeof(ferr));
+	if (rc < 0 && rc > -500) { /* a fare error */
+		snprintf(err, err_len, "rated store: %s", ferr);
+		rc = SETTLE_ERR_STORE;
+	}
+	if (rc == 0)
+		rc = finish(bd);
+	if (rc == 0) {
+		qsort(bd->w, bd->nw, sizeof(*bd->w), cmp_writer);
+		*out = calloc(bd->nw + 1, sizeof(**out));
+		if (!*out)
+			rc = SETTLE_ERR_NOMEM;
+		for (unsigned i = 0; i < bd->nw && rc == 0; i++)
+			(*out)[i] = bd->w[i]->b;
+		*nout = bd->nw;
+		rd->legs = bd->rd.legs;
+	}
+	builder_free(bd);
+	free(bd);
+	return rc;
+}

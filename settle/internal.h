@@ -1,0 +1,83 @@
+/*
+ * internal.h - what the files of settle/ share. Not a public header.
+ */
+#ifndef TAPGATE_SETTLE_INTERNAL_H
+#define TAPGATE_SETTLE_INTERNAL_H
+
+#include "settle/settle.h"
+
+#include <lmdb.h>
+#include <openssl/evp.h>
+
+/*
+ * The settle store:
+ *   meta     "pending" -> struct round: a round being written (redone the same at restart)
+ *   rounds   day (4, BE) round (2, BE) -> struct round: a written round
+ *   batches  batch id (text) -> struct batch
+ */
+struct settle_db {
+	MDB_env *env;
+	MDB_dbi meta, rounds, batches;
+};
+
+struct round {
+	uint32_t day;
+	uint16_t round, pad;
+	uint32_t run_lo, run_hi; /* the legs of rating runs run_lo+1 .. run_hi */
+	uint64_t created_us;     /* the files' creation time (fixed when the round starts) */
+	uint64_t legs;
+};
+
+enum batch_state { BATCH_OPEN = 0, BATCH_CLOSED = 1, BATCH_SENT = 2, BATCH_ACKNOWLEDGED = 3, BATCH_SETTLED = 4 };
+
+#define BATCH_ID_MAX 128u
+#define PARTY_MAX 96u /* "funder-" + a GTFS id, "acquirer-" + an id of the counterparties file */
+#define FILE_NAME_MAX (BATCH_ID_MAX + 32u)
+
+struct batch {
+	char id[BATCH_ID_MAX];
+	char party[PARTY_MAX];
+	char file[FILE_NAME_MAX]; /* name inside outbox/<party>/ */
+	uint32_t day;
+	uint16_t round, state;
+	uint64_t items;
+	int64_t debit_fen, credit_fen; /* what the counterparty pays / is paid */
+	uint64_t hash_total;
+	uint8_t sha256[32];
+};
+
+/* An outbox file written atomically: a temporary name, fsync, rename, then NAME.sha256 beside it. */
+struct out_file {
+	char dir[640], name[FILE_NAME_MAX], tmp[840], path[840];
+	FILE *f;
+	EVP_MD_CTX *md;
+	bool failed;
+};
+
+int out_open(struct out_file *o, const char *outbox, const char *party, const char *name, char *err, size_t err_len);
+void out_write(struct out_file *o, const void *data, size_t len);
+__attribute__((format(printf, 2, 3))) void out_printf(struct out_file *o, const char *fmt, ...);
+/* Finish: fsync, rename, write the checksum file. sha256 gets the digest. Returns 0 or SETTLE_ERR_IO. */
+int out_commit(struct out_file *o, uint8_t sha256[32], char *err, size_t err_len);
+void out_abort(struct out_file *o);
+
+/*
+ * Build the batches of round rd (the legs of rating runs rd->run_lo+1 ..
+ * rd->run_hi of day rd->day) and, unless dry, write their files. On success
+ * *out holds the batches sorted by id (free it) and rd->legs the legs.
+ */
+int settle_build_round(struct settle_ctx *c, struct round *rd, bool dry, struct batch **out, unsigned *nout,
+		       char *err, size_t err_len);
+
+/* The rounds of a day, in order (free *out). Returns 0 or SETTLE_ERR_*. */
+int settle_rounds(struct settle_db *db, uint32_t day, struct round **out, unsigned *n, char *err, size_t err_len);
+/* One batch by id. Returns 0, SETTLE_ERR_INVALID (no such batch), SETTLE_ERR_STORE. */
+int settle_batch_get(struct settle_db *db, const char *id, struct batch *b, char *err, size_t err_len);
+
+/* Read a whole file (for reconciliation). Returns a malloc'd buffer or NULL. */
+char *read_whole(const char *path, size_t *len);
+
+/* Fen as yuan text, exactly: -1234 -> "-12.34". */
+void fen_text(int64_t fen, char out[32]);
+
+#endif

@@ -1,0 +1,28 @@
+/*
+ * pain001.h - operator payouts as pain.001.001.10 XML (pain001.c). Internal to settle/.
+ */
+#ifndef TAPGATE_SETTLE_PAIN001_H
+#define TAPGATE_SETTLE_PAIN001_H
+
+#include "settle/internal.h"
+
+struct pain001_tx {
+	const struct settle_party *creditor;
+	int64_t amount_fen; /* > 0 */
+	char end_to_end_id[36];
+	char remittance[141];
+};
+
+struct pain001 {
+	char msg_id[36];
+	uint64_t created_us;
+	uint32_t exec_date; /* YYYYMMDD */
+	const struct settle_party *debtor;
+	const struct pain001_tx *tx;
+	unsigned n;
+};
+
+/* Write the message into o. Returns 0, SETTLE_ERR_NOMEM, SETTLE_ERR_IO. */
+int pain001_write(struct out_file *o, const struct pain001 *p, char *err, size_t err_len);
+
+#endif

@@ -1,0 +1,406 @@
+/*
+ * reconcile.c - recompute a closed day and say whether it all adds up.
+ *
+ * From the tap log: the taps of the day, against the taps its legs cover
+ * (every revision), and the quarantined taps of the day (received, not
+ * settled). From the rated legs: every leg in exactly one round (its rating
+ * run in one round's range), and each round's batches computed again and
+ * compared with the recorded ones. From the files: each file's checksum,
+ * and its items added up again against its trailer (CSV) or group header
+ * (pain.001) and the batch record. Money: what riders (through acquirer,
+ * QR platform and issuers) and funders pay equals what operators receive.
+ */
+#include "settle/internal.h"
+
+#include "fare/fare.h"
+#include "store/store.h"
+
+#include <libxml/parser.h>
+#include <libxml/tree.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct report {
+	FILE *out;
+	char *buf;     /* the report, also written to the outbox */
+	size_t len, cap;
+	unsigned mismatches;
+};
+
+__attribute__((format(printf, 3, 4))) static void say(struct report *r, bool bad, const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(line, sizeof(line) - 8, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if ((size_t)n > sizeof(line) - 8)
+		n = (int)(sizeof(line) - 8);
+	r->mismatches += bad;
+	fprintf(r->out, "%s%s\n", bad ? "MISMATCH " : "", line);
+	size_t need = (size_t)n + 16;
+	if (r->len + need > r->cap) {
+		size_t cap = (r->cap + need) * 2;
+		char *b = realloc(r->buf, cap);
+		if (!b)
+			return;
+		r->buf = b;
+		r->cap = cap;
+	}
+	r->len += (size_t)snprintf(r->buf + r->len, r->cap - r->len, "%s%s\n", bad ? "MISMATCH " : "", line);
+}
+
+/* --- taps: the log's taps of the day against the taps the legs cover */
+
+struct u64s {
+	uint64_t *v;
+	size_t n, cap;
+};
+
+static int push(struct u64s *a, uint64_t x)
+{
+	if (a->n == a->cap) {
+		size_t cap = a->cap ? a->cap * 2 : 1 << 16;
+		uint64_t *v = realloc(a->v, cap * sizeof(*v));
+		if (!v)
+			return -1;
+		a->v = v;
+		a->cap = cap;
+	}
+	a->v[a->n++] = x;
+	return 0;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static size_t uniq(struct u64s *a)
+{
+	qsort(a->v, a->n, sizeof(*a->v), cmp_u64);
+	size_t k = 0;
+	for (size_t i = 0; i < a->n; i++)
+		if (k == 0 || a->v[k - 1] != a->v[i])
+			a->v[k++] = a->v[i];
+	return a->n = k;
+}
+
+struct log_scan {
+	struct fare_clock *clk;
+	uint32_t day;
+	struct u64s seqs;
+	uint64_t undecodable, quarantined;
+	bool nomem;
+};
+
+static int on_log(void *arg, uint64_t seq, const struct st_tap_meta *meta, const uint8_t *record)
+{
+	struct log_scan *s = arg;
+	struct fare_tap t;
+	if (fare_tap_from_log(s->clk, seq, meta, record, &t) != 0) {
+		s->undecodable++;
+		return 0;
+	}
+	if (t.day == s->day && push(&s->seqs, seq) != 0)
+		s->nomem = true;
+	return s->nomem;
+}
+
+static int on_quarantine(void *arg, uint64_t seq, const struct st_tap_meta *meta, const uint8_t *record)
+{
+	struct log_scan *s = arg;
+	struct fare_tap t;
+	if (fare_tap_from_log(s->clk, seq, meta, record, &t) == 0 && t.day == s->day)
+		s->quarantined++;
+	return 0;
+}
+
+struct leg_scan {
+	const struct round *rounds;
+	unsigned nrounds;
+	struct u64s seqs;
+	uint64_t legs, unbatched, leg_money_bad;
+	int64_t rider, funders, operators;
+	bool nomem;
+};
+
+static int on_leg(void *arg, const struct fare_leg *l, const struct fare_feed *f)
+{
+	struct leg_scan *s = arg;
+	(void)f;
+	s->legs++;
+	bool in = false;
+	for (unsigned i = 0; i < s->nrounds; i++)
+		in |= l->run > s->rounds[i].run_lo && l->run <= s->rounds[i].run_hi;
+	s->unbatched += !in;
+	s->leg_money_bad += l->rider_fen + l->promotion_funder_fen + l->subsidy_funder_fen != l->operator_fen;
+	s->rider += l->rider_fen;
+	s->funders += l->promotion_funder_fen + l->subsidy_funder_fen;
+	s->operators += l->operator_fen;
+	for (unsigned i = 0; i < l->ntaps && i < FARE_LEG_TAPS_MAX && !s->nomem; i++)
+		if (push(&s->seqs, l->tap_seq[i]) != 0)
+			s->nomem = true;
+	return s->nomem ? SETTLE_ERR_NOMEM : 0;
+}
+
+/* --- files */
+
+static void hex(const uint8_t *b, size_t n, char *out)
+{
+	for (size_t i = 0; i < n; i++)
+		sprintf(out + 2 * i, "%02x", b[i]);
+}
+
+/* The checksum file beside a data file names it and holds its SHA-256. */
+static bool check_sum(struct report *r, const struct batch *b, const char *path, const char *data, size_t len)
+{
+	uint8_t d[32];
+	unsigned dl = 0;
+	char want[65], got[65], sum_path[1000];
+	EVP_Digest(data, len, d, &dl, EVP_sha256(), NULL);
+	hex(d, 32, got);
+	hex(b->sha256, 32, want);
+	snprintf(sum_path, sizeof(sum_path), "%s.sha256", path);
+	size_t sl;
+	char *sum = read_whole(sum_path, &sl);
+	bool ok = sum && sl >= 64 && memcmp(sum, got, 64) == 0 && strcmp(got, want) == 0 &&
+		  strstr(sum, b->file) != NULL;
+	if (!ok)
+		say(r, true, "%s: checksum: file %s, %s.sha256 %.64s, recorded %s", b->id, got, b->file,
+		    sum ? sum : "(missing)", want);
+	free(sum);
+	return ok;
+}
+
+/* H / D / T records: count the D records, add up their amounts (the last two fields: fen, D or C). */
+static void check_csv(struct report *r, const struct batch *b, char *data)
+{
+	uint64_t items = 0, debit = 0, credit = 0, t_items = 0, t_debit = 0, t_credit = 0, t_hash = 0;
+	bool header = false, trailer = false;
+	for (char *line = strtok(data, "\n"); line; line = strtok(NULL, "\n")) {
+		if (line[0] == 'H' && line[1] == ',') {
+			header = strstr(line, b->id) != NULL;
+		} else if (line[0] == 'D' && line[1] == ',') {
+			char *dcp = strrchr(line, ','), *amt;
+			if (!dcp)
+				continue;
+			*dcp = 0;
+			amt = strrchr(line, ',');
+			uint64_t a = amt ? strtoull(amt + 1, NULL, 10) : 0;
+			items++;
+			if (dcp[1] == 'D')
+				debit += a;
+			else
+				credit += a;
+		} else if (line[0] == 'T' && line[1] == ',') {
+			trailer = sscanf(line, "T,%lu,%lu,%lu,%lu", &t_items, &t_debit, &t_credit, &t_hash) == 4;
+		}
+	}
+	bool ok = header && trailer && items == t_items && debit == t_debit && credit == t_credit &&
+		  t_items == b->items && t_debit == (uint64_t)b->debit_fen && t_credit == (uint64_t)b->credit_fen &&
+		  t_hash == b->hash_total;
+	if (!ok)
+		say(r, true, "%s: %s: header %s, trailer %s; items %lu/%lu/%llu, debit %lu/%lu/%lld, credit %lu/%lu/%lld "
+			     "(counted/trailer/recorded)",
+		    b->id, b->file, header ? "ok" : "missing or wrong", trailer ? "ok" : "missing", items, t_items,
+		    (unsigned long long)b->items, debit, t_debit, (long long)b->debit_fen, credit, t_credit,
+		    (long long)b->credit_fen);
+}
+
+static int64_t yuan_fen(const char *s)
+{
+	int64_t whole = 0, frac = 0;
+	int digits = 0;
+	for (; *s >= '0' && *s <= '9'; s++)
+		whole = whole * 10 + (*s - '0');
+	if (*s == '.')
+		for (s++; *s >= '0' && *s <= '9' && digits < 2; s++, digits++)
+			frac = frac * 10 + (*s - '0');
+	while (digits++ < 2)
+		frac *= 10;
+	return whole * 100 + frac;
+}
+
+static xmlNode *child(xmlNode *n, const char *name)
+{
+	for (xmlNode *c = n ? n->children : NULL; c; c = c->next)
+		if (c->type == XML_ELEMENT_NODE && strcmp((const char *)c->name, name) == 0)
+			return c;
+	return NULL;
+}
+
+static int64_t text_fen(xmlNode *n)
+{
+	xmlChar *t = n ? xmlNodeGetContent(n) : NULL;
+	int64_t v = t ? yuan_fen((const char *)t) : -1;
+	xmlFree(t);
+	return v;
+}
+
+static void check_pain001(struct report *r, const struct batch *b, const char *data, size_t len)
+{
+	xmlDoc *doc = xmlReadMemory(data, (int)len, b->file, NULL, XML_PARSE_NONET | XML_PARSE_NOERROR);
+	xmlNode *init = doc ? child(xmlDocGetRootElement(doc), "CstmrCdtTrfInitn") : NULL;
+	xmlNode *hdr = child(init, "GrpHdr"), *pmt = child(init, "PmtInf");
+	uint64_t n = 0;
+	int64_t sum = 0;
+	for (xmlNode *c = pmt ? pmt->children : NULL; c; c = c->next) {
+		if (c->type != XML_ELEMENT_NODE || strcmp((const char *)c->name, "CdtTrfTxInf") != 0)
+			continue;
+		n++;
+		sum += text_fen(child(child(c, "Amt"), "InstdAmt"));
+	}
+	xmlChar *nb = hdr ? xmlNodeGetContent(child(hdr, "NbOfTxs")) : NULL;
+	int64_t ctrl = text_fen(child(hdr, "CtrlSum"));
+	bool ok = hdr && nb && strtoull((const char *)nb, NULL, 10) == n && ctrl == sum && n == b->items &&
+		  sum == b->credit_fen;
+	if (!ok)
+		say(r, true, "%s: %s: %llu transfers adding up to %lld fen; header NbOfTxs %s CtrlSum %lld; recorded %llu, %lld",
+		    b->id, b->file, (unsigned long long)n, (long long)sum, nb ? (const char *)nb : "?", (long long)ctrl,
+		    (unsigned long long)b->items, (long long)b->credit_fen);
+	xmlFree(nb);
+	xmlFreeDoc(doc);
+}
+
+static void check_file(struct report *r, struct settle_ctx *c, const struct batch *b)
+{
+	char path[900];
+	size_t len;
+	snprintf(path, sizeof(path), "%s/%s/%s", c->outbox, b->party, b->file);
+	char *data = read_whole(path, &len);
+	if (!data) {
+		say(r, true, "%s: %s cannot be read", b->id, path);
+		return;
+	}
+	if (check_sum(r, b, path, data, len)) {
+		if (strncmp(b->party, "payout-", 7) == 0)
+			check_pain001(r, b, data, len);
+		else if (strncmp(b->party, "operator-", 9) != 0)
+			check_csv(r, b, data);
+	}
+	free(data);
+}
+
+static bool same_batch(const struct batch *a, const struct batch *b)
+{
+	return strcmp(a->id, b->id) == 0 && a->items == b->items && a->debit_fen == b->debit_fen &&
+	       a->credit_fen == b->credit_fen && a->hash_total == b->hash_total;
+}
+
+int settle_reconcile(struct settle_ctx *c, uint32_t day, FILE *out, char *err, size_t err_len)
+{
+	struct report r = {.out = out};
+	struct round *rounds = NULL;
+	unsigned nrounds = 0;
+	char ferr[FARE_ERR_MAX];
+	int rc = settle_rounds(c->db, day, &rounds, &nrounds, err, err_len);
+	if (rc != 0)
+		return rc;
+	if (nrounds == 0) {
+		free(rounds);
+		snprintf(err, err_len, "business day %u has not been closed (tapsettle close --day %u)", day, day);
+		return SETTLE_ERR_INVALID;
+	}
+	say(&r, false, "reconciliation of business day %u: %u round%s", day, nrounds, nrounds > 1 ? "s" : "");
+	/* taps */
+	struct log_scan ls = {.clk = c->clk, .day = day};
+	struct leg_scan gs = {.rounds = rounds, .nrounds = nrounds};
+	struct fare_query q = {.day = day};
+	if ((rc = st_log_scan(c->log, 1, false, on_log, &ls)) != 0 || (rc = st_quarantine_scan(c->log, on_quarantine, &ls)) != 0) {
+		snprintf(err, err_len, "tap log: %s", st_strerror(rc));
+		rc = SETTLE_ERR_STORE;
+	} else if (ls.nomem) {
+		rc = SETTLE_ERR_NOMEM;
+	} else if ((rc = fare_legs_each(c->rated, &q, on_leg, &gs, ferr, sizeof(ferr))) != 0) {
+		if (rc != SETTLE_ERR_NOMEM)
+			snprintf(err, err_len, "rated store: %s", ferr);
+		rc = rc == SETTLE_ERR_NOMEM ? rc : SETTLE_ERR_STORE;
+	}
+	if (rc != 0)
+		goto out;
+	uniq(&ls.seqs);
+	uniq(&gs.seqs);
+	size_t both = 0;
+	for (size_t i = 0, j = 0; i < ls.seqs.n && j < gs.seqs.n;) {
+		if (ls.seqs.v[i] == gs.seqs.v[j])
+			both++, i++, j++;
+		else if (ls.seqs.v[i] < gs.seqs.v[j])
+			i++;
+		else
+			j++;
+	}
+	say(&r, ls.seqs.n != both || gs.seqs.n != both,
+	    "taps: %zu recorded in the log for the day, %zu rated (covered by legs), %zu both; %llu quarantined "
+	    "(conflicts, not settled), %llu undecodable in the whole log",
+	    ls.seqs.n, gs.seqs.n, both, (unsigned long long)ls.quarantined, (unsigned long long)ls.undecodable);
+	say(&r, gs.unbatched != 0, "legs: %llu, %llu in no round%s", (unsigned long long)gs.legs,
+	    (unsigned long long)gs.unbatched, gs.unbatched ? " (rated after the last close: run tapsettle close)" : "");
+	say(&r, gs.leg_money_bad != 0, "legs where rider + funders != operator: %llu", (unsigned long long)gs.leg_money_bad);
+	/* batches: recomputed from the legs, against the records and the files */
+	int64_t charges = 0, operators = 0, paid = 0, nets = 0;
+	for (unsigned i = 0; i < nrounds && rc == 0; i++) {
+		struct round rd = rounds[i];
+		struct batch *b = NULL;
+		unsigned n = 0;
+		if ((rc = settle_build_round(c, &rd, true, &b, &n, err, err_len)) != 0)
+			break;
+		say(&r, rd.legs != rounds[i].legs, "round %u: %llu legs (recorded %llu), %u batches", rd.round,
+		    (unsigned long long)rd.legs, (unsigned long long)rounds[i].legs, n);
+		for (unsigned k = 0; k < n; k++) {
+			struct batch rec;
+			char berr[SETTLE_ERR_MAX];
+			if (settle_batch_get(c->db, b[k].id, &rec, berr, sizeof(berr)) != 0) {
+				say(&r, true, "%s: computed from the legs but not recorded", b[k].id);
+				continue;
+			}
+			say(&r, !same_batch(&rec, &b[k]),
+			    "batch %s: items %llu debit %lld credit %lld hash %llu (recomputed: %llu %lld %lld %llu)", rec.id,
+			    (unsigned long long)rec.items, (long long)rec.debit_fen, (long long)rec.credit_fen,
+			    (unsigned long long)rec.hash_total, (unsigned long long)b[k].items, (long long)b[k].debit_fen,
+			    (long long)b[k].credit_fen, (unsigned long long)b[k].hash_total);
+			check_file(&r, c, &rec);
+			if (strncmp(rec.party, "operator-", 9) == 0)
+				operators += rec.credit_fen - rec.debit_fen;
+			else if (strncmp(rec.party, "payout-", 7) == 0)
+				paid += rec.credit_fen;
+			else
+				charges += rec.debit_fen - rec.credit_fen;
+		}
+		free(b);
+	}
+	if (rc != 0)
+		goto out;
+	nets = gs.rider + gs.funders;
+	say(&r, charges != operators || nets != gs.operators,
+	    "money (fen): riders and funders pay %lld (acquirer, QR platform, issuers, funders), operators receive %lld; "
+	    "legs: riders %lld + funders %lld = %lld, operators %lld",
+	    (long long)charges, (long long)operators, (long long)gs.rider, (long long)gs.funders, (long long)nets,
+	    (long long)gs.operators);
+	say(&r, false, "payouts: %lld fen in pain.001 credit transfers; operators' net %lld",
+	    (long long)paid, (long long)operators);
+	say(&r, false, "%s", r.mismatches ? "RESULT: MISMATCHES FOUND" : "RESULT: reconciled");
+	/* the report, in the outbox too */
+	{
+		struct out_file o;
+		uint8_t sha[32];
+		char name[64];
+		snprintf(name, sizeof(name), "%u-reconciliation.txt", day);
+		if ((rc = out_open(&o, c->outbox, "reconciliation", name, err, err_len)) == 0) {
+			out_write(&o, r.buf ? r.buf : "", r.len);
+			rc = out_commit(&o, sha, err, err_len);
+		}
+	}
+	if (rc == 0 && r.mismatches)
+		rc = SETTLE_ERR_MISMATCH;
+out:
+	free(ls.seqs.v);
+	free(gs.seqs.v);
+	free(rounds);
+	free(r.buf);
+	return rc;
+}

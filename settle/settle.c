@@ -1,0 +1,334 @@
+/*
+ * settle.c - the settle store, closing days in rounds, status.
+ *
+ * Closing day D: the rating runs since D's last round (all of them for
+ * round 0) make the next round. The round is first recorded as pending
+ * (its run range and creation time), then its files are written, then the
+ * round and its batches replace the pending record in one transaction. A
+ * restart finds the pending round and writes it again from the same range
+ * and time: the same bytes. Closing again with nothing new writes nothing.
+ */
+#include "settle/internal.h"
+
+#include "fare/fare.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+const char *settle_strerror(int err)
+{
+	switch (err) {
+	case SETTLE_ERR_CONFIG: return "bad counterparties file";
+	case SETTLE_ERR_STORE: return "store error";
+	case SETTLE_ERR_IO: return "cannot write a file";
+	case SETTLE_ERR_NOMEM: return "out of memory";
+	case SETTLE_ERR_INVALID: return "invalid argument";
+	case SETTLE_ERR_MISMATCH: return "reconciliation mismatch";
+	case SETTLE_ERR_PARTY: return "unknown counterparty";
+	default: return "unknown error";
+	}
+}
+
+static int store_fail(char *err, size_t err_len, const char *what, int rc)
+{
+	snprintf(err, err_len, "settle store: %s: %s", what, mdb_strerror(rc));
+	return SETTLE_ERR_STORE;
+}
+
+int settle_db_open(struct settle_db **out, const char *path, char *err, size_t err_len)
+{
+	struct settle_db *db = calloc(1, sizeof(*db));
+	MDB_txn *txn = NULL;
+	int rc;
+	if (!db)
+		return SETTLE_ERR_NOMEM;
+	if (mkdir(path, 0755) != 0 && errno != EEXIST) {
+		snprintf(err, err_len, "%s: %s", path, strerror(errno));
+		free(db);
+		return SETTLE_ERR_STORE;
+	}
+	if ((rc = mdb_env_create(&db->env)) != 0 || (rc = mdb_env_set_maxdbs(db->env, 4)) != 0 ||
+	    (rc = mdb_env_set_mapsize(db->env, (size_t)1 << 30)) != 0 || (rc = mdb_env_open(db->env, path, 0, 0644)) != 0 ||
+	    (rc = mdb_txn_begin(db->env, NULL, 0, &txn)) != 0 ||
+	    (rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &db->meta)) != 0 ||
+	    (rc = mdb_dbi_open(txn, "rounds", MDB_CREATE, &db->rounds)) != 0 ||
+	    (rc = mdb_dbi_open(txn, "batches", MDB_CREATE, &db->batches)) != 0 || (rc = mdb_txn_commit(txn)) != 0) {
+		if (txn && rc != 0)
+			mdb_txn_abort(txn);
+		snprintf(err, err_len, "settle store %s: %s", path, mdb_strerror(rc));
+		if (db->env)
+			mdb_env_close(db->env);
+		free(db);
+		return SETTLE_ERR_STORE;
+	}
+	*out = db;
+	return 0;
+}
+
+void settle_db_close(struct settle_db *db)
+{
+	if (!db)
+		return;
+	mdb_env_close(db->env);
+	free(db);
+}
+
+static void round_key(uint8_t k[6], uint32_t day, uint16_t round)
+{
+	k[0] = (uint8_t)(day >> 24), k[1] = (uint8_t)(day >> 16), k[2] = (uint8_t)(day >> 8), k[3] = (uint8_t)day;
+	k[4] = (uint8_t)(round >> 8), k[5] = (uint8_t)round;
+}
+
+/* The rounds of a day, in order (caller frees). */
+int settle_rounds(struct settle_db *db, uint32_t day, struct round **out, unsigned *n, char *err, size_t err_len)
+{
+	MDB_txn *txn;
+	MDB_cursor *cur;
+	uint8_t k0[6];
+	round_key(k0, day, 0);
+	MDB_val k = {.mv_size = 6, .mv_data = k0}, v;
+	*out = NULL;
+	*n = 0;
+	int rc = mdb_txn_begin(db->env, NULL, MDB_RDONLY, &txn);
+	if (rc == 0 && (rc = mdb_cursor_open(txn, db->rounds, &cur)) != 0)
+		mdb_txn_abort(txn);
+	if (rc != 0)
+		return store_fail(err, err_len, "rounds", rc);
+	unsigned cap = 0;
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		struct round r;
+		if (v.mv_size != sizeof(r))
+			break;
+		memcpy(&r, v.mv_data, sizeof(r));
+		if (r.day != day)
+			break;
+		if (*n == cap) {
+			cap = cap ? cap * 2 : 8;
+			struct round *nr = realloc(*out, cap * sizeof(*nr));
+			if (!nr) {
+				rc = ENOMEM;
+				break;
+			}
+			*out = nr;
+		}
+		(*out)[(*n)++] = r;
+	}
+	mdb_cursor_close(cur);
+	mdb_txn_abort(txn);
+	if (rc != 0 && rc != MDB_NOTFOUND) {
+		free(*out);
+		*out = NULL;
+		return rc == ENOMEM ? SETTLE_ERR_NOMEM : store_fail(err, err_len, "rounds", rc);
+	}
+	return 0;
+}
+
+static int get_pending(struct settle_db *db, struct round *p, bool *have, char *err, size_t err_len)
+{
+	MDB_txn *txn;
+	MDB_val k = {.mv_size = 7, .mv_data = "pending"}, v;
+	int rc = mdb_txn_begin(db->env, NULL, MDB_RDONLY, &txn);
+	if (rc != 0)
+		return store_fail(err, err_len, "begin", rc);
+	rc = mdb_get(txn, db->meta, &k, &v);
+	*have = rc == 0 && v.mv_size == sizeof(*p);
+	if (*have)
+		memcpy(p, v.mv_data, sizeof(*p));
+	mdb_txn_abort(txn);
+	return rc == 0 || rc == MDB_NOTFOUND ? 0 : store_fail(err, err_len, "pending", rc);
+}
+
+static int put_pending(struct settle_db *db, const struct round *p, char *err, size_t err_len)
+{
+	MDB_txn *txn;
+	MDB_val k = {.mv_size = 7, .mv_data = "pending"}, v = {.mv_size = sizeof(*p), .mv_data = (void *)p};
+	int rc = mdb_txn_begin(db->env, NULL, 0, &txn);
+	if (rc == 0 && (rc = mdb_put(txn, db->meta, &k, &v, 0)) != 0)
+		mdb_txn_abort(txn);
+	if (rc == 0)
+		rc = mdb_txn_commit(txn);
+	return rc == 0 ? 0 : store_fail(err, err_len, "recording a pending round", rc);
+}
+
+/* The round's record and batches, and the pending record gone: one transaction. */
+static int put_round(struct settle_db *db, const struct round *rd, const struct batch *b, unsigned n, char *err,
+		     size_t err_len)
+{
+	MDB_txn *txn;
+	uint8_t rk[6];
+	round_key(rk, rd->day, rd->round);
+	MDB_val k = {.mv_size = 6, .mv_data = rk}, v = {.mv_size = sizeof(*rd), .mv_data = (void *)rd};
+	MDB_val pk = {.mv_size = 7, .mv_data = "pending"};
+	int rc = mdb_txn_begin(db->env, NULL, 0, &txn);
+	if (rc != 0)
+		return store_fail(err, err_len, "begin", rc);
+	rc = mdb_put(txn, db->rounds, &k, &v, 0);
+	for (unsigned i = 0; i < n && rc == 0; i++) {
+		MDB_val bk = {.mv_size = strlen(b[i].id), .mv_data = (void *)b[i].id};
+		MDB_val bv = {.mv_size = sizeof(b[i]), .mv_data = (void *)&b[i]};
+		rc = mdb_put(txn, db->batches, &bk, &bv, 0);
+	}
+	if (rc == 0 && (rc = mdb_del(txn, db->meta, &pk, NULL)) == MDB_NOTFOUND)
+		rc = 0;
+	if (rc != 0) {
+		mdb_txn_abort(txn);
+		return store_fail(err, err_len, "recording the round", rc);
+	}
+	return (rc = mdb_txn_commit(txn)) == 0 ? 0 : store_fail(err, err_len, "commit", rc);
+}
+
+static void progress(const struct settle_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void progress(const struct settle_ctx *c, const char *fmt, ...)
+{
+	if (c->quiet)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	fputs("tapsettle: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+}
+
+static int write_round(struct settle_ctx *c, struct round *rd, struct settle_close_stats *st, char *err,
+		       size_t err_len)
+{
+	struct batch *b = NULL;
+	unsigned n = 0;
+	progress(c, "day %u round %u: writing the batches of rating runs %u..%u", rd->day, rd->round, rd->run_lo + 1,
+		 rd->run_hi);
+	int rc = settle_build_round(c, rd, false, &b, &n, err, err_len);
+	if (rc == 0 && rd->legs == 0) {
+		/* runs that rated nothing of this day: no round; the pending record goes */
+		MDB_txn *txn;
+		MDB_val pk = {.mv_size = 7, .mv_data = "pending"};
+		if ((rc = mdb_txn_begin(c->db->env, NULL, 0, &txn)) == 0) {
+			if ((rc = mdb_del(txn, c->db->meta, &pk, NULL)) == 0 || rc == MDB_NOTFOUND)
+				rc = mdb_txn_commit(txn);
+			else
+				mdb_txn_abort(txn);
+		}
+		free(b);
+		return rc == 0 ? 0 : store_fail(err, err_len, "pending", rc);
+	}
+	if (rc == 0)
+		rc = put_round(c->db, rd, b, n, err, err_len);
+	if (rc == 0 && st) {
+		st->round = rd->round;
+		st->new_round = true;
+		st->legs = rd->legs;
+		st->batches = n;
+	}
+	if (rc == 0)
+		progress(c, "day %u round %u: %llu legs in %u batches", rd->day, rd->round, (unsigned long long)rd->legs, n);
+	free(b);
+	return rc;
+}
+
+int settle_close(struct settle_ctx *c, uint32_t day, struct settle_close_stats *st, char *err, size_t err_len)
+{
+	char ferr[FARE_ERR_MAX];
+	bool rated, have;
+	uint32_t last;
+	struct round pending;
+	memset(st, 0, sizeof(*st));
+	int rc = get_pending(c->db, &pending, &have, err, err_len);
+	if (rc == 0 && have) { /* a round that did not finish: the same range, the same time */
+		progress(c, "day %u round %u was interrupted: writing it again", pending.day, pending.round);
+		rc = write_round(c, &pending, pending.day == day ? st : NULL, err, err_len);
+	}
+	if (rc != 0)
+		return rc;
+	if (fare_db_day_rated(c->rated, day, &rated, ferr, sizeof(ferr)) != 0 ||
+	    fare_db_last_run(c->rated, &last, ferr, sizeof(ferr)) != 0) {
+		snprintf(err, err_len, "%s", ferr);
+		return SETTLE_ERR_STORE;
+	}
+	if (!rated) {
+		snprintf(err, err_len, "business day %u is not rated yet (tapfare rate --through %u)", day, day);
+		return SETTLE_ERR_INVALID;
+	}
+	struct round *rounds;
+	unsigned n;
+	if ((rc = settle_rounds(c->db, day, &rounds, &n, err, err_len)) != 0)
+		return rc;
+	struct round rd = {.day = day, .round = n ? (uint16_t)(rounds[n - 1].round + 1) : 0,
+			   .run_lo = n ? rounds[n - 1].run_hi : 0, .run_hi = last};
+	free(rounds);
+	if (rd.run_lo >= rd.run_hi) {
+		if (!st->new_round)
+			st->round = n ? (uint32_t)rd.round - 1 : 0;
+		return 0;
+	}
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	rd.created_us = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+	if ((rc = put_pending(c->db, &rd, err, err_len)) != 0)
+		return rc;
+	return write_round(c, &rd, st, err, err_len);
+}
+
+static const char *const state_names[] = {"open", "closed", "sent", "acknowledged", "settled"};
+
+int settle_status(struct settle_ctx *c, FILE *out, char *err, size_t err_len)
+{
+	MDB_txn *txn;
+	MDB_cursor *cur;
+	MDB_val k, v;
+	bool have;
+	struct round p;
+	int rc = get_pending(c->db, &p, &have, err, err_len);
+	if (rc != 0)
+		return rc;
+	if (have)
+		fprintf(out, "pending: day %u round %u (interrupted; the next close writes it again)\n", p.day, p.round);
+	if ((rc = mdb_txn_begin(c->db->env, NULL, MDB_RDONLY, &txn)) != 0)
+		return store_fail(err, err_len, "begin", rc);
+	if ((rc = mdb_cursor_open(txn, c->db->rounds, &cur)) == 0) {
+		while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0 && v.mv_size == sizeof(p)) {
+			memcpy(&p, v.mv_data, sizeof(p));
+			char when[32];
+			time_t t = (time_t)(p.created_us / 1000000u);
+			struct tm tm;
+			gmtime_r(&t, &tm);
+			strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+			fprintf(out, "day %u round %u: %llu legs, rating runs %u..%u, closed %s\n", p.day, p.round,
+				(unsigned long long)p.legs, p.run_lo + 1, p.run_hi, when);
+		}
+		mdb_cursor_close(cur);
+	}
+	if ((rc == 0 || rc == MDB_NOTFOUND) && (rc = mdb_cursor_open(txn, c->db->batches, &cur)) == 0) {
+		while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0 && v.mv_size == sizeof(struct batch)) {
+			struct batch b;
+			memcpy(&b, v.mv_data, sizeof(b));
+			fprintf(out, "batch %s %s items=%llu debit=%lld credit=%lld file=%s/%s/%s\n", b.id,
+				state_names[b.state <= BATCH_SETTLED ? b.state : 0], (unsigned long long)b.items,
+				(long long)b.debit_fen, (long long)b.credit_fen, c->outbox, b.party, b.file);
+		}
+		mdb_cursor_close(cur);
+	}
+	mdb_txn_abort(txn);
+	return rc == 0 || rc == MDB_NOTFOUND ? 0 : store_fail(err, err_len, "reading", rc);
+}
+
+int settle_batch_get(struct settle_db *db, const char *id, struct batch *b, char *err, size_t err_len)
+{
+	MDB_txn *txn;
+	MDB_val k = {.mv_size = strlen(id), .mv_data = (void *)id}, v;
+	int rc = mdb_txn_begin(db->env, NULL, MDB_RDONLY, &txn);
+	if (rc != 0)
+		return store_fail(err, err_len, "begin", rc);
+	rc = mdb_get(txn, db->batches, &k, &v);
+	if (rc == 0 && v.mv_size == sizeof(*b))
+		memcpy(b, v.mv_data, sizeof(*b));
+	mdb_txn_abort(txn);
+	if (rc == MDB_NOTFOUND) {
+		snprintf(err, err_len, "no batch '%s' (tapsettle status lists them)", id);
+		return SETTLE_ERR_INVALID;
+	}
+	return rc == 0 ? 0 : store_fail(err, err_len, "batch", rc);
+}

@@ -1,0 +1,107 @@
+/*
+ * settle.h - the one public header of settle/: the settlement worker.
+ *
+ * Settlement turns a business day's rated legs (fare/) into batches, one per
+ * counterparty (acquirer, e-SSC QR platform, T-Union issuers by city,
+ * promotion and subsidy funders, the payout bank, each operator), written as
+ * files into one outbox folder per counterparty (docs/SETTLEMENT.md). Its
+ * state lives in its own LMDB environment (the "settle" store).
+ *
+ * A day is closed in rounds: round 0 takes every leg of the day rated so
+ * far, round n (an adjustment batch of that day) the legs rated after round
+ * n-1. A round is fixed by a range of rating-run numbers (fare_leg.run), so
+ * every leg is in exactly one round, and a round that crashed is redone
+ * from the same range, with the same creation time: the same files.
+ */
+#ifndef TAPGATE_SETTLE_H
+#define TAPGATE_SETTLE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define SETTLE_ERR_MAX 512u
+#define SETTLE_ID_MAX 64u
+#define SETTLE_NAME_MAX 140u
+
+enum settle_error {
+	SETTLE_ERR_CONFIG = -500,   /* the counterparties file: the message names file, line, key */
+	SETTLE_ERR_STORE = -501,    /* the settle store, the rated store or the log */
+	SETTLE_ERR_IO = -502,       /* writing an outbox file */
+	SETTLE_ERR_NOMEM = -503,
+	SETTLE_ERR_INVALID = -504,  /* bad argument (a day not rated, an unknown batch) */
+	SETTLE_ERR_MISMATCH = -505, /* reconciliation found a difference */
+	SETTLE_ERR_PARTY = -506,    /* a leg names a counterparty the file does not describe */
+};
+const char *settle_strerror(int err);
+
+/* One counterparty's bank details, from the counterparties file. */
+struct settle_party {
+	char id[SETTLE_ID_MAX];     /* e.g. "operator-1", "acquirer-cup_qd" */
+	char name[SETTLE_NAME_MAX];
+	char account[SETTLE_ID_MAX]; /* account number (payouts: the creditor account) */
+	char agent[SETTLE_ID_MAX];   /* the account's bank: a BIC, or the bank's own id */
+};
+
+#define SETTLE_OPERATORS_MAX 256u
+
+struct settle_parties {
+	struct settle_party clearing; /* us: the debtor of payouts, the creditor of charges */
+	char acquirer[SETTLE_ID_MAX];  /* QuickPass charges go to acquirer-<this> */
+	char qr_platform[SETTLE_ID_MAX];
+	char payout_bank[SETTLE_ID_MAX];
+	struct settle_party operators[SETTLE_OPERATORS_MAX];
+	uint16_t operator_ids[SETTLE_OPERATORS_MAX];
+	unsigned noperators;
+};
+
+/* Read the counterparties file (INI, docs/SETTLEMENT.md). Returns 0 or SETTLE_ERR_CONFIG. */
+int settle_parties_load(struct settle_parties *p, const char *path, char *err, size_t err_len);
+const struct settle_party *settle_operator(const struct settle_parties *p, uint16_t operator_id);
+
+struct settle_db;
+/* Open (creating) the settle store. Returns 0 or SETTLE_ERR_STORE. */
+int settle_db_open(struct settle_db **out, const char *path, char *err, size_t err_len);
+void settle_db_close(struct settle_db *db);
+
+struct fare_db;
+struct st_env;
+struct fare_clock;
+
+struct settle_ctx {
+	struct settle_db *db;
+	struct fare_db *rated;
+	struct st_env *log;
+	struct fare_clock *clk;
+	const struct settle_parties *parties;
+	const char *outbox; /* one folder per counterparty below it */
+	const char *parties_path; /* for error messages */
+	bool quiet;         /* no progress lines on stderr */
+};
+
+struct settle_close_stats {
+	uint32_t round;       /* the round written, or the last one when nothing was new */
+	bool new_round;       /* false: every leg of the day was in a batch already */
+	uint64_t legs, batches, files;
+};
+
+/*
+ * Close business day `day`: the day must be rated (fare_run through it).
+ * Legs of the day not yet in a batch form a new round; none: nothing is
+ * written. Returns 0, SETTLE_ERR_* with err filled.
+ */
+int settle_close(struct settle_ctx *c, uint32_t day, struct settle_close_stats *st, char *err, size_t err_len);
+
+/* Print every day's rounds and batches. Returns 0 or SETTLE_ERR_STORE. */
+int settle_status(struct settle_ctx *c, FILE *out, char *err, size_t err_len);
+
+/*
+ * Recompute day `day` from the tap log, the rated legs and the batch files,
+ * print the report to out and write it to the outbox (reconcile/). Returns
+ * 0 when everything matches, SETTLE_ERR_MISMATCH when something does not, or
+ * another SETTLE_ERR_*.
+ */
+int settle_reconcile(struct settle_ctx *c, uint32_t day, FILE *out, char *err, size_t err_len);
+
+#endif
