@@ -3,7 +3,7 @@
  * print.c. Internal to fare/.
  *
  *   meta     "cursor" -> u64 last log seq read; "inprogress" -> u32 days being written;
- *            "runs" -> u32 number of the last committed run (legs carry the run that wrote them)
+ *            "runs" -> struct run_mark: the last run that wrote legs (legs carry their run's number)
  *   feeds    version (8, BE) + file name -> file bytes: every feed version rated with
  *   legs     day (4) medium (1) issuer (4) token (8) rev (2) leg (2), BE -> struct fare_leg
  *   audit    day medium issuer token (17) + n (4) -> text
@@ -27,6 +27,11 @@ struct fare_db {
 	MDB_env *env;
 	MDB_dbi meta, feeds, legs, audit, days, daymin, promos, weeks, cards;
 	bool read_only;
+};
+
+struct run_mark {
+	uint32_t run, pad;
+	uint64_t at_us; /* when it began */
 };
 
 struct day_state {

@@ -170,8 +170,11 @@ int fare_run(struct fare_db *db, struct st_env *log, const struct fare_feed *fee
 
 /* --- reading */
 
-/* The number of the last committed rating run (0: none yet). Returns 0 or FARE_ERR_STORE. */
-int fare_db_last_run(struct fare_db *db, uint32_t *run, char *err, size_t err_len);
+/*
+ * The number of the last committed rating run that wrote legs (0: none yet)
+ * and when it began (at_us may be NULL). Returns 0 or FARE_ERR_STORE.
+ */
+int fare_db_last_run(struct fare_db *db, uint32_t *run, uint64_t *at_us, char *err, size_t err_len);
 /* Whether business day `day` has been rated. Returns 0 or FARE_ERR_STORE. */
 int fare_db_day_rated(struct fare_db *db, uint32_t day, bool *rated, char *err, size_t err_len);
 /* Every rated business day, ascending (free *days). Returns 0, FARE_ERR_STORE, FARE_ERR_NOMEM. */

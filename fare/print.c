@@ -132,23 +132,26 @@ int fare_print_legs(struct fare_db *db, struct fare_clock *clk, const struct far
 	return fare_legs_each(db, q, print_one, &a, err, err_len);
 }
 
-int fare_db_last_run(struct fare_db *db, uint32_t *run, char *err, size_t err_len)
+int fare_db_last_run(struct fare_db *db, uint32_t *run, uint64_t *at_us, char *err, size_t err_len)
 {
 	MDB_txn *txn;
 	MDB_val k = {.mv_size = 4, .mv_data = "runs"}, v;
+	struct run_mark mark = {0};
 	int rc = mdb_txn_begin(db->env, NULL, MDB_RDONLY, &txn);
 	if (rc != 0) {
 		snprintf(err, err_len, "rated store: %s", mdb_strerror(rc));
 		return FARE_ERR_STORE;
 	}
-	*run = 0;
-	if ((rc = mdb_get(txn, db->meta, &k, &v)) == 0 && v.mv_size == 4)
-		memcpy(run, v.mv_data, 4);
+	if ((rc = mdb_get(txn, db->meta, &k, &v)) == 0 && v.mv_size == sizeof(mark))
+		memcpy(&mark, v.mv_data, sizeof(mark));
 	mdb_txn_abort(txn);
 	if (rc != 0 && rc != MDB_NOTFOUND) {
 		snprintf(err, err_len, "rated store: %s", mdb_strerror(rc));
 		return FARE_ERR_STORE;
 	}
+	*run = mark.run;
+	if (at_us)
+		*at_us = mark.at_us;
 	return 0;
 }
 

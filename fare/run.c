@@ -123,10 +123,10 @@ static int load_state(struct run *r, MDB_txn *txn)
 	if (rc == 0 && v.mv_size == 8)
 		memcpy(&r->cursor, v.mv_data, 8);
 	MDB_val rk = {.mv_size = 4, .mv_data = "runs"}, rv;
-	uint32_t runs = 0;
-	if (mdb_get(txn, r->db->meta, &rk, &rv) == 0 && rv.mv_size == 4)
-		memcpy(&runs, rv.mv_data, 4);
-	r->run_no = runs + 1;
+	struct run_mark mark = {0};
+	if (mdb_get(txn, r->db->meta, &rk, &rv) == 0 && rv.mv_size == sizeof(mark))
+		memcpy(&mark, rv.mv_data, sizeof(mark));
+	r->run_no = mark.run + 1;
 	if ((rc = mdb_cursor_open(txn, r->db->days, &c)) != 0)
 		return fail_store(r, "days", rc);
 	while ((rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) == 0)
@@ -798,7 +798,12 @@ static int sum_old(void *arg, const struct fare_leg *l)
 		a->max_rev = l->rev;
 	for (size_t i = 0; i < a->n; i++)
 		if (a->old[i].sum.first_seq == l->first_seq) {
-			add_money(&a->old[i].sum, l, 1);
+			struct fare_leg *sum = &a->old[i].sum;
+			add_money(sum, l, 1);
+			if (sum->promotion_idx == FARE_NONE) /* a revision that granted what revision 0 did not */
+				sum->promotion_idx = l->promotion_idx;
+			if (sum->subsidy_idx == FARE_NONE)
+				sum->subsidy_idx = l->subsidy_idx;
 			return 0;
 		}
 	if (a->n == a->cap) {
@@ -831,6 +836,11 @@ static int write_adjustments(struct run *r, MDB_txn *txn, struct group *g)
 			if (a.old[j].sum.first_seq == adj.first_seq) {
 				add_money(&adj, &a.old[j].sum, -1);
 				a.old[j].max_rev = UINT16_MAX; /* matched */
+				/* a promotion or subsidy taken back names the scheme it came from */
+				if (adj.promotion_idx == FARE_NONE)
+					adj.promotion_idx = a.old[j].sum.promotion_idx;
+				if (adj.subsidy_idx == FARE_NONE)
+					adj.subsidy_idx = a.old[j].sum.subsidy_idx;
 			}
 		adj.rev = rev;
 		adj.version = r->feed->version;
@@ -957,10 +967,11 @@ static int write_final(struct run *r, const struct day_set *new_days)
 	}
 	MDB_val ck = {.mv_size = 6, .mv_data = "cursor"}, cv = {.mv_size = 8, .mv_data = &r->last_seq};
 	MDB_val ik = {.mv_size = 10, .mv_data = "inprogress"};
-	MDB_val rk = {.mv_size = 4, .mv_data = "runs"}, rv = {.mv_size = 4, .mv_data = &r->run_no};
+	struct run_mark mark = {.run = r->run_no, .at_us = r->now_us};
+	MDB_val rk = {.mv_size = 4, .mv_data = "runs"}, rv = {.mv_size = sizeof(mark), .mv_data = &mark};
 	if (rc == 0)
 		rc = mdb_put(txn, r->db->meta, &ck, &cv, 0);
-	if (rc == 0)
+	if (rc == 0 && r->st->legs_written > 0) /* a run that wrote no leg keeps no number */
 		rc = mdb_put(txn, r->db->meta, &rk, &rv, 0);
 	if (rc == 0 && (rc = mdb_del(txn, r->db->meta, &ik, NULL)) == MDB_NOTFOUND)
 		rc = 0;

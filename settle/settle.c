@@ -234,6 +234,7 @@ int settle_close(struct settle_ctx *c, uint32_t day, struct settle_close_stats *
 	char ferr[FARE_ERR_MAX];
 	bool rated, have;
 	uint32_t last;
+	uint64_t last_at_us;
 	struct round pending;
 	memset(st, 0, sizeof(*st));
 	int rc = get_pending(c->db, &pending, &have, err, err_len);
@@ -244,7 +245,7 @@ int settle_close(struct settle_ctx *c, uint32_t day, struct settle_close_stats *
 	if (rc != 0)
 		return rc;
 	if (fare_db_day_rated(c->rated, day, &rated, ferr, sizeof(ferr)) != 0 ||
-	    fare_db_last_run(c->rated, &last, ferr, sizeof(ferr)) != 0) {
+	    fare_db_last_run(c->rated, &last, &last_at_us, ferr, sizeof(ferr)) != 0) {
 		snprintf(err, err_len, "%s", ferr);
 		return SETTLE_ERR_STORE;
 	}
@@ -264,9 +265,9 @@ int settle_close(struct settle_ctx *c, uint32_t day, struct settle_close_stats *
 			st->round = n ? (uint32_t)rd.round - 1 : 0;
 		return 0;
 	}
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	rd.created_us = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+	/* the files' creation time: when the round's last rating run began, so that
+	   the same rated legs always give the same bytes */
+	rd.created_us = last_at_us;
 	if ((rc = put_pending(c->db, &rd, err, err_len)) != 0)
 		return rc;
 	return write_round(c, &rd, st, err, err_len);
@@ -296,7 +297,7 @@ int settle_status(struct settle_ctx *c, FILE *out, char *err, size_t err_len)
 			struct tm tm;
 			gmtime_r(&t, &tm);
 			strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
-			fprintf(out, "day %u round %u: %llu legs, rating runs %u..%u, closed %s\n", p.day, p.round,
+			fprintf(out, "day %u round %u: %llu legs, rating runs %u..%u, files dated %s\n", p.day, p.round,
 				(unsigned long long)p.legs, p.run_lo + 1, p.run_hi, when);
 		}
 		mdb_cursor_close(cur);

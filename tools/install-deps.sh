@@ -11,7 +11,8 @@ set -eu
 # libssl-dev: OpenSSL's SHA-256 (CPU SHA instructions) for the frame MACs;
 # iproute2: the network namespaces of the DPDK kernel-peer test;
 # libcsv-dev: the CSV parser of the fare engine's GTFS feeds (tools/pkgconfig/libcsv.pc);
-# libxml2-dev: settlement's ISO 20022 pain.001 writer and the schema checks of its tests.
+# libxml2-dev: settlement's ISO 20022 pain.001 writer; libxml2-utils: xmllint, the schema check
+# of the settlement test; python3: that test's independent file checker.
 PACKAGES="
 build-essential
 pkg-config
@@ -28,6 +29,8 @@ libmicrohttpd-dev
 libinih-dev
 libcsv-dev
 libxml2-dev
+libxml2-utils
+python3
 libdpdk-dev
 python3-scapy
 iproute2
