@@ -215,7 +215,7 @@ static uint64_t mono_ns(void)
 /* A progress line on stderr with the seconds since the run began (none when quiet). */
 __attribute__((format(printf, 2, 3))) static void progress(const struct run *r, const char *fmt, ...)
 {
-	if (r->opt->quiet)
+	if (r->opt->quiet || r->st->taps_scanned == 0) /* nothing new: nothing to say */
 		return;
 	va_list ap;
 	va_start(ap, fmt);

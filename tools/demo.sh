@@ -4,7 +4,8 @@
 # tapgen validator fleet on the demo fare network (taps of the last two days)
 # for a few seconds, prints what was recorded, stops the gateway cleanly with
 # SIGTERM, then rates the finished business days with tapfare and prints some
-# of the legs and the e-purse audit.
+# of the legs and the e-purse audit, and closes the first day with tapsettle:
+# the reconciliation summary and each counterparty's files.
 set -eu
 BUILD=${BUILD:-build}
 BIN=$BUILD/bin
@@ -14,7 +15,7 @@ RATED=var/rated
 METRICS=http://127.0.0.1:9700
 
 echo "== tapgate demo: fresh store in $STORE (demo data only)"
-rm -rf "$STORE" "$RATED"
+rm -rf "$STORE" "$RATED" var/settle var/outbox
 mkdir -p var
 "$BIN/tapgate" -c "$CONF" >var/gateway.log 2>&1 &
 GW=$!
@@ -60,5 +61,13 @@ if [ -n "$day" ]; then
 	echo "== e-purse audit of $day: $("$BIN/tapfare" -c "$CONF" audit --day "$day" | wc -l) lines; the first 5"
 	"$BIN/tapfare" -c "$CONF" audit --day "$day" | head -n 5
 fi
-echo "== done: the store stays in $STORE, the rated legs in $RATED;"
-echo "   build/bin/tapdump -s $STORE --help and build/bin/tapfare --help for more"
+if [ -n "$day" ]; then
+	echo "== tapsettle close --day $day: batches per counterparty, files in var/outbox/"
+	"$BIN/tapsettle" -c "$CONF" close --day "$day" 2>/dev/null
+	echo "== reconciliation of $day (tapsettle reconcile --day $day)"
+	"$BIN/tapsettle" -c "$CONF" reconcile --day "$day" | grep -E '^(taps|legs:|money|payouts|RESULT|MISMATCH)'
+	echo "== each counterparty's files (tapsettle status)"
+	"$BIN/tapsettle" -c "$CONF" status | awk '$1 == "batch" { sub("^file=", "", $NF); printf "   %-40s %s\n", $2, $NF }'
+fi
+echo "== done: the store stays in $STORE, the rated legs in $RATED, settlement in var/settle and var/outbox;"
+echo "   build/bin/tapdump -s $STORE --help, build/bin/tapfare --help and build/bin/tapsettle --help for more"
