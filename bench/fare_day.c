@@ -10,9 +10,14 @@
  * the code tapfare rate uses) rates the day into a fresh rated store, and
  * that run is timed. Prints:
  *   fare_day taps=N tokens=T legs=L seconds=S taps_per_s=X
- * Usage: fare_day -d DIR [-n TAPS] [-t TOKENS] [-f FEED] [-v]   (-v: the run's progress lines)
+ * With -S, the day is then closed with the settlement worker (settle/: the
+ * batches and files of every counterparty, config/counterparties.conf) and
+ * that is timed too; the issue's target is rating + closing:
+ *   fare_day ... settle_seconds=S close_seconds=R+S
+ * Usage: fare_day -d DIR [-n TAPS] [-t TOKENS] [-f FEED] [-S] [-v]   (-v: progress lines)
  */
 #include "fare/fare.h"
+#include "settle/settle.h"
 #include "tools/demo_fares.h"
 #include "fastpath/fastpath.h"
 #include "store/store.h"
@@ -159,22 +164,23 @@ static int fill(struct st_env *env, struct fare_clock *clk, uint64_t ntaps, uint
 int main(int argc, char **argv)
 {
 	const char *dir = NULL, *feed_dir = "config/fares-demo";
-	bool verbose = false;
+	bool verbose = false, settle = false;
 	uint64_t ntaps = 10000000;
 	uint32_t ntokens = 1000000;
 	int c;
-	while ((c = getopt(argc, argv, "d:n:t:f:v")) != -1) {
+	while ((c = getopt(argc, argv, "d:n:t:f:vS")) != -1) {
 		switch (c) {
 		case 'd': dir = optarg; break;
 		case 'n': ntaps = strtoull(optarg, NULL, 10); break;
 		case 't': ntokens = (uint32_t)strtoul(optarg, NULL, 10); break;
 		case 'f': feed_dir = optarg; break;
 		case 'v': verbose = true; break;
-		default: fprintf(stderr, "usage: fare_day -d DIR [-n TAPS] [-t TOKENS] [-f FEED]\n"); return 64;
+		case 'S': settle = true; break;
+		default: fprintf(stderr, "usage: fare_day -d DIR [-n TAPS] [-t TOKENS] [-f FEED] [-S] [-v]\n"); return 64;
 		}
 	}
 	if (!dir || !ntokens || ntaps < ntokens) {
-		fprintf(stderr, "usage: fare_day -d DIR [-n TAPS] [-t TOKENS] [-f FEED]\n");
+		fprintf(stderr, "usage: fare_day -d DIR [-n TAPS] [-t TOKENS] [-f FEED] [-S] [-v]\n");
 		return 64;
 	}
 	char path[1024], err[FARE_ERR_MAX];
@@ -209,8 +215,32 @@ int main(int argc, char **argv)
 		fprintf(stderr, "fare_day: %s\n", err);
 		return 1;
 	}
-	printf("fare_day taps=%" PRIu64 " tokens=%u legs=%" PRIu64 " norule=%" PRIu64 " seconds=%.2f taps_per_s=%.0f\n",
+	printf("fare_day taps=%" PRIu64 " tokens=%u legs=%" PRIu64 " norule=%" PRIu64 " seconds=%.2f taps_per_s=%.0f",
 	       st.taps_rated, ntokens, st.legs_written, st.norule_legs, secs, st.taps_rated / secs);
+	if (settle) {
+		struct settle_parties parties;
+		struct settle_db *sdb;
+		struct settle_close_stats cs;
+		char serr[SETTLE_ERR_MAX], outbox[1024];
+		snprintf(path, sizeof(path), "%s/settle", dir);
+		snprintf(outbox, sizeof(outbox), "%s/outbox", dir);
+		if (settle_parties_load(&parties, "config/counterparties.conf", serr, sizeof(serr)) != 0 ||
+		    settle_db_open(&sdb, path, serr, sizeof(serr)) != 0) {
+			fprintf(stderr, "\nfare_day: %s\n", serr);
+			return 1;
+		}
+		struct settle_ctx ctx = {.db = sdb, .rated = db, .log = log, .clk = &clk, .parties = &parties,
+					 .outbox = outbox, .parties_path = "config/counterparties.conf", .quiet = !verbose};
+		double t1 = now_s();
+		if (settle_close(&ctx, DAY, &cs, serr, sizeof(serr)) != 0) {
+			fprintf(stderr, "\nfare_day: close: %s\n", serr);
+			return 1;
+		}
+		double ssecs = now_s() - t1;
+		printf(" settle_seconds=%.2f close_seconds=%.2f batches=%" PRIu64, ssecs, secs + ssecs, cs.batches);
+		settle_db_close(sdb);
+	}
+	putchar('\n');
 	fare_db_close(db);
 	st_env_close(log);
 	fare_feed_free(feed);

@@ -60,6 +60,11 @@ struct builder {
 	struct agg agg;
 	struct op_sum ops[SETTLE_OPERATORS_MAX];
 	unsigned nops;
+	char service_date[16]; /* the day as TIDES writes it, YYYY-MM-DD */
+	struct st_reader *reader; /* the tap log, for e-purse tap details */
+	struct writer *issuer_w, *funder_w[2]; /* the last ones used, and whose */
+	uint32_t issuer;
+	const char *funder[2];
 	char *err;
 	size_t err_len;
 	int rc;
@@ -157,12 +162,23 @@ static void flush_agg(struct builder *bd)
 	}
 	item(w, a->amount, a->token);
 	if (!bd->dry) {
-		char t0[32], t1[32];
-		iso_utc(a->first_us, t0);
-		iso_utc(a->last_us, t1);
-		out_printf(&w->o, "D,%llu,%llu,%u,%s,%s,%llu,%c\n", (unsigned long long)w->b.items,
-			   (unsigned long long)a->token, a->legs, t0, t1, (unsigned long long)absv(a->amount),
-			   dc(a->amount));
+		struct line ln = {.n = 0};
+		ln_str(&ln, "D,");
+		ln_u64(&ln, w->b.items);
+		ln_chr(&ln, ',');
+		ln_u64(&ln, a->token);
+		ln_chr(&ln, ',');
+		ln_u64(&ln, a->legs);
+		ln_chr(&ln, ',');
+		ln_utc(&ln, a->first_us);
+		ln_chr(&ln, ',');
+		ln_utc(&ln, a->last_us);
+		ln_chr(&ln, ',');
+		ln_u64(&ln, absv(a->amount));
+		ln_chr(&ln, ',');
+		ln_chr(&ln, dc(a->amount));
+		ln_chr(&ln, '\n');
+		out_line(&w->o, &ln);
 	}
 }
 
@@ -187,7 +203,7 @@ static int epurse_detail(struct builder *bd, const struct fare_leg *l, struct fp
 		struct st_tap_meta meta;
 		uint8_t rec[ST_RECORD_BYTES_MAX];
 		struct fp_tap t;
-		int rc = st_log_get(bd->c->log, l->tap_seq[i], &meta, rec);
+		int rc = bd->reader ? st_reader_get(bd->reader, l->tap_seq[i], &meta, rec) : ST_ERR_IO;
 		if (rc != 0 || fp_tap_decode(rec, meta.record_len, &t) != 0) {
 			snprintf(bd->err, bd->err_len, "tap log: tap %llu of leg %u of %u epurse:%u:%llu: %s",
 				 (unsigned long long)l->tap_seq[i], l->leg_no, l->day, l->issuer,
@@ -209,9 +225,13 @@ static int on_leg(void *arg, const struct fare_leg *l, const struct fare_feed *f
 	/* rider's share */
 	if (l->medium == FARE_EPURSE) {
 		flush_agg(bd);
-		char party[PARTY_MAX];
-		snprintf(party, sizeof(party), "issuer-%u", l->issuer);
-		struct writer *w = writer_for(bd, W_ISSUER, party);
+		struct writer *w = bd->issuer_w && bd->issuer == l->issuer ? bd->issuer_w : NULL;
+		if (!w) {
+			char party[PARTY_MAX];
+			snprintf(party, sizeof(party), "issuer-%u", l->issuer);
+			w = bd->issuer_w = writer_for(bd, W_ISSUER, party);
+			bd->issuer = l->issuer;
+		}
 		if (!w)
 			return bd->rc ? bd->rc : SETTLE_ERR_NOMEM;
 		item(w, l->rider_fen, l->token_id);
@@ -221,15 +241,39 @@ static int on_leg(void *arg, const struct fare_leg *l, const struct fare_feed *f
 			int rc = epurse_detail(bd, l, &t, &deducted);
 			if (rc != 0)
 				return rc;
-			char when[32];
-			iso_utc(t.tap_time_us, when);
 			const struct fp_epurse *e = &t.u.epurse;
-			out_printf(&w->o, "D,%llu,%llu,%u,%u,%u,%s,%u,%08x,%02x%02x%02x%02x%02x%02x,%u,%llu,%d,%llu,%c\n",
-				   (unsigned long long)w->b.items, (unsigned long long)l->token_id, l->rev, l->leg_no,
-				   l->ntaps, when, e->ctc, e->tac, e->psam_id[0], e->psam_id[1], e->psam_id[2],
-				   e->psam_id[3], e->psam_id[4], e->psam_id[5], e->psam_serial,
-				   (unsigned long long)(l->rev == 0 ? deducted : 0), l->rider_fen,
-				   (unsigned long long)absv(l->rider_fen), dc(l->rider_fen));
+			struct line ln = {.n = 0};
+			ln_str(&ln, "D,");
+			ln_u64(&ln, w->b.items);
+			ln_chr(&ln, ',');
+			ln_u64(&ln, l->token_id);
+			ln_chr(&ln, ',');
+			ln_u64(&ln, l->rev);
+			ln_chr(&ln, ',');
+			ln_u64(&ln, l->leg_no);
+			ln_chr(&ln, ',');
+			ln_u64(&ln, l->ntaps);
+			ln_chr(&ln, ',');
+			ln_utc(&ln, t.tap_time_us);
+			ln_chr(&ln, ',');
+			ln_u64(&ln, e->ctc);
+			ln_chr(&ln, ',');
+			ln_hex(&ln, e->tac, 8);
+			ln_chr(&ln, ',');
+			for (int i = 0; i < 6; i++)
+				ln_hex(&ln, e->psam_id[i], 2);
+			ln_chr(&ln, ',');
+			ln_u64(&ln, e->psam_serial);
+			ln_chr(&ln, ',');
+			ln_u64(&ln, l->rev == 0 ? deducted : 0);
+			ln_chr(&ln, ',');
+			ln_i64(&ln, l->rider_fen);
+			ln_chr(&ln, ',');
+			ln_u64(&ln, absv(l->rider_fen));
+			ln_chr(&ln, ',');
+			ln_chr(&ln, dc(l->rider_fen));
+			ln_chr(&ln, '\n');
+			out_line(&w->o, &ln);
 		}
 	} else {
 		struct agg *a = &bd->agg;
@@ -252,17 +296,35 @@ static int on_leg(void *arg, const struct fare_leg *l, const struct fare_feed *f
 					    : fare_feed_subsidy_funder(f, l->subsidy_idx);
 		const char *scheme = k == 0 ? fare_feed_promotion_id(f, l->promotion_idx)
 					    : fare_feed_subsidy_id(f, l->subsidy_idx);
-		char party[PARTY_MAX], token[64];
-		snprintf(party, sizeof(party), "funder-%s", funder);
-		struct writer *w = writer_for(bd, W_FUNDER, party);
+		struct writer *w = bd->funder_w[k] && bd->funder[k] == funder ? bd->funder_w[k] : NULL;
+		if (!w) { /* names are the feed's strings: the same funder, the same pointer */
+			char party[PARTY_MAX];
+			snprintf(party, sizeof(party), "funder-%s", funder);
+			w = bd->funder_w[k] = writer_for(bd, W_FUNDER, party);
+			bd->funder[k] = funder;
+		}
 		if (!w)
 			return bd->rc ? bd->rc : SETTLE_ERR_NOMEM;
 		item(w, amount, l->token_id);
 		if (!bd->dry) {
-			fare_token_format(l->medium, l->issuer, l->token_id, token, sizeof(token));
-			out_printf(&w->o, "D,%llu,%s,%u,%u,%s,%s,%llu,%c\n", (unsigned long long)w->b.items, token, l->rev,
-				   l->leg_no, k == 0 ? "promotion" : "subsidy", scheme, (unsigned long long)absv(amount),
-				   dc(amount));
+			struct line ln = {.n = 0};
+			ln_str(&ln, "D,");
+			ln_u64(&ln, w->b.items);
+			ln_chr(&ln, ',');
+			ln_token(&ln, l->medium, l->issuer, l->token_id);
+			ln_chr(&ln, ',');
+			ln_u64(&ln, l->rev);
+			ln_chr(&ln, ',');
+			ln_u64(&ln, l->leg_no);
+			ln_chr(&ln, ',');
+			ln_str(&ln, k == 0 ? "promotion," : "subsidy,");
+			ln_str(&ln, scheme);
+			ln_chr(&ln, ',');
+			ln_u64(&ln, absv(amount));
+			ln_chr(&ln, ',');
+			ln_chr(&ln, dc(amount));
+			ln_chr(&ln, '\n');
+			out_line(&w->o, &ln);
 		}
 	}
 	/* the operator's receivable */
@@ -293,20 +355,38 @@ static int on_leg(void *arg, const struct fare_leg *l, const struct fare_feed *f
 	}
 	item(s->tides, -(int64_t)l->operator_fen, l->token_id); /* the operator is paid: a credit */
 	if (!bd->dry) {
-		char when[32], token[64], amount[32], date[16];
-		iso_utc(l->end_us, when);
-		fare_token_format(l->medium, l->issuer, l->token_id, token, sizeof(token));
-		fen_text(l->operator_fen, amount);
-		snprintf(date, sizeof(date), "%04u-%02u-%02u", l->day / 10000, l->day / 100 % 100, l->day % 100);
 		const char *action = l->flags & FARE_LEG_PURCHASE ? "Purchase"
 				     : l->rev > 0		  ? "Adjust"
 				     : l->ntaps == 2		  ? "Exit"
 								  : "Enter";
-		out_printf(&s->tides->o, "%u-%s-r%u-%u,%s,%s,%s,CNY,%s,%u,%s,%s,%s,%s,%s\n", l->day, token, l->rev,
-			   l->leg_no, date, when, amount, action, l->ntaps == 2 ? l->to_stop : l->from_stop,
-			   tides_media[l->medium <= 3 ? l->medium : 0], category_names[l->category & 3],
-			   l->product == FARE_NONE ? "" : fare_feed_product_id(f, l->product), l->cap ? "true" : "false",
-			   token);
+		struct line ln = {.n = 0};
+		ln_u64(&ln, l->day);
+		ln_chr(&ln, '-');
+		ln_token(&ln, l->medium, l->issuer, l->token_id);
+		ln_str(&ln, "-r");
+		ln_u64(&ln, l->rev);
+		ln_chr(&ln, '-');
+		ln_u64(&ln, l->leg_no);
+		ln_chr(&ln, ',');
+		ln_str(&ln, bd->service_date);
+		ln_chr(&ln, ',');
+		ln_utc(&ln, l->end_us);
+		ln_chr(&ln, ',');
+		ln_yuan(&ln, l->operator_fen);
+		ln_str(&ln, ",CNY,");
+		ln_str(&ln, action);
+		ln_chr(&ln, ',');
+		ln_u64(&ln, l->ntaps == 2 ? l->to_stop : l->from_stop);
+		ln_chr(&ln, ',');
+		ln_str(&ln, tides_media[l->medium <= 3 ? l->medium : 0]);
+		ln_chr(&ln, ',');
+		ln_str(&ln, category_names[l->category & 3]);
+		ln_chr(&ln, ',');
+		ln_str(&ln, l->product == FARE_NONE ? "" : fare_feed_product_id(f, l->product));
+		ln_str(&ln, l->cap ? ",true," : ",false,");
+		ln_token(&ln, l->medium, l->issuer, l->token_id);
+		ln_chr(&ln, '\n');
+		out_line(&s->tides->o, &ln);
 	}
 	return bd->rc;
 }
@@ -441,11 +521,21 @@ int settle_build_round(struct settle_ctx *c, struct round *rd, bool dry, struct 
 	bd->rd = *rd;
 	bd->rd.legs = 0;
 	bd->dry = dry;
+	snprintf(bd->service_date, sizeof(bd->service_date), "%04u-%02u-%02u", rd->day / 10000, rd->day / 100 % 100,
+		 rd->day % 100);
 	bd->err = err;
 	bd->err_len = err_len;
 	struct fare_query q = {.day = rd->day};
 	char ferr[FARE_ERR_MAX];
-	int rc = fare_legs_each(c->rated, &q, on_leg, bd, ferr, sizeof(ferr));
+	int rc = dry ? 0 : st_reader_open(c->log, &bd->reader);
+	if (rc != 0) {
+		free(bd);
+		snprintf(err, err_len, "tap log: %s", st_strerror(rc));
+		return SETTLE_ERR_STORE;
+	}
+	rc = fare_legs_each(c->rated, &q, on_leg, bd, ferr, sizeof(ferr));
+	st_reader_close(bd->reader);
+	bd->reader = NULL;
 	if (rc < 0 && rc > -500) { /* a fare error */
 		snprintf(err, err_len, "rated store: %s", ferr);
 		rc = SETTLE_ERR_STORE;

@@ -46,16 +46,36 @@ struct batch {
 	uint8_t sha256[32];
 };
 
+/*
+ * A line built without printf: the per-leg lines of a 10-million-tap day are
+ * most of a close's time, and printf's format parsing was most of that.
+ */
+struct line {
+	char b[1024];
+	size_t n;
+};
+void ln_str(struct line *l, const char *s);
+void ln_chr(struct line *l, char c);
+void ln_u64(struct line *l, uint64_t v);
+void ln_i64(struct line *l, int64_t v);
+void ln_hex(struct line *l, uint64_t v, unsigned digits);
+void ln_yuan(struct line *l, int64_t fen);      /* -1234 -> -12.34 */
+void ln_utc(struct line *l, uint64_t us);       /* 2026-03-02T00:00:00Z */
+void ln_token(struct line *l, uint8_t medium, uint32_t issuer, uint64_t token); /* as tapfare writes it */
+
 /* An outbox file written atomically: a temporary name, fsync, rename, then NAME.sha256 beside it. */
 struct out_file {
 	char dir[640], name[FILE_NAME_MAX], tmp[840], path[840];
 	FILE *f;
 	EVP_MD_CTX *md;
 	bool failed;
+	size_t n;       /* bytes in buf, written and digested when it fills */
+	char buf[1 << 16];
 };
 
 int out_open(struct out_file *o, const char *outbox, const char *party, const char *name, char *err, size_t err_len);
 void out_write(struct out_file *o, const void *data, size_t len);
+void out_line(struct out_file *o, const struct line *l);
 __attribute__((format(printf, 2, 3))) void out_printf(struct out_file *o, const char *fmt, ...);
 /* Finish: fsync, rename, write the checksum file. sha256 gets the digest. Returns 0 or SETTLE_ERR_IO. */
 int out_commit(struct out_file *o, uint8_t sha256[32], char *err, size_t err_len);

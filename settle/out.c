@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 static int mkdirs(const char *path)
@@ -52,7 +53,6 @@ int out_open(struct out_file *o, const char *outbox, const char *party, const ch
 		snprintf(err, err_len, "%s: %s", o->f ? o->tmp : o->dir, strerror(errno));
 		return SETTLE_ERR_IO;
 	}
-	setvbuf(o->f, NULL, _IOFBF, 1 << 20);
 	if (!(o->md = EVP_MD_CTX_new()) || EVP_DigestInit_ex(o->md, EVP_sha256(), NULL) != 1) {
 		out_abort(o);
 		snprintf(err, err_len, "SHA-256: cannot start a digest");
@@ -61,12 +61,32 @@ int out_open(struct out_file *o, const char *outbox, const char *party, const ch
 	return 0;
 }
 
+static void out_flush(struct out_file *o)
+{
+	if (!o->failed && o->n && (fwrite(o->buf, 1, o->n, o->f) != o->n || EVP_DigestUpdate(o->md, o->buf, o->n) != 1))
+		o->failed = true;
+	o->n = 0;
+}
+
 void out_write(struct out_file *o, const void *data, size_t len)
 {
-	if (o->failed)
+	if (o->n + len > sizeof(o->buf))
+		out_flush(o);
+	if (len > sizeof(o->buf)) {
+		if (!o->failed && (fwrite(data, 1, len, o->f) != len || EVP_DigestUpdate(o->md, data, len) != 1))
+			o->failed = true;
 		return;
-	if (fwrite(data, 1, len, o->f) != len || EVP_DigestUpdate(o->md, data, len) != 1)
-		o->failed = true;
+	}
+	memcpy(o->buf + o->n, data, len);
+	o->n += len;
+}
+
+void out_line(struct out_file *o, const struct line *l)
+{
+	if (l->n >= sizeof(l->b))
+		o->failed = true; /* ln_* stop at the end of the buffer: a line cut short */
+	else
+		out_write(o, l->b, l->n);
 }
 
 void out_printf(struct out_file *o, const char *fmt, ...)
@@ -99,6 +119,7 @@ static int write_atomic(const char *dir, const char *tmp, const char *path, cons
 int out_commit(struct out_file *o, uint8_t sha256[32], char *err, size_t err_len)
 {
 	unsigned len = 0;
+	out_flush(o);
 	bool ok = !o->failed && fflush(o->f) == 0 && fsync(fileno(o->f)) == 0;
 	ok &= fclose(o->f) == 0;
 	o->f = NULL;
@@ -173,4 +194,124 @@ void fen_text(int64_t fen, char out[32])
 	uint64_t a = fen < 0 ? (uint64_t)-fen : (uint64_t)fen;
 	snprintf(out, 32, "%s%llu.%02llu", fen < 0 ? "-" : "", (unsigned long long)(a / 100),
 		 (unsigned long long)(a % 100));
+}
+
+/* --- lines */
+
+void ln_str(struct line *l, const char *s)
+{
+	size_t n = strlen(s);
+	if (n > sizeof(l->b) - l->n)
+		n = sizeof(l->b) - l->n;
+	memcpy(l->b + l->n, s, n);
+	l->n += n;
+}
+
+void ln_chr(struct line *l, char c)
+{
+	if (l->n < sizeof(l->b))
+		l->b[l->n++] = c;
+}
+
+static const char digit_pairs[201] = "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+				     "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+				     "8081828384858687888990919293949596979899";
+
+/* Two digits at a time, in 32-bit arithmetic below 10^8: tokens and card numbers have 10 to 19 digits. */
+void ln_u64(struct line *l, uint64_t v)
+{
+	char t[24];
+	int i = 24;
+	while (v >= 100000000u) {
+		uint32_t low = (uint32_t)(v % 100000000u);
+		v /= 100000000u;
+		for (int k = 0; k < 4; k++, low /= 100) {
+			i -= 2;
+			memcpy(t + i, digit_pairs + 2 * (low % 100), 2);
+		}
+	}
+	uint32_t w = (uint32_t)v;
+	while (w >= 100) {
+		i -= 2;
+		memcpy(t + i, digit_pairs + 2 * (w % 100), 2);
+		w /= 100;
+	}
+	if (w >= 10) {
+		i -= 2;
+		memcpy(t + i, digit_pairs + 2 * w, 2);
+	} else {
+		t[--i] = (char)('0' + w);
+	}
+	size_t n = (size_t)(24 - i);
+	if (n > sizeof(l->b) - l->n)
+		n = sizeof(l->b) - l->n;
+	memcpy(l->b + l->n, t + i, n);
+	l->n += n;
+}
+
+void ln_i64(struct line *l, int64_t v)
+{
+	if (v < 0) {
+		ln_chr(l, '-');
+		ln_u64(l, (uint64_t)0 - (uint64_t)v);
+	} else {
+		ln_u64(l, (uint64_t)v);
+	}
+}
+
+void ln_hex(struct line *l, uint64_t v, unsigned digits)
+{
+	static const char hexd[] = "0123456789abcdef";
+	while (digits-- > 0)
+		ln_chr(l, hexd[(v >> (4 * digits)) & 15]);
+}
+
+void ln_yuan(struct line *l, int64_t fen)
+{
+	uint64_t a = fen < 0 ? (uint64_t)0 - (uint64_t)fen : (uint64_t)fen;
+	if (fen < 0)
+		ln_chr(l, '-');
+	ln_u64(l, a / 100);
+	ln_chr(l, '.');
+	ln_chr(l, (char)('0' + a % 100 / 10));
+	ln_chr(l, (char)('0' + a % 10));
+}
+
+/* UTC, to the second; the civil date from the day number by arithmetic (H. Hinnant's days-to-civil). */
+void ln_utc(struct line *l, uint64_t us)
+{
+	int64_t secs = (int64_t)(us / 1000000u), z = secs / 86400 + 719468, sod = secs % 86400;
+	int64_t era = z / 146097, doe = z - era * 146097;
+	int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+	int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100), mp = (5 * doy + 2) / 153;
+	int64_t d = doy - (153 * mp + 2) / 5 + 1, m = mp < 10 ? mp + 3 : mp - 9, y = yoe + era * 400 + (m <= 2);
+	char b[20];
+	memcpy(b, digit_pairs + 2 * (y / 100 % 100), 2);
+	memcpy(b + 2, digit_pairs + 2 * (y % 100), 2);
+	b[4] = '-';
+	memcpy(b + 5, digit_pairs + 2 * m, 2);
+	b[7] = '-';
+	memcpy(b + 8, digit_pairs + 2 * d, 2);
+	b[10] = 'T';
+	memcpy(b + 11, digit_pairs + 2 * (sod / 3600), 2);
+	b[13] = ':';
+	memcpy(b + 14, digit_pairs + 2 * (sod / 60 % 60), 2);
+	b[16] = ':';
+	memcpy(b + 17, digit_pairs + 2 * (sod % 60), 2);
+	b[19] = 'Z';
+	size_t n = sizeof(b) <= sizeof(l->b) - l->n ? sizeof(b) : sizeof(l->b) - l->n;
+	memcpy(l->b + l->n, b, n);
+	l->n += n;
+}
+
+void ln_token(struct line *l, uint8_t medium, uint32_t issuer, uint64_t token)
+{
+	if (medium == 1) {
+		ln_str(l, "epurse:");
+		ln_u64(l, issuer);
+		ln_chr(l, ':');
+	} else {
+		ln_str(l, medium == 2 ? "quickpass:" : "qr:");
+	}
+	ln_u64(l, token);
 }

@@ -703,6 +703,61 @@ int st_log_get(struct st_env *e, uint64_t seq, struct st_tap_meta *meta, uint8_t
 	return rc == ST_ERR_NOTFOUND ? rc : read_err(rc);
 }
 
+struct st_reader {
+	struct st_env *e;
+	MDB_txn *txn; /* NULL between chunks */
+	unsigned gets;
+};
+
+int st_reader_open(struct st_env *e, struct st_reader **out)
+{
+	struct st_reader *r = calloc(1, sizeof(*r));
+	if (!r)
+		return ST_ERR_IO;
+	r->e = e;
+	*out = r;
+	return ST_OK;
+}
+
+int st_reader_get(struct st_reader *r, uint64_t seq, struct st_tap_meta *meta, uint8_t record[ST_RECORD_BYTES_MAX])
+{
+	struct st_env *e = r->e;
+	MDB_val k = {.mv_size = sizeof(seq), .mv_data = &seq}, v;
+	const uint8_t *rec;
+	if (!e->have_dbs)
+		return ST_ERR_NOTFOUND;
+	if (r->txn && r->gets >= ST_READ_CHUNK) { /* keep read transactions short */
+		txn_end(e, r->txn);
+		r->txn = NULL;
+	}
+	if (!r->txn) {
+		int rc = txn_begin(e, MDB_RDONLY, &r->txn);
+		if (rc != 0) {
+			r->txn = NULL;
+			return read_err(rc);
+		}
+		r->gets = 0;
+	}
+	r->gets++;
+	int rc = mdb_get(r->txn, e->log, &k, &v);
+	if (rc == 0 && (rc = value_parse(&v, meta, &rec)) == 0)
+		memcpy(record, rec, meta->record_len);
+	else if (rc == MDB_NOTFOUND)
+		rc = ST_ERR_NOTFOUND;
+	else if (rc > 0)
+		rc = st_err(rc);
+	return rc == ST_ERR_NOTFOUND ? rc : read_err(rc);
+}
+
+void st_reader_close(struct st_reader *r)
+{
+	if (!r)
+		return;
+	if (r->txn)
+		txn_end(r->e, r->txn);
+	free(r);
+}
+
 int st_quarantine_scan(struct st_env *e, st_visit_fn fn, void *arg)
 {
 	struct visit_args va = {.fn = fn, .arg = arg};

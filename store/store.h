@@ -122,6 +122,15 @@ int st_log_scan(struct st_env *env, uint64_t from_seq, bool backward, st_visit_f
 /* One record of the log by its sequence (one short read transaction).
  * Returns 0, ST_ERR_NOTFOUND, ST_ERR_CORRUPT, ST_ERR_READERS, ST_ERR_IO. */
 int st_log_get(struct st_env *env, uint64_t seq, struct st_tap_meta *meta, uint8_t record[ST_RECORD_BYTES_MAX]);
+/*
+ * Many records by sequence, in read transactions of ST_READ_CHUNK gets each
+ * (settlement reads the taps of millions of legs): open, get..., close.
+ * st_reader_get returns what st_log_get returns.
+ */
+struct st_reader;
+int st_reader_open(struct st_env *env, struct st_reader **out);
+int st_reader_get(struct st_reader *r, uint64_t seq, struct st_tap_meta *meta, uint8_t record[ST_RECORD_BYTES_MAX]);
+void st_reader_close(struct st_reader *r);
 /* Visit every quarantined record (seq is 0). Same returns. */
 int st_quarantine_scan(struct st_env *env, st_visit_fn fn, void *arg);
 
