@@ -800,6 +800,8 @@ static int sum_old(void *arg, const struct fare_leg *l)
 		if (a->old[i].sum.first_seq == l->first_seq) {
 			struct fare_leg *sum = &a->old[i].sum;
 			add_money(sum, l, 1);
+			sum->ntaps = l->ntaps; /* the taps as the latest revision has them (revisions come in order) */
+			memcpy(sum->tap_seq, l->tap_seq, sizeof(sum->tap_seq));
 			if (sum->promotion_idx == FARE_NONE) /* a revision that granted what revision 0 did not */
 				sum->promotion_idx = l->promotion_idx;
 			if (sum->subsidy_idx == FARE_NONE)
@@ -813,6 +815,12 @@ static int sum_old(void *arg, const struct fare_leg *l)
 	a->old[a->n].sum = *l;
 	a->n++;
 	return 0;
+}
+
+/* Whether a new rating's leg covers the same taps as the recorded one (none recorded: no). */
+static bool same_taps(const struct fare_leg *l, const struct fare_leg *old)
+{
+	return old && old->ntaps == l->ntaps && memcmp(old->tap_seq, l->tap_seq, l->ntaps * sizeof(l->tap_seq[0])) == 0;
 }
 
 static bool money_zero(const struct fare_leg *l)
@@ -832,8 +840,10 @@ static int write_adjustments(struct run *r, MDB_txn *txn, struct group *g)
 	uint16_t rev = (uint16_t)(a.max_rev + 1);
 	for (uint32_t i = 0; i < g->nlegs && rc == 0; i++) {
 		struct fare_leg adj = r->legs[g->leg_first + i].leg;
+		const struct fare_leg *old = NULL;
 		for (size_t j = 0; j < a.n; j++)
 			if (a.old[j].sum.first_seq == adj.first_seq) {
+				old = &a.old[j].sum;
 				add_money(&adj, &a.old[j].sum, -1);
 				a.old[j].max_rev = UINT16_MAX; /* matched */
 				/* a promotion or subsidy taken back names the scheme it came from */
@@ -844,7 +854,8 @@ static int write_adjustments(struct run *r, MDB_txn *txn, struct group *g)
 			}
 		adj.rev = rev;
 		adj.version = r->feed->version;
-		if (!money_zero(&adj) && (rc = put_leg(r, txn, &adj, &append)) == 0)
+		/* a leg whose taps changed is written even when its money did not: every tap is in a leg */
+		if ((!money_zero(&adj) || !same_taps(&adj, old)) && (rc = put_leg(r, txn, &adj, &append)) == 0)
 			r->st->adjustment_legs++;
 	}
 	for (size_t j = 0; j < a.n && rc == 0; j++) {

@@ -400,7 +400,7 @@ static void test_golden_rider_days(void **state)
 
 static void test_rule_units(void **state)
 {
-	run_cases("tests/fares/units", 26); /* every GTFS-Fares v2 rule type and extension file */
+	run_cases("tests/fares/units", 27); /* every GTFS-Fares v2 rule type and extension file */
 }
 
 /* Each bad feed is rejected whole, with the expected FILE:LINE:COL: and word. */
