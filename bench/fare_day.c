@@ -225,7 +225,7 @@ int main(int argc, char **argv)
 		snprintf(path, sizeof(path), "%s/settle", dir);
 		snprintf(outbox, sizeof(outbox), "%s/outbox", dir);
 		if (settle_parties_load(&parties, "config/counterparties.conf", serr, sizeof(serr)) != 0 ||
-		    settle_db_open(&sdb, path, serr, sizeof(serr)) != 0) {
+		    settle_db_open(&sdb, path, false, serr, sizeof(serr)) != 0) {
 			fprintf(stderr, "\nfare_day: %s\n", serr);
 			return 1;
 		}

@@ -78,6 +78,9 @@ static const struct cfg_row rows[] = {
 	{"settle", "outbox", KIND_STRING, FIELD(settle_outbox), 0, 0, "var/outbox", NULL, false},
 	{"settle", "counterparties", KIND_STRING, FIELD(settle_counterparties), 0, 0, "config/counterparties.conf", NULL, false},
 	{"settle", "poll_s", KIND_U32, FIELD(settle_poll_s), 1, 3600, "10", NULL, false},
+	{"settle", "write_off_fen", KIND_U32, FIELD(settle_write_off_fen), 0, 100000000, "500", NULL, false},
+	{"settle", "retry_count", KIND_U32, FIELD(settle_retry_count), 0, 30, "3", NULL, false},
+	{"settle", "retry_days", KIND_U32, FIELD(settle_retry_days), 1, 30, "2", NULL, false},
 };
 #define ROWS_COUNT (sizeof(rows) / sizeof(rows[0]))
 

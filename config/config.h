@@ -74,6 +74,9 @@ struct cfg {
 	char settle_outbox[CFG_PATH_MAX];
 	char settle_counterparties[CFG_PATH_MAX];
 	uint32_t settle_poll_s;
+	uint32_t settle_write_off_fen;
+	uint32_t settle_retry_count;
+	uint32_t settle_retry_days;
 };
 
 /* Errors: negative. */

@@ -439,11 +439,7 @@ static int finish(struct builder *bd)
 			struct pain001 msg = {.created_us = bd->rd.created_us, .debtor = &bd->c->parties->clearing,
 					      .tx = tx, .n = ntx};
 			snprintf(msg.msg_id, sizeof(msg.msg_id), "TG%u%02uPAYOUT", bd->rd.day, bd->rd.round);
-			uint32_t d = bd->rd.day;
-			struct tm tm = {.tm_year = (int)(d / 10000) - 1900, .tm_mon = (int)(d / 100 % 100) - 1,
-					.tm_mday = (int)(d % 100) + 1, .tm_hour = 12};
-			timegm(&tm); /* normalises the day after */
-			msg.exec_date = (uint32_t)((tm.tm_year + 1900) * 10000 + (tm.tm_mon + 1) * 100 + tm.tm_mday);
+			msg.exec_date = settle_day_add(bd->rd.day, 1);
 			int rc = out_open(&w->o, bd->c->outbox, party, w->b.file, bd->err, bd->err_len);
 			if (rc == 0)
 				rc = pain001_write(&w->o, &msg, bd->err, bd->err_len);

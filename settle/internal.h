@@ -9,15 +9,31 @@
 #include <lmdb.h>
 #include <openssl/evp.h>
 
+#define BATCH_ID_MAX 128u
+#define PARTY_MAX 96u /* "funder-" + a GTFS id, "acquirer-" + an id of the counterparties file */
+#define FILE_NAME_MAX (BATCH_ID_MAX + 32u)
+
 /*
  * The settle store:
  *   meta     "pending" -> struct round: a round being written (redone the same at restart)
  *   rounds   day (4, BE) round (2, BE) -> struct round: a written round
  *   batches  batch id (text) -> struct batch
+ *   deny     medium (1) token (8, BE) -> struct deny_entry: the deny list
+ *   denylog  version (4, BE) -> struct deny_change; meta "denyver" -> u32 the list's version
  */
 struct settle_db {
 	MDB_env *env;
-	MDB_dbi meta, rounds, batches;
+	MDB_dbi meta, rounds, batches, deny, denylog;
+};
+
+struct deny_entry {
+	uint64_t token;
+	int64_t owed_fen;
+	uint32_t declined_day, next_retry_day;
+	uint16_t retries_left;
+	uint8_t medium, pad;
+	char reason[36];
+	char batch[BATCH_ID_MAX];
 };
 
 struct round {
@@ -29,10 +45,6 @@ struct round {
 };
 
 enum batch_state { BATCH_OPEN = 0, BATCH_CLOSED = 1, BATCH_SENT = 2, BATCH_ACKNOWLEDGED = 3, BATCH_SETTLED = 4 };
-
-#define BATCH_ID_MAX 128u
-#define PARTY_MAX 96u /* "funder-" + a GTFS id, "acquirer-" + an id of the counterparties file */
-#define FILE_NAME_MAX (BATCH_ID_MAX + 32u)
 
 struct batch {
 	char id[BATCH_ID_MAX];
@@ -93,6 +105,11 @@ int settle_build_round(struct settle_ctx *c, struct round *rd, bool dry, struct 
 int settle_rounds(struct settle_db *db, uint32_t day, struct round **out, unsigned *n, char *err, size_t err_len);
 /* One batch by id. Returns 0, SETTLE_ERR_INVALID (no such batch), SETTLE_ERR_STORE. */
 int settle_batch_get(struct settle_db *db, const char *id, struct batch *b, char *err, size_t err_len);
+
+int settle_deny_add(struct settle_db *db, MDB_txn *txn, const struct deny_entry *e);
+int settle_deny_remove(struct settle_db *db, MDB_txn *txn, uint8_t medium, uint64_t token, bool *was);
+/* YYYYMMDD plus n days. */
+uint32_t settle_day_add(uint32_t day, unsigned n);
 
 /* Read a whole file (for reconciliation). Returns a malloc'd buffer or NULL. */
 char *read_whole(const char *path, size_t *len);

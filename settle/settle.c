@@ -39,24 +39,28 @@ static int store_fail(char *err, size_t err_len, const char *what, int rc)
 	return SETTLE_ERR_STORE;
 }
 
-int settle_db_open(struct settle_db **out, const char *path, char *err, size_t err_len)
+int settle_db_open(struct settle_db **out, const char *path, bool read_only, char *err, size_t err_len)
 {
 	struct settle_db *db = calloc(1, sizeof(*db));
 	MDB_txn *txn = NULL;
 	int rc;
 	if (!db)
 		return SETTLE_ERR_NOMEM;
-	if (mkdir(path, 0755) != 0 && errno != EEXIST) {
+	if (!read_only && mkdir(path, 0755) != 0 && errno != EEXIST) {
 		snprintf(err, err_len, "%s: %s", path, strerror(errno));
 		free(db);
 		return SETTLE_ERR_STORE;
 	}
-	if ((rc = mdb_env_create(&db->env)) != 0 || (rc = mdb_env_set_maxdbs(db->env, 4)) != 0 ||
-	    (rc = mdb_env_set_mapsize(db->env, (size_t)1 << 30)) != 0 || (rc = mdb_env_open(db->env, path, 0, 0644)) != 0 ||
-	    (rc = mdb_txn_begin(db->env, NULL, 0, &txn)) != 0 ||
-	    (rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &db->meta)) != 0 ||
-	    (rc = mdb_dbi_open(txn, "rounds", MDB_CREATE, &db->rounds)) != 0 ||
-	    (rc = mdb_dbi_open(txn, "batches", MDB_CREATE, &db->batches)) != 0 || (rc = mdb_txn_commit(txn)) != 0) {
+	unsigned create = read_only ? 0 : MDB_CREATE;
+	if ((rc = mdb_env_create(&db->env)) != 0 || (rc = mdb_env_set_maxdbs(db->env, 8)) != 0 ||
+	    (rc = mdb_env_set_mapsize(db->env, (size_t)1 << 30)) != 0 ||
+	    (rc = mdb_env_open(db->env, path, read_only ? MDB_RDONLY : 0, 0644)) != 0 ||
+	    (rc = mdb_txn_begin(db->env, NULL, read_only ? MDB_RDONLY : 0, &txn)) != 0 ||
+	    (rc = mdb_dbi_open(txn, "meta", create, &db->meta)) != 0 ||
+	    (rc = mdb_dbi_open(txn, "rounds", create, &db->rounds)) != 0 ||
+	    (rc = mdb_dbi_open(txn, "batches", create, &db->batches)) != 0 ||
+	    (rc = mdb_dbi_open(txn, "deny", create, &db->deny)) != 0 ||
+	    (rc = mdb_dbi_open(txn, "denylog", create, &db->denylog)) != 0 || (rc = mdb_txn_commit(txn)) != 0) {
 		if (txn && rc != 0)
 			mdb_txn_abort(txn);
 		snprintf(err, err_len, "settle store %s: %s", path, mdb_strerror(rc));
@@ -332,4 +336,59 @@ int settle_batch_get(struct settle_db *db, const char *id, struct batch *b, char
 		return SETTLE_ERR_INVALID;
 	}
 	return rc == 0 ? 0 : store_fail(err, err_len, "batch", rc);
+}
+
+uint32_t settle_day_add(uint32_t day, unsigned n)
+{
+	struct tm tm = {.tm_year = (int)(day / 10000) - 1900, .tm_mon = (int)(day / 100 % 100) - 1,
+			.tm_mday = (int)(day % 100) + (int)n, .tm_hour = 12};
+	timegm(&tm); /* normalises */
+	return (uint32_t)((tm.tm_year + 1900) * 10000 + (tm.tm_mon + 1) * 100 + tm.tm_mday);
+}
+
+int settle_resend(struct settle_ctx *c, const char *id, FILE *out, char *err, size_t err_len)
+{
+	struct batch b;
+	struct round *rounds;
+	unsigned n;
+	int rc = settle_batch_get(c->db, id, &b, err, err_len);
+	if (rc == 0)
+		rc = settle_rounds(c->db, b.day, &rounds, &n, err, err_len);
+	if (rc != 0)
+		return rc;
+	struct round rd = {0};
+	for (unsigned i = 0; i < n; i++)
+		if (rounds[i].round == b.round)
+			rd = rounds[i];
+	free(rounds);
+	if (rd.day != b.day) {
+		snprintf(err, err_len, "batch %s: its round %u is not recorded", id, b.round);
+		return SETTLE_ERR_STORE;
+	}
+	/* the round's files again, from the same legs and date: the same bytes */
+	struct batch *bs = NULL;
+	unsigned nb = 0;
+	if ((rc = settle_build_round(c, &rd, false, &bs, &nb, err, err_len)) != 0)
+		return rc;
+	const struct batch *again = NULL;
+	for (unsigned i = 0; i < nb; i++)
+		if (strcmp(bs[i].id, id) == 0)
+			again = &bs[i];
+	if (!again || memcmp(again->sha256, b.sha256, 32) != 0) {
+		free(bs);
+		snprintf(err, err_len, "batch %s: written again, its file differs from the one recorded", id);
+		return SETTLE_ERR_MISMATCH;
+	}
+	free(bs);
+	if (b.state < BATCH_SENT) {
+		MDB_txn *txn;
+		b.state = BATCH_SENT;
+		MDB_val k = {.mv_size = strlen(b.id), .mv_data = b.id}, v = {.mv_size = sizeof(b), .mv_data = &b};
+		if ((rc = mdb_txn_begin(c->db->env, NULL, 0, &txn)) != 0 || (rc = mdb_put(txn, c->db->batches, &k, &v, 0)) != 0 ||
+		    (rc = mdb_txn_commit(txn)) != 0)
+			return store_fail(err, err_len, "batch state", rc);
+	}
+	fprintf(out, "batch %s: %s/%s/%s written again, identical to the recorded file; state %s\n", id, c->outbox, b.party,
+		b.file, b.state == BATCH_SENT ? "sent" : b.state == BATCH_ACKNOWLEDGED ? "acknowledged" : "settled");
+	return 0;
 }

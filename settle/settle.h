@@ -61,8 +61,9 @@ int settle_parties_load(struct settle_parties *p, const char *path, char *err, s
 const struct settle_party *settle_operator(const struct settle_parties *p, uint16_t operator_id);
 
 struct settle_db;
-/* Open (creating) the settle store. Returns 0 or SETTLE_ERR_STORE. */
-int settle_db_open(struct settle_db **out, const char *path, char *err, size_t err_len);
+/* Open the settle store: created if missing, or read only (the gateway reads the deny list).
+ * Returns 0 or SETTLE_ERR_STORE. */
+int settle_db_open(struct settle_db **out, const char *path, bool read_only, char *err, size_t err_len);
 void settle_db_close(struct settle_db *db);
 
 struct fare_db;
@@ -78,6 +79,8 @@ struct settle_ctx {
 	const char *outbox; /* one folder per counterparty below it */
 	const char *parties_path; /* for error messages */
 	bool quiet;         /* no progress lines on stderr */
+	int64_t write_off_fen; /* declined charges up to this are written off to the operators */
+	unsigned retry_count, retry_days; /* debt recovery: retries, days apart */
 };
 
 struct settle_close_stats {
@@ -103,5 +106,34 @@ int settle_status(struct settle_ctx *c, FILE *out, char *err, size_t err_len);
  * another SETTLE_ERR_*.
  */
 int settle_reconcile(struct settle_ctx *c, uint32_t day, FILE *out, char *err, size_t err_len);
+
+/*
+ * Read a counterparty's answer: an acquirer's or QR platform's response to a
+ * charge batch (CSV), or the payout bank's pain.002 status report. Declines
+ * update the deny list. Prints what happened. Returns 0; SETTLE_ERR_INVALID
+ * (the file: file, line and why in err); SETTLE_ERR_MISMATCH (payments
+ * rejected: printed); another SETTLE_ERR_*.
+ */
+int settle_ingest(struct settle_ctx *c, const char *path, FILE *out, char *err, size_t err_len);
+/*
+ * Write the files of a batch's round again (the same bytes: the same legs
+ * and date), check the batch's against the recorded digest, and mark the
+ * batch sent. Returns 0, SETTLE_ERR_INVALID (no such batch), SETTLE_ERR_*.
+ */
+int settle_resend(struct settle_ctx *c, const char *id, FILE *out, char *err, size_t err_len);
+/* Print the deny list. */
+int settle_deny_print(struct settle_ctx *c, FILE *out, char *err, size_t err_len);
+
+/* One change of the deny list (docs/PROTOCOL.md: validators fetch them). */
+struct deny_change {
+	uint64_t token;
+	uint8_t medium;  /* 2 QuickPass, 3 QR (the wire's medium) */
+	uint8_t added;   /* 1 added, 0 removed */
+	uint8_t pad[6];
+};
+typedef int (*settle_deny_fn)(void *arg, uint32_t version, const struct deny_change *ch);
+/* The changes after version `since`, oldest first (fn returning non-zero stops), and the current version. */
+int settle_deny_changes(struct settle_db *db, uint32_t since, settle_deny_fn fn, void *arg, uint32_t *version,
+			char *err, size_t err_len);
 
 #endif

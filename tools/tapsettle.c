@@ -7,6 +7,9 @@
  *                                  anything is new; otherwise nothing is written)
  *   tapsettle status               rounds and batches
  *   tapsettle reconcile --day D    recompute the day; exit 3 on any mismatch
+ *   tapsettle ingest-response FILE a counterparty's answer: declines go on the deny list
+ *   tapsettle resend --batch ID    write a batch's file again, identical, and mark it sent
+ *   tapsettle deny                 the deny list
  *
  * A separate process from the gateway: it reads the gateway's store with
  * short read transactions while the gateway runs. Settings come from
@@ -46,6 +49,9 @@ static void usage(FILE *f)
 		   "  close --day YYYYMMDD       rate through the day and close it (batches and files)\n"
 		   "  status                     rounds and batches, with their files\n"
 		   "  reconcile --day YYYYMMDD   recompute the day from the log, the legs and the files\n"
+		   "  ingest-response FILE       an acquirer's response (CSV) or the bank's pain.002: deny list, states\n"
+		   "  resend --batch ID          write a batch's file again (identical) and mark it sent\n"
+		   "  deny                       print the deny list\n"
 		   "Settings: [store], [fares], [settle] of CONFIG (default config/tapgate.conf).\n");
 }
 
@@ -97,13 +103,15 @@ static int open_all(struct app *a, bool rate)
 		return EXIT_SYSTEM;
 	}
 	if (fare_db_open(&a->rated, a->cfg.fares_rated_path, false, err, sizeof(err)) != 0 ||
-	    settle_db_open(&a->db, a->cfg.settle_path, err, sizeof(err)) != 0) {
+	    settle_db_open(&a->db, a->cfg.settle_path, false, err, sizeof(err)) != 0) {
 		fprintf(stderr, "tapsettle: %s\n", err);
 		return EXIT_SYSTEM;
 	}
 	a->ctx = (struct settle_ctx){.db = a->db, .rated = a->rated, .log = a->log, .clk = &a->clk,
 				     .parties = &a->parties, .outbox = a->cfg.settle_outbox,
-				     .parties_path = a->cfg.settle_counterparties};
+				     .parties_path = a->cfg.settle_counterparties,
+				     .write_off_fen = a->cfg.settle_write_off_fen, .retry_count = a->cfg.settle_retry_count,
+				     .retry_days = a->cfg.settle_retry_days};
 	return 0;
 }
 
@@ -272,6 +280,35 @@ int main(int argc, char **argv)
 				fprintf(stderr, "tapsettle: reconcile %u: %s\n", day, rerr);
 				rc = r == SETTLE_ERR_INVALID ? EXIT_INPUT : EXIT_SYSTEM;
 			}
+		}
+	} else if (strcmp(cmd, "ingest-response") == 0) {
+		if (sub_argc != 2) {
+			usage(stderr);
+			rc = EXIT_USAGE;
+		} else if ((rc = open_all(&a, false)) == 0) {
+			int r = settle_ingest(&a.ctx, sub_argv[1], stdout, err, sizeof(err));
+			if (r == SETTLE_ERR_MISMATCH)
+				rc = EXIT_MISMATCH;
+			else if (r != 0) {
+				fprintf(stderr, "tapsettle: %s\n", err);
+				rc = r == SETTLE_ERR_INVALID ? EXIT_INPUT : EXIT_SYSTEM;
+			}
+		}
+	} else if (strcmp(cmd, "resend") == 0) {
+		if (sub_argc != 3 || strcmp(sub_argv[1], "--batch") != 0) {
+			usage(stderr);
+			rc = EXIT_USAGE;
+		} else if ((rc = open_all(&a, false)) == 0) {
+			int r = settle_resend(&a.ctx, sub_argv[2], stdout, err, sizeof(err));
+			if (r != 0) {
+				fprintf(stderr, "tapsettle: %s\n", err);
+				rc = r == SETTLE_ERR_INVALID ? EXIT_INPUT : EXIT_SYSTEM;
+			}
+		}
+	} else if (strcmp(cmd, "deny") == 0) {
+		if ((rc = open_all(&a, false)) == 0 && settle_deny_print(&a.ctx, stdout, err, sizeof(err)) != 0) {
+			fprintf(stderr, "tapsettle: %s\n", err);
+			rc = EXIT_SYSTEM;
 		}
 	} else {
 		fprintf(stderr, "tapsettle: unknown command '%s'\n", cmd);

@@ -1,0 +1,411 @@
+/*
+ * respond.c - what counterparties answer, and the deny list.
+ *
+ * `tapsettle ingest-response FILE` reads either
+ *   - an acquirer's (or the QR platform's) response to a charge batch: CSV,
+ *     H,BATCH_ID,CREATED,PARTY / R,ITEM_NO,TOKEN,AMOUNT_FEN,A|D,REASON / T,COUNT,APPROVED_FEN,DECLINED_FEN
+ *     (docs/SETTLEMENT.md section 5); every R must match the batch's item;
+ *   - or the payout bank's pain.002.001.11 status report on a pain.001.
+ * A declined charge puts the token on the deny list with what it owes and
+ * schedules debt-recovery retries; a declined amount up to the first-ride
+ * risk threshold is written off to the operator instead (reported). An
+ * approval takes the token off the list. The list is versioned: every
+ * change gets the next version number, kept in a change log the gateway
+ * reads to tell validators (docs/PROTOCOL.md).
+ */
+#include "settle/internal.h"
+
+#include <errno.h>
+#include <libxml/parser.h>
+#include <libxml/tree.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int store_fail(char *err, size_t err_len, const char *what, int rc)
+{
+	snprintf(err, err_len, "settle store: %s: %s", what, mdb_strerror(rc));
+	return SETTLE_ERR_STORE;
+}
+
+static void deny_key(uint8_t k[9], uint8_t medium, uint64_t token)
+{
+	k[0] = medium;
+	for (int i = 0; i < 8; i++)
+		k[1 + i] = (uint8_t)(token >> (56 - 8 * i));
+}
+
+static uint32_t get_version(struct settle_db *db, MDB_txn *txn)
+{
+	MDB_val k = {.mv_size = 7, .mv_data = "denyver"}, v;
+	uint32_t ver = 0;
+	if (mdb_get(txn, db->meta, &k, &v) == 0 && v.mv_size == 4)
+		memcpy(&ver, v.mv_data, 4);
+	return ver;
+}
+
+/* One change of the list: the next version, logged. */
+static int log_change(struct settle_db *db, MDB_txn *txn, uint8_t medium, uint64_t token, bool added)
+{
+	uint32_t ver = get_version(db, txn) + 1;
+	uint8_t vk[4] = {(uint8_t)(ver >> 24), (uint8_t)(ver >> 16), (uint8_t)(ver >> 8), (uint8_t)ver};
+	struct deny_change ch = {.token = token, .medium = medium, .added = added};
+	MDB_val k = {.mv_size = 4, .mv_data = vk}, v = {.mv_size = sizeof(ch), .mv_data = &ch};
+	MDB_val mk = {.mv_size = 7, .mv_data = "denyver"}, mv = {.mv_size = 4, .mv_data = &ver};
+	int rc = mdb_put(txn, db->denylog, &k, &v, 0);
+	return rc ? rc : mdb_put(txn, db->meta, &mk, &mv, 0);
+}
+
+int settle_deny_add(struct settle_db *db, MDB_txn *txn, const struct deny_entry *e)
+{
+	uint8_t key[9];
+	deny_key(key, e->medium, e->token);
+	MDB_val k = {.mv_size = 9, .mv_data = key}, v;
+	bool had = mdb_get(txn, db->deny, &k, &v) == 0;
+	struct deny_entry merged = *e;
+	if (had && v.mv_size == sizeof(merged)) { /* owes more: add it up, keep the first decline */
+		struct deny_entry old;
+		memcpy(&old, v.mv_data, sizeof(old));
+		merged.owed_fen += old.owed_fen;
+		merged.declined_day = old.declined_day;
+	}
+	v = (MDB_val){.mv_size = sizeof(merged), .mv_data = &merged};
+	int rc = mdb_put(txn, db->deny, &k, &v, 0);
+	return rc || had ? rc : log_change(db, txn, e->medium, e->token, true);
+}
+
+int settle_deny_remove(struct settle_db *db, MDB_txn *txn, uint8_t medium, uint64_t token, bool *was)
+{
+	uint8_t key[9];
+	deny_key(key, medium, token);
+	MDB_val k = {.mv_size = 9, .mv_data = key};
+	int rc = mdb_del(txn, db->deny, &k, NULL);
+	*was = rc == 0;
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	return rc ? rc : log_change(db, txn, medium, token, false);
+}
+
+int settle_deny_changes(struct settle_db *db, uint32_t since, settle_deny_fn fn, void *arg, uint32_t *version,
+			char *err, size_t err_len)
+{
+	MDB_txn *txn;
+	MDB_cursor *c;
+	uint8_t vk[4] = {(uint8_t)((since + 1) >> 24), (uint8_t)((since + 1) >> 16), (uint8_t)((since + 1) >> 8),
+			 (uint8_t)(since + 1)};
+	MDB_val k = {.mv_size = 4, .mv_data = vk}, v;
+	int rc = mdb_txn_begin(db->env, NULL, MDB_RDONLY, &txn);
+	if (rc != 0)
+		return store_fail(err, err_len, "begin", rc);
+	*version = get_version(db, txn);
+	if ((rc = mdb_cursor_open(txn, db->denylog, &c)) == 0) {
+		int stop = 0;
+		for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); rc == 0 && !stop;
+		     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+			struct deny_change ch;
+			const uint8_t *p = k.mv_data;
+			if (v.mv_size != sizeof(ch))
+				continue;
+			memcpy(&ch, v.mv_data, sizeof(ch));
+			stop = fn(arg, (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3], &ch);
+		}
+		mdb_cursor_close(c);
+	}
+	mdb_txn_abort(txn);
+	return rc == 0 || rc == MDB_NOTFOUND ? 0 : store_fail(err, err_len, "deny list", rc);
+}
+
+static int put_batch(struct settle_db *db, MDB_txn *txn, const struct batch *b)
+{
+	MDB_val k = {.mv_size = strlen(b->id), .mv_data = (void *)b->id};
+	MDB_val v = {.mv_size = sizeof(*b), .mv_data = (void *)b};
+	return mdb_put(txn, db->batches, &k, &v, 0);
+}
+
+/* --- the acquirer's response */
+
+struct item {
+	uint64_t token;
+	int64_t amount; /* signed: D > 0 */
+};
+
+/* The D records of a charge batch file: item_no -> token, amount. */
+static int batch_items(struct settle_ctx *c, const struct batch *b, struct item **out, size_t *n, char *err,
+		       size_t err_len)
+{
+	char path[900];
+	size_t len;
+	snprintf(path, sizeof(path), "%s/%s/%s", c->outbox, b->party, b->file);
+	char *data = read_whole(path, &len);
+	if (!data) {
+		snprintf(err, err_len, "%s: %s (tapsettle resend --batch %s writes it again)", path, strerror(errno), b->id);
+		return SETTLE_ERR_IO;
+	}
+	*out = calloc(b->items + 1, sizeof(**out));
+	*n = 0;
+	for (char *save = NULL, *line = strtok_r(data, "\n", &save); line && *out; line = strtok_r(NULL, "\n", &save)) {
+		unsigned long long no, token, amount;
+		char dc;
+		/* D,ITEM_NO,TOKEN,LEGS,FIRST,LAST,AMOUNT,DC */
+		if (line[0] != 'D')
+			continue;
+		char *last = strrchr(line, ','), *prev;
+		if (!last)
+			continue;
+		dc = last[1];
+		*last = 0;
+		prev = strrchr(line, ',');
+		amount = prev ? strtoull(prev + 1, NULL, 10) : 0;
+		if (sscanf(line, "D,%llu,%llu,", &no, &token) != 2 || no != *n + 1 || no > b->items)
+			continue;
+		(*out)[(*n)++] = (struct item){.token = token, .amount = dc == 'C' ? -(int64_t)amount : (int64_t)amount};
+	}
+	free(data);
+	if (!*out)
+		return SETTLE_ERR_NOMEM;
+	if (*n != b->items) {
+		snprintf(err, err_len, "%s: %zu items, the batch has %llu", path, *n, (unsigned long long)b->items);
+		free(*out);
+		return SETTLE_ERR_MISMATCH;
+	}
+	return 0;
+}
+
+static int ingest_charges(struct settle_ctx *c, const char *path, char *data, FILE *out, char *err, size_t err_len)
+{
+	char *save = NULL, *line = strtok_r(data, "\n", &save);
+	char id[BATCH_ID_MAX] = "";
+	unsigned lineno = 1;
+	if (!line || sscanf(line, "H,%127[^,],", id) != 1) {
+		snprintf(err, err_len, "%s:1: expected the header record H,BATCH_ID,CREATED,PARTY", path);
+		return SETTLE_ERR_INVALID;
+	}
+	struct batch b;
+	int rc = settle_batch_get(c->db, id, &b, err, err_len);
+	if (rc != 0)
+		return rc;
+	if (b.state == BATCH_SETTLED) {
+		snprintf(err, err_len, "%s:1: batch %s is settled already: a response was ingested for it", path, id);
+		return SETTLE_ERR_INVALID;
+	}
+	uint8_t medium = strncmp(b.party, "acquirer-", 9) == 0 ? 2 : strncmp(b.party, "qr-", 3) == 0 ? 3 : 0;
+	if (!medium) {
+		snprintf(err, err_len, "%s:1: batch %s is not a charge batch (acquirer or QR platform)", path, id);
+		return SETTLE_ERR_INVALID;
+	}
+	struct item *items;
+	size_t n;
+	if ((rc = batch_items(c, &b, &items, &n, err, err_len)) != 0)
+		return rc;
+	MDB_txn *txn;
+	if ((rc = mdb_txn_begin(c->db->env, NULL, 0, &txn)) != 0) {
+		free(items);
+		return store_fail(err, err_len, "begin", rc);
+	}
+	uint64_t seen = 0, approved = 0, declined = 0, listed = 0, cleared = 0, written_off = 0;
+	int64_t approved_fen = 0, declined_fen = 0, written_off_fen = 0;
+	bool trailer = false;
+	for (line = strtok_r(NULL, "\n", &save); line && rc == 0; line = strtok_r(NULL, "\n", &save)) {
+		lineno++;
+		unsigned long long no, token, amount, t_count, t_app, t_dec;
+		char ad, reason[33] = "";
+		if (line[0] == 'T') {
+			if (sscanf(line, "T,%llu,%llu,%llu", &t_count, &t_app, &t_dec) != 3 || t_count != seen ||
+			    (int64_t)t_app != approved_fen || (int64_t)t_dec != declined_fen) {
+				snprintf(err, err_len, "%s:%u: trailer does not match the records (%llu, %lld, %lld)", path,
+					 lineno, (unsigned long long)seen, (long long)approved_fen, (long long)declined_fen);
+				rc = SETTLE_ERR_INVALID;
+			}
+			trailer = true;
+			break;
+		}
+		if (sscanf(line, "R,%llu,%llu,%llu,%c,%32[^,\r]", &no, &token, &amount, &ad, reason) < 4 ||
+		    (ad != 'A' && ad != 'D')) {
+			snprintf(err, err_len, "%s:%u: expected R,ITEM_NO,TOKEN,AMOUNT_FEN,A|D,REASON", path, lineno);
+			rc = SETTLE_ERR_INVALID;
+			break;
+		}
+		if (no < 1 || no > n || items[no - 1].token != token || (uint64_t)llabs(items[no - 1].amount) != amount) {
+			snprintf(err, err_len, "%s:%u: item %llu is not token %llu, %llu fen in batch %s", path, lineno, no,
+				 token, amount, id);
+			rc = SETTLE_ERR_INVALID;
+			break;
+		}
+		seen++;
+		if (ad == 'A') {
+			bool was;
+			approved++;
+			approved_fen += (int64_t)amount;
+			if ((rc = settle_deny_remove(c->db, txn, medium, token, &was)) == 0 && was) {
+				cleared++;
+				fprintf(out, "approved: %s:%llu is off the deny list\n", medium == 2 ? "quickpass" : "qr", token);
+			}
+			continue;
+		}
+		declined++;
+		declined_fen += (int64_t)amount;
+		if (items[no - 1].amount <= 0)
+			continue; /* a declined refund: nothing is owed by the rider */
+		if ((int64_t)amount <= c->write_off_fen) {
+			written_off++;
+			written_off_fen += (int64_t)amount;
+			fprintf(out, "written off to the operators: %s:%llu, %llu fen (%s), at or under the first-ride risk of %lld fen\n",
+				medium == 2 ? "quickpass" : "qr", token, amount, reason, (long long)c->write_off_fen);
+			continue;
+		}
+		struct deny_entry e = {.medium = medium, .token = token, .owed_fen = (int64_t)amount,
+				       .declined_day = b.day, .retries_left = (uint16_t)c->retry_count,
+				       .next_retry_day = settle_day_add(b.day, c->retry_days)};
+		snprintf(e.reason, sizeof(e.reason), "%s", reason);
+		snprintf(e.batch, sizeof(e.batch), "%s", id);
+		if ((rc = settle_deny_add(c->db, txn, &e)) == 0) {
+			listed++;
+			fprintf(out, "declined: %s:%llu owes %llu fen (%s): deny-listed, %u recovery retries from %u\n",
+				medium == 2 ? "quickpass" : "qr", token, amount, reason, c->retry_count, e.next_retry_day);
+		}
+	}
+	if (rc == 0 && !trailer) {
+		snprintf(err, err_len, "%s: no trailer record T,COUNT,APPROVED_FEN,DECLINED_FEN", path);
+		rc = SETTLE_ERR_INVALID;
+	}
+	if (rc == 0 && seen != n) {
+		snprintf(err, err_len, "%s: answers %llu of the batch's %zu items", path, (unsigned long long)seen, n);
+		rc = SETTLE_ERR_INVALID;
+	}
+	if (rc == 0) {
+		b.state = declined ? BATCH_ACKNOWLEDGED : BATCH_SETTLED;
+		rc = put_batch(c->db, txn, &b);
+	}
+	free(items);
+	if (rc > 0)
+		rc = store_fail(err, err_len, "deny list", rc);
+	if (rc != 0) {
+		mdb_txn_abort(txn);
+		return rc;
+	}
+	uint32_t ver = get_version(c->db, txn);
+	if ((rc = mdb_txn_commit(txn)) != 0)
+		return store_fail(err, err_len, "commit", rc);
+	fprintf(out, "batch %s %s: %llu approved (%lld fen), %llu declined (%lld fen): %llu deny-listed, %llu written off "
+		     "(%lld fen), %llu taken off the list; deny list version %u\n",
+		id, declined ? "acknowledged" : "settled", (unsigned long long)approved, (long long)approved_fen,
+		(unsigned long long)declined, (long long)declined_fen, (unsigned long long)listed,
+		(unsigned long long)written_off, (long long)written_off_fen, (unsigned long long)cleared, ver);
+	return 0;
+}
+
+/* --- the payout bank's pain.002 */
+
+static xmlNode *child(xmlNode *n, const char *name)
+{
+	for (xmlNode *c = n ? n->children : NULL; c; c = c->next)
+		if (c->type == XML_ELEMENT_NODE && strcmp((const char *)c->name, name) == 0)
+			return c;
+	return NULL;
+}
+
+static void text(xmlNode *n, char *out, size_t cap)
+{
+	xmlChar *t = n ? xmlNodeGetContent(n) : NULL;
+	snprintf(out, cap, "%s", t ? (const char *)t : "");
+	xmlFree(t);
+}
+
+static int ingest_pain002(struct settle_ctx *c, const char *path, const char *data, size_t len, FILE *out, char *err,
+			  size_t err_len)
+{
+	xmlDoc *doc = xmlReadMemory(data, (int)len, path, NULL, XML_PARSE_NONET | XML_PARSE_NOERROR);
+	xmlNode *rpt = doc ? child(xmlDocGetRootElement(doc), "CstmrPmtStsRpt") : NULL;
+	xmlNode *grp = child(rpt, "OrgnlGrpInfAndSts");
+	char msg[64], sts[16], id[BATCH_ID_MAX];
+	unsigned day, round;
+	int rc = 0;
+	text(child(grp, "OrgnlMsgId"), msg, sizeof(msg));
+	text(child(grp, "GrpSts"), sts, sizeof(sts));
+	if (!grp || sscanf(msg, "TG%8u%2uPAYOUT", &day, &round) != 2) {
+		snprintf(err, err_len, "%s: not a pain.002 status report on a tapgate payout (OrgnlMsgId \"%s\")", path, msg);
+		xmlFreeDoc(doc);
+		return SETTLE_ERR_INVALID;
+	}
+	snprintf(id, sizeof(id), "%u-%02u-payout-%s", day, round, c->parties->payout_bank);
+	struct batch b;
+	if ((rc = settle_batch_get(c->db, id, &b, err, err_len)) != 0) {
+		xmlFreeDoc(doc);
+		return rc;
+	}
+	unsigned rejected = 0, accepted = 0;
+	for (xmlNode *pmt = rpt->children; pmt; pmt = pmt->next) {
+		if (pmt->type != XML_ELEMENT_NODE || strcmp((const char *)pmt->name, "OrgnlPmtInfAndSts") != 0)
+			continue;
+		for (xmlNode *tx = pmt->children; tx; tx = tx->next) {
+			if (tx->type != XML_ELEMENT_NODE || strcmp((const char *)tx->name, "TxInfAndSts") != 0)
+				continue;
+			char e2e[64], txsts[16], reason[64];
+			text(child(tx, "OrgnlEndToEndId"), e2e, sizeof(e2e));
+			text(child(tx, "TxSts"), txsts, sizeof(txsts));
+			text(child(child(child(tx, "StsRsnInf"), "Rsn"), "Cd"), reason, sizeof(reason));
+			if (strcmp(txsts, "RJCT") == 0) {
+				rejected++;
+				fprintf(out, "rejected payment %s (%s): pay it again by hand or correct the operator's account\n", e2e,
+					reason[0] ? reason : "no reason given");
+			} else {
+				accepted++;
+			}
+		}
+	}
+	xmlFreeDoc(doc);
+	bool settled = strcmp(sts, "ACSC") == 0 && rejected == 0;
+	bool bad = strcmp(sts, "RJCT") == 0;
+	b.state = settled ? BATCH_SETTLED : bad ? BATCH_CLOSED : BATCH_ACKNOWLEDGED;
+	MDB_txn *txn;
+	if ((rc = mdb_txn_begin(c->db->env, NULL, 0, &txn)) != 0 || (rc = put_batch(c->db, txn, &b)) != 0 ||
+	    (rc = mdb_txn_commit(txn)) != 0)
+		return store_fail(err, err_len, "batch state", rc);
+	fprintf(out, "batch %s: bank status %s, %u payments accepted, %u rejected: %s\n", id, sts[0] ? sts : "(none)",
+		accepted, rejected, settled ? "settled" : bad ? "rejected whole, still closed" : "acknowledged");
+	return rejected || bad ? SETTLE_ERR_MISMATCH : 0;
+}
+
+int settle_ingest(struct settle_ctx *c, const char *path, FILE *out, char *err, size_t err_len)
+{
+	size_t len;
+	char *data = read_whole(path, &len);
+	if (!data) {
+		snprintf(err, err_len, "%s: %s", path, strerror(errno));
+		return SETTLE_ERR_INVALID;
+	}
+	int rc;
+	const char *p = data;
+	while (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t')
+		p++;
+	if (*p == '<')
+		rc = ingest_pain002(c, path, data, len, out, err, err_len);
+	else
+		rc = ingest_charges(c, path, data, out, err, err_len);
+	free(data);
+	return rc;
+}
+
+int settle_deny_print(struct settle_ctx *c, FILE *out, char *err, size_t err_len)
+{
+	MDB_txn *txn;
+	MDB_cursor *cur;
+	MDB_val k, v;
+	int rc = mdb_txn_begin(c->db->env, NULL, MDB_RDONLY, &txn);
+	if (rc != 0)
+		return store_fail(err, err_len, "begin", rc);
+	fprintf(out, "deny list version %u\n", get_version(c->db, txn));
+	if ((rc = mdb_cursor_open(txn, c->db->deny, &cur)) == 0) {
+		while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
+			struct deny_entry e;
+			if (v.mv_size != sizeof(e))
+				continue;
+			memcpy(&e, v.mv_data, sizeof(e));
+			fprintf(out, "denied %s:%llu owes=%lld declined=%u reason=%s batch=%s retries_left=%u next_retry=%u\n",
+				e.medium == 2 ? "quickpass" : e.medium == 3 ? "qr" : "epurse", (unsigned long long)e.token,
+				(long long)e.owed_fen, e.declined_day, e.reason, e.batch, e.retries_left, e.next_retry_day);
+		}
+		mdb_cursor_close(cur);
+	}
+	mdb_txn_abort(txn);
+	return rc == MDB_NOTFOUND || rc == 0 ? 0 : store_fail(err, err_len, "deny list", rc);
+}
