@@ -30,6 +30,13 @@ struct st_env;
 #define FP_VERSION 1u
 #define FP_TYPE_FRAME 1u
 #define FP_TYPE_ACK 2u
+#define FP_TYPE_DENY_REQUEST 3u /* a validator asks for the deny list's changes */
+#define FP_TYPE_DENY_REPLY 4u   /* the gateway answers with them */
+#define FP_DENY_REQUEST_BYTES 72u  /* 40-byte header + MAC */
+#define FP_DENY_ENTRY_BYTES 10u    /* medium, added, token */
+#define FP_DENY_ENTRIES_MAX 12u    /* per reply: it fits an acknowledgement's buffer */
+#define FP_DENY_MORE 1u            /* reply flags: more changes follow, ask again */
+#define FP_DENY_RESET 2u           /* the list restarted: drop yours, these changes start it */
 
 #define FP_FRAME_BYTES_MAX 1400u  /* one datagram, no IP fragmentation */
 #define FP_FRAME_HEADER_BYTES 40u
@@ -237,6 +244,40 @@ int fp_ack_encode(const struct fp_ack_header *hdr, const struct fp_tap_status *s
 int fp_ack_decode(const uint8_t *buf, size_t len, const uint8_t key[FP_KEY_BYTES],
 		  struct fp_ack_header *hdr, struct fp_tap_status statuses[FP_TAPS_PER_FRAME_MAX]);
 
+/* The deny list (docs/PROTOCOL.md section 12): tokens validators must refuse. */
+struct fp_deny_request {
+	uint32_t validator_id;
+	uint16_t key_id;
+	uint64_t request_seq;   /* any: echoed in the reply */
+	uint64_t send_time_us;
+	uint32_t since_version; /* the version the validator holds (0: none) */
+};
+
+struct fp_deny_entry {
+	uint8_t medium; /* 2 QuickPass, 3 QR */
+	uint8_t added;  /* 1 refuse it from now on, 0 accept it again */
+	uint64_t token; /* the account token */
+};
+
+struct fp_deny_reply {
+	uint32_t validator_id;
+	uint16_t key_id;
+	uint8_t count; /* entries, 0 .. FP_DENY_ENTRIES_MAX */
+	uint8_t flags; /* FP_DENY_MORE, FP_DENY_RESET */
+	uint64_t request_seq;
+	uint64_t gateway_time_us;
+	uint32_t version; /* the version the validator holds after applying the entries */
+	struct fp_deny_entry entries[FP_DENY_ENTRIES_MAX];
+};
+
+/* Encode with the validator's key. Returns the length, or FP_ERR_NOSPACE. */
+int fp_deny_request_encode(const struct fp_deny_request *r, const uint8_t key[FP_KEY_BYTES], uint8_t *out, size_t cap);
+/* Parse a request's fields (the caller verifies the MAC with the validator's key). Returns 0 or FP_ERR_*. */
+int fp_deny_request_parse(const uint8_t *buf, size_t len, struct fp_deny_request *r);
+int fp_deny_reply_encode(const struct fp_deny_reply *r, const uint8_t key[FP_KEY_BYTES], uint8_t *out, size_t cap);
+/* Decode and verify a reply. Returns 0, FP_ERR_MAC, or another FP_ERR_*. */
+int fp_deny_reply_decode(const uint8_t *buf, size_t len, const uint8_t key[FP_KEY_BYTES], struct fp_deny_reply *r);
+
 /* The validator id of an acknowledgement, before its MAC is checked (to pick the key). */
 int fp_ack_peek_validator(const uint8_t *buf, size_t len, uint32_t *validator_id, uint16_t *key_id);
 
@@ -396,6 +437,7 @@ struct fp_counters {
 	_Atomic uint64_t taps_rejected[FP_REASON_COUNT];
 	_Atomic uint64_t frames_dropped[FP_DROP_COUNT];
 	_Atomic uint64_t frames_acked;
+	_Atomic uint64_t deny_requests; /* deny-list requests answered */
 	_Atomic uint64_t acks_send_errors;
 	_Atomic uint64_t dedup_entries;
 	_Atomic uint64_t dedup_expired;
@@ -483,6 +525,18 @@ unsigned fp_ingest_burst(struct fp_pipeline *p, const struct fp_rx *rx, unsigned
 unsigned fp_ingest_acks_peek(struct fp_pipeline *p, const struct fp_ack_out **acks, unsigned max);
 /* Release the n oldest peeked acks (sent, or failed to send: counted). */
 void fp_ingest_acks_release(struct fp_pipeline *p, unsigned n);
+
+/*
+ * The deny list validators fetch (FP_TYPE_DENY_REQUEST). Changes come with
+ * consecutive versions from 1; the gateway's refresher appends each new one
+ * from another thread (the ingress reads them without locks). Returns 0, or
+ * FP_PIPE_ERR_OPTIONS (not the next version), FP_PIPE_ERR_NOMEM (the list
+ * is full: FP_DENY_CHANGES_MAX changes).
+ */
+#define FP_DENY_CHANGES_MAX (1u << 20)
+int fp_pipeline_deny_append(struct fp_pipeline *p, uint32_t version, const struct fp_deny_entry *e);
+/* The version acknowledgements carry: the number of changes appended. */
+uint32_t fp_pipeline_deny_version(const struct fp_pipeline *p);
 
 /* An fd that becomes readable (eventfd) when acks may be ready; read 8 bytes to clear. */
 int fp_pipeline_ack_eventfd(const struct fp_pipeline *p);

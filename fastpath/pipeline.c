@@ -73,6 +73,9 @@ struct fp_pipeline {
 	uint64_t peeked;
 	struct fp_dedup *dedup;
 	const struct fp_keys *keys;
+	/* deny list: entries below deny_count are written once, then only read */
+	_Alignas(64) _Atomic uint32_t deny_count;
+	struct fp_deny_entry *deny;
 	/* writer side */
 	_Alignas(64) uint64_t written;
 	uint64_t seq_next;           /* seq of the next tap appended in this txn */
@@ -192,6 +195,72 @@ static void tap_decide(struct fp_pipeline *p, struct fp_job *job, unsigned i, ui
 	abort();
 }
 
+/*
+ * A deny-list request: authenticated like a frame, answered with the changes
+ * after the validator's version. It goes through the ring as a job with no
+ * taps, so its reply leaves in order with the acknowledgements.
+ */
+static bool deny_one(struct fp_pipeline *p, const struct fp_rx *rx, uint64_t now_us, uint64_t mono_us,
+		     uint64_t produced)
+{
+	struct fp_job *job = &p->jobs[produced & p->mask];
+	struct fp_deny_request rq;
+	const uint8_t *key = NULL;
+	int err = fp_deny_request_parse(rx->data, rx->len, &rq);
+	if (err == 0)
+		key = fp_keys_find(p->keys, rq.validator_id, rq.key_id, &err);
+	if (err == 0)
+		err = fp_mac_verify(rx->data, rx->len, key);
+	if (err != 0) {
+		drop(p, drop_for_error(err));
+		return false;
+	}
+	uint32_t have = atomic_load_explicit(&p->deny_count, memory_order_acquire), since = rq.since_version;
+	struct fp_deny_reply rp = {.validator_id = rq.validator_id, .key_id = rq.key_id, .request_seq = rq.request_seq,
+				   .gateway_time_us = now_us};
+	if (since > have) { /* a list the gateway never had: start again */
+		rp.flags |= FP_DENY_RESET;
+		since = 0;
+	}
+	while (since + rp.count < have && rp.count < FP_DENY_ENTRIES_MAX) {
+		rp.entries[rp.count] = p->deny[since + rp.count];
+		rp.count++;
+	}
+	rp.version = since + rp.count;
+	if (rp.version < have)
+		rp.flags |= FP_DENY_MORE;
+	memset(&job->hdr, 0, sizeof(job->hdr));
+	job->hdr.validator_id = rq.validator_id;
+	job->hdr.key_id = rq.key_id;
+	job->frame_len = 0;
+	job->recv_time_us = now_us;
+	job->recv_mono_us = mono_us;
+	job->stored = job->duplicate = job->conflict = job->rejected = 0;
+	int len = fp_deny_reply_encode(&rp, key, job->ack.bytes, sizeof(job->ack.bytes));
+	assert(len > 0);
+	job->ack.len = (uint16_t)len;
+	job->ack.peer = rx->peer;
+	ctr_add(p->ctr->deny_requests, 1);
+	return true;
+}
+
+int fp_pipeline_deny_append(struct fp_pipeline *p, uint32_t version, const struct fp_deny_entry *e)
+{
+	uint32_t n = atomic_load_explicit(&p->deny_count, memory_order_relaxed);
+	if (version != n + 1)
+		return FP_PIPE_ERR_OPTIONS;
+	if (n == FP_DENY_CHANGES_MAX)
+		return FP_PIPE_ERR_NOMEM;
+	p->deny[n] = *e;
+	atomic_store_explicit(&p->deny_count, n + 1, memory_order_release);
+	return 0;
+}
+
+uint32_t fp_pipeline_deny_version(const struct fp_pipeline *p)
+{
+	return atomic_load_explicit(&p->deny_count, memory_order_acquire);
+}
+
 /* Authenticate one datagram and fill the job at the ring's head. Returns true if queued. */
 static bool ingest_one(struct fp_pipeline *p, const struct fp_rx *rx, uint64_t now_us,
 		       uint64_t mono_us, uint64_t produced)
@@ -229,6 +298,7 @@ static bool ingest_one(struct fp_pipeline *p, const struct fp_rx *rx, uint64_t n
 		.validator_id = job->hdr.validator_id, .key_id = job->hdr.key_id,
 		.tap_count = job->hdr.tap_count, .frame_seq = job->hdr.frame_seq,
 		.gateway_time_us = now_us,
+		.denylist_version = atomic_load_explicit(&p->deny_count, memory_order_acquire),
 	};
 	int len = fp_ack_encode(&ah, st, key, job->ack.bytes, sizeof(job->ack.bytes));
 	assert(len > 0);
@@ -246,11 +316,13 @@ unsigned fp_ingest_burst(struct fp_pipeline *p, const struct fp_rx *rx, unsigned
 
 	for (unsigned i = 0; i < n; i++) {
 		bytes += rx[i].len;
+		bool deny = rx[i].len >= 4 && rx[i].data[3] == FP_TYPE_DENY_REQUEST;
 		if (stopping) {
 			drop(p, FP_DROP_STOPPING);
 		} else if (produced - p->released >= p->mask + 1) {
 			drop(p, FP_DROP_RING_FULL);
-		} else if (ingest_one(p, &rx[i], now_us, mono_us, produced)) {
+		} else if (deny ? deny_one(p, &rx[i], now_us, mono_us, produced)
+				: ingest_one(p, &rx[i], now_us, mono_us, produced)) {
 			produced++;
 			queued++;
 		}
@@ -346,6 +418,8 @@ static struct validator_slot *validator_slot(struct fp_pipeline *p, uint32_t val
 
 static void validator_account(struct fp_pipeline *p, const struct fp_job *job)
 {
+	if (job->hdr.tap_count == 0)
+		return; /* a deny-list request: no frame of the validator's */
 	struct validator_slot *v = validator_slot(p, job->hdr.validator_id);
 	if (v->s.first_seen_us == 0)
 		v->s.first_seen_us = job->recv_time_us;
@@ -646,10 +720,12 @@ static int pipeline_alloc(struct fp_pipeline *p)
 	}
 	p->validators = calloc(VALIDATOR_SLOTS, sizeof(*p->validators));
 	p->validators_dirty = calloc(VALIDATOR_SLOTS, sizeof(*p->validators_dirty));
+	p->deny = calloc(FP_DENY_CHANGES_MAX, sizeof(*p->deny)); /* untouched pages cost nothing */
 	p->dedup = fp_dedup_create(p->opt.dedup_taps_max);
 	p->writer_efd = eventfd(0, EFD_CLOEXEC);
 	p->ack_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (!p->jobs || !p->validators || !p->validators_dirty || !p->dedup || p->writer_efd < 0 || p->ack_efd < 0)
+	if (!p->jobs || !p->validators || !p->validators_dirty || !p->deny || !p->dedup || p->writer_efd < 0 ||
+	    p->ack_efd < 0)
 		return FP_PIPE_ERR_NOMEM;
 	return 0;
 }
@@ -715,6 +791,7 @@ void fp_pipeline_destroy(struct fp_pipeline *p)
 	fp_dedup_free(p->dedup);
 	free(p->validators_dirty);
 	free(p->validators);
+	free(p->deny);
 	free(p->jobs);
 	free(p);
 }

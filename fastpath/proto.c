@@ -434,6 +434,20 @@ int fp_frame_parse(const uint8_t *buf, size_t len, struct fp_frame_header *hdr,
 
 /* ---------------------------------------------------------------- acks */
 
+/* The 32-byte header of the gateway's answers (acknowledgement, deny-list reply). */
+static void reply_header_put(uint8_t *out, uint8_t type, uint32_t validator_id, uint16_t key_id, uint8_t count,
+			     uint8_t flags, uint64_t seq, uint64_t time_us, uint32_t version)
+{
+	header_put(out, type);
+	put32(out + 4, validator_id);
+	put16(out + 8, key_id);
+	out[10] = count;
+	out[11] = flags;
+	put64(out + 12, seq);
+	put64(out + 20, time_us);
+	put32(out + 28, version);
+}
+
 int fp_ack_encode(const struct fp_ack_header *hdr, const struct fp_tap_status *statuses,
 		  const uint8_t key[FP_KEY_BYTES], uint8_t *out, size_t cap)
 {
@@ -442,14 +456,8 @@ int fp_ack_encode(const struct fp_ack_header *hdr, const struct fp_tap_status *s
 	size_t len = FP_ACK_HEADER_BYTES + 2u * hdr->tap_count;
 	if (cap < len + FP_MAC_BYTES)
 		return FP_ERR_NOSPACE;
-	header_put(out, FP_TYPE_ACK);
-	put32(out + 4, hdr->validator_id);
-	put16(out + 8, hdr->key_id);
-	out[10] = hdr->tap_count;
-	out[11] = hdr->flags;
-	put64(out + 12, hdr->frame_seq);
-	put64(out + 20, hdr->gateway_time_us);
-	put32(out + 28, hdr->denylist_version);
+	reply_header_put(out, FP_TYPE_ACK, hdr->validator_id, hdr->key_id, hdr->tap_count, hdr->flags, hdr->frame_seq,
+			 hdr->gateway_time_us, hdr->denylist_version);
 	for (unsigned i = 0; i < hdr->tap_count; i++) {
 		out[FP_ACK_HEADER_BYTES + 2 * i] = statuses[i].status;
 		out[FP_ACK_HEADER_BYTES + 2 * i + 1] = statuses[i].reason;
@@ -458,16 +466,23 @@ int fp_ack_encode(const struct fp_ack_header *hdr, const struct fp_tap_status *s
 	return (int)(len + FP_MAC_BYTES);
 }
 
-int fp_ack_peek_validator(const uint8_t *buf, size_t len, uint32_t *validator_id, uint16_t *key_id)
+/* The checks every gateway message starts with: length, magic, version, type. */
+static int message_check(const uint8_t *buf, size_t len, size_t min_len, uint8_t type)
 {
-	if (len < FP_ACK_HEADER_BYTES + FP_MAC_BYTES)
+	if (len < min_len)
 		return FP_ERR_TRUNCATED;
 	if (get16(buf) != FP_MAGIC)
 		return FP_ERR_MAGIC;
 	if (buf[2] != FP_VERSION)
 		return FP_ERR_VERSION;
-	if (buf[3] != FP_TYPE_ACK)
-		return FP_ERR_TYPE;
+	return buf[3] == type ? 0 : FP_ERR_TYPE;
+}
+
+int fp_ack_peek_validator(const uint8_t *buf, size_t len, uint32_t *validator_id, uint16_t *key_id)
+{
+	int rc = message_check(buf, len, FP_ACK_HEADER_BYTES + FP_MAC_BYTES, FP_TYPE_ACK);
+	if (rc != 0)
+		return rc;
 	*validator_id = get32(buf + 4);
 	*key_id = get16(buf + 8);
 	return 0;
@@ -552,4 +567,79 @@ uint64_t fp_tap_content(const uint8_t *rec, size_t len, const struct fp_frame_he
 	put32(b + 10, hdr->vehicle_id);
 	memcpy(b + 14, rec, len);
 	return XXH3_64bits(b, 14 + len);
+}
+
+/* ----------------------------------------------------------- deny list */
+
+int fp_deny_request_encode(const struct fp_deny_request *r, const uint8_t key[FP_KEY_BYTES], uint8_t *out, size_t cap)
+{
+	if (cap < FP_DENY_REQUEST_BYTES)
+		return FP_ERR_NOSPACE;
+	memset(out, 0, FP_FRAME_HEADER_BYTES);
+	header_put(out, FP_TYPE_DENY_REQUEST);
+	put32(out + 4, r->validator_id);
+	put16(out + 8, r->key_id);
+	put64(out + 12, r->request_seq);
+	put64(out + 20, r->send_time_us);
+	put32(out + 28, r->since_version);
+	mac_compute(out, FP_FRAME_HEADER_BYTES, key, out + FP_FRAME_HEADER_BYTES);
+	return (int)FP_DENY_REQUEST_BYTES;
+}
+
+int fp_deny_request_parse(const uint8_t *buf, size_t len, struct fp_deny_request *r)
+{
+	int rc = message_check(buf, len, FP_DENY_REQUEST_BYTES, FP_TYPE_DENY_REQUEST);
+	if (rc != 0)
+		return rc;
+	if (len > FP_DENY_REQUEST_BYTES)
+		return FP_ERR_MALFORMED;
+	r->validator_id = get32(buf + 4);
+	r->key_id = get16(buf + 8);
+	r->request_seq = get64(buf + 12);
+	r->send_time_us = get64(buf + 20);
+	r->since_version = get32(buf + 28);
+	return 0;
+}
+
+int fp_deny_reply_encode(const struct fp_deny_reply *r, const uint8_t key[FP_KEY_BYTES], uint8_t *out, size_t cap)
+{
+	if (r->count > FP_DENY_ENTRIES_MAX)
+		return FP_ERR_INVALID;
+	size_t len = FP_ACK_HEADER_BYTES + FP_DENY_ENTRY_BYTES * r->count;
+	if (cap < len + FP_MAC_BYTES)
+		return FP_ERR_NOSPACE;
+	reply_header_put(out, FP_TYPE_DENY_REPLY, r->validator_id, r->key_id, r->count, r->flags, r->request_seq,
+			 r->gateway_time_us, r->version);
+	for (unsigned i = 0; i < r->count; i++) {
+		uint8_t *e = out + FP_ACK_HEADER_BYTES + FP_DENY_ENTRY_BYTES * i;
+		e[0] = r->entries[i].medium;
+		e[1] = r->entries[i].added;
+		put64(e + 2, r->entries[i].token);
+	}
+	mac_compute(out, len, key, out + len);
+	return (int)(len + FP_MAC_BYTES);
+}
+
+int fp_deny_reply_decode(const uint8_t *buf, size_t len, const uint8_t key[FP_KEY_BYTES], struct fp_deny_reply *r)
+{
+	int rc = message_check(buf, len, FP_ACK_HEADER_BYTES + FP_MAC_BYTES, FP_TYPE_DENY_REPLY);
+	if (rc != 0)
+		return rc;
+	unsigned count = buf[10];
+	if (count > FP_DENY_ENTRIES_MAX || len != FP_ACK_HEADER_BYTES + FP_DENY_ENTRY_BYTES * count + FP_MAC_BYTES)
+		return FP_ERR_MALFORMED;
+	if (fp_mac_verify(buf, len, key) != 0)
+		return FP_ERR_MAC;
+	r->validator_id = get32(buf + 4);
+	r->key_id = get16(buf + 8);
+	r->count = (uint8_t)count;
+	r->flags = buf[11];
+	r->request_seq = get64(buf + 12);
+	r->gateway_time_us = get64(buf + 20);
+	r->version = get32(buf + 28);
+	for (unsigned i = 0; i < count; i++) {
+		const uint8_t *e = buf + FP_ACK_HEADER_BYTES + FP_DENY_ENTRY_BYTES * i;
+		r->entries[i] = (struct fp_deny_entry){.medium = e[0], .added = e[1], .token = get64(e + 2)};
+	}
+	return 0;
 }

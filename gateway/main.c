@@ -208,8 +208,15 @@ int main(int argc, char **argv)
 			goto out_destroy_pipeline;
 		}
 	}
-	fprintf(stderr, "tapgate: %u validators, store %s, metrics http://%s:%u/metrics\n",
-		fp_keys_count(keys), c.store_path, c.metrics_address, c.metrics_port);
+	struct gw_denylist *deny = gw_denylist_start(c.settle_path, pipe);
+	if (deny == NULL) {
+		fprintf(stderr, "tapgate: cannot start the deny-list thread\n");
+		status = 1;
+		gw_metrics_stop(metrics);
+		goto out_destroy_pipeline;
+	}
+	fprintf(stderr, "tapgate: %u validators, store %s, metrics http://%s:%u/metrics, deny list version %u\n",
+		fp_keys_count(keys), c.store_path, c.metrics_address, c.metrics_port, fp_pipeline_deny_version(pipe));
 	if (dpdk != NULL)
 		rc = fp_dpdk_run(dpdk, pipe, &stop_requested);
 	else
@@ -218,6 +225,7 @@ int main(int argc, char **argv)
 	if (rc != 0 || fp_pipeline_writer_status(pipe) != 0)
 		status = 1;
 	summary(&ctr);
+	gw_denylist_stop(deny);
 	gw_metrics_stop(metrics);
 out_destroy_pipeline:
 	fp_pipeline_destroy(pipe);

@@ -64,4 +64,38 @@ set -e
 grep MISMATCH "$T/rec2.txt" | head -n 3
 cp "$T/orig.csv" "$f"
 settle reconcile --day "$D" >/dev/null || fail "reconcile after restoring the file exited $?"
+echo "== the bank's pain.002: one payment rejected, then all accepted"
+XSD2=../shared/schemas/pain.002.001.11.xsd
+msg=$(sed -n 's|.*<MsgId>\(.*\)</MsgId>.*|\1|p' "$T"/outbox/payout-*/"$D"-00-*.xml)
+pain002() { # GRPSTS TXSTS: a status report on round 0's payout, its first transfer with TXSTS
+	e2e=$(sed -n 's|.*<EndToEndId>\(.*\)</EndToEndId>.*|\1|p' "$T"/outbox/payout-*/"$D"-00-*.xml | head -n 1)
+	cat <<XML
+<?xml version="1.0" encoding="UTF-8"?>
+<Document xmlns="urn:iso:std:iso:20022:tech:xsd:pain.002.001.11">
+  <CstmrPmtStsRpt>
+    <GrpHdr><MsgId>BANK-$1-$2</MsgId><CreDtTm>2026-03-03T10:00:00Z</CreDtTm></GrpHdr>
+    <OrgnlGrpInfAndSts><OrgnlMsgId>$msg</OrgnlMsgId><OrgnlMsgNmId>pain.001.001.10</OrgnlMsgNmId><GrpSts>$1</GrpSts></OrgnlGrpInfAndSts>
+    <OrgnlPmtInfAndSts>
+      <OrgnlPmtInfId>$msg</OrgnlPmtInfId>
+      <TxInfAndSts><OrgnlEndToEndId>$e2e</OrgnlEndToEndId><TxSts>$2</TxSts><StsRsnInf><Rsn><Cd>AC04</Cd></Rsn></StsRsnInf></TxInfAndSts>
+    </OrgnlPmtInfAndSts>
+  </CstmrPmtStsRpt>
+</Document>
+XML
+}
+pain002 PART RJCT >"$T/p002a.xml"
+pain002 ACSC ACSC >"$T/p002b.xml"
+xmllint --noout --schema "$XSD2" "$T/p002a.xml" "$T/p002b.xml" || fail "the test's pain.002 files are not valid"
+rc=0; settle ingest-response "$T/p002a.xml" >"$T/p002a.out" || rc=$?
+cat "$T/p002a.out"
+[ $rc -eq 3 ] || fail "a rejected payment: ingest-response exited $rc, expected 3"
+grep -q "rejected payment TG${D}00OP" "$T/p002a.out" || fail "the rejected payment is not reported"
+settle status | grep -q "^batch $D-00-payout-[a-z_0-9]* acknowledged" || fail "the payout batch is not acknowledged"
+settle ingest-response "$T/p002b.xml" || fail "an accepted report: ingest-response exited $?"
+settle status | grep -q "^batch $D-00-payout-[a-z_0-9]* settled" || fail "the payout batch is not settled"
+b=$(settle status | awk '$1 == "batch" && $2 ~ /-00-qr-/ { print $2 }')
+rm "$T"/outbox/qr-*/"$D"-00-*.csv
+settle resend --batch "$b" || fail "resend exited $?"
+python3 tests/settle_check.py "$T/outbox" "$D" "$T/legs.txt" "$XSD" || fail "the files after resend do not check"
+settle status | grep -q "^batch $b sent" || fail "the resent batch is not marked sent"
 echo "ok: day $D closed in two rounds, files checked independently, reconciled; tampering detected"

@@ -37,7 +37,7 @@ skip_if_eal_failed() {
 
 # start_gateway [-s key=value ...]: start with the shipped config on a temporary store.
 start_gateway() {
-	$NS_EXEC "$BIN/tapgate" -c config/tapgate.conf -s "store.path=$T/store" -s "gateway.listen_port=$PORT" \
+	$NS_EXEC "$BIN/tapgate" -c config/tapgate.conf -s "store.path=$T/store" -s "settle.path=$T/settle" -s "gateway.listen_port=$PORT" \
 		-s "gateway.metrics_port=$METRICS_PORT" -s dedup.taps_max=2000000 "$@" >>"$T/gateway.log" 2>&1 &
 	GW_PID=$!
 	i=0

@@ -665,6 +665,57 @@ static void test_ack_roundtrip_full(void **state)
 	assert_int_equal(key_id, 1);
 }
 
+/* The deny-list request and reply (docs/PROTOCOL.md section 12): every field comes back, a flipped bit fails. */
+static void test_deny_roundtrip(void **state)
+{
+	(void)state;
+	uint8_t key[FP_KEY_BYTES], other[FP_KEY_BYTES], buf[FP_ACK_BYTES_MAX];
+	example_key(key);
+	memcpy(other, key, sizeof(other));
+	other[0] ^= 1;
+	struct fp_deny_request rq = {.validator_id = 1001, .key_id = 1, .request_seq = 7, .send_time_us = 1772409600000000ull,
+				     .since_version = 300}, rq2;
+	int len = fp_deny_request_encode(&rq, key, buf, sizeof(buf));
+	assert_int_equal(len, FP_DENY_REQUEST_BYTES);
+	assert_int_equal(buf[3], FP_TYPE_DENY_REQUEST);
+	assert_int_equal(fp_deny_request_parse(buf, (size_t)len, &rq2), 0);
+	assert_int_equal(fp_mac_verify(buf, (size_t)len, key), 0);
+	assert_int_equal(fp_mac_verify(buf, (size_t)len, other), FP_ERR_MAC);
+	assert_int_equal(rq2.validator_id, 1001);
+	assert_int_equal(rq2.key_id, 1);
+	assert_int_equal(rq2.request_seq, 7);
+	assert_int_equal(rq2.send_time_us, rq.send_time_us);
+	assert_int_equal(rq2.since_version, 300);
+	assert_int_equal(fp_deny_request_parse(buf, (size_t)len - 1, &rq2), FP_ERR_TRUNCATED);
+	buf[3] = FP_TYPE_FRAME;
+	assert_int_equal(fp_deny_request_parse(buf, (size_t)len, &rq2), FP_ERR_TYPE);
+
+	struct fp_deny_reply rp = {.validator_id = 1001, .key_id = 1, .count = FP_DENY_ENTRIES_MAX, .flags = FP_DENY_MORE,
+				   .request_seq = 7, .gateway_time_us = 1772409600000001ull, .version = 312}, back;
+	for (unsigned i = 0; i < FP_DENY_ENTRIES_MAX; i++)
+		rp.entries[i] = (struct fp_deny_entry){.medium = (uint8_t)(2 + i % 2), .added = (uint8_t)(i % 3 != 0),
+						       .token = 0x7100000000ull + i};
+	len = fp_deny_reply_encode(&rp, key, buf, sizeof(buf));
+	assert_int_equal(len, 32 + 10 * FP_DENY_ENTRIES_MAX + 32);
+	assert_true(len <= (int)FP_ACK_BYTES_MAX);
+	assert_int_equal(fp_deny_reply_decode(buf, (size_t)len, key, &back), 0);
+	assert_int_equal(back.count, FP_DENY_ENTRIES_MAX);
+	assert_int_equal(back.flags, FP_DENY_MORE);
+	assert_int_equal(back.request_seq, 7);
+	assert_int_equal(back.version, 312);
+	for (unsigned i = 0; i < FP_DENY_ENTRIES_MAX; i++) {
+		assert_int_equal(back.entries[i].medium, rp.entries[i].medium);
+		assert_int_equal(back.entries[i].added, rp.entries[i].added);
+		assert_int_equal(back.entries[i].token, rp.entries[i].token);
+	}
+	assert_int_equal(fp_deny_reply_decode(buf, (size_t)len, other, &back), FP_ERR_MAC);
+	buf[40] ^= 0x80;
+	assert_int_equal(fp_deny_reply_decode(buf, (size_t)len, key, &back), FP_ERR_MAC);
+	assert_int_equal(fp_deny_reply_decode(buf, (size_t)len - 10, key, &back), FP_ERR_MALFORMED);
+	rp.count = FP_DENY_ENTRIES_MAX + 1;
+	assert_int_equal(fp_deny_reply_encode(&rp, key, buf, sizeof(buf)), FP_ERR_INVALID);
+}
+
 static void test_ack_encode_errors(void **state)
 {
 	(void)state;
@@ -1321,6 +1372,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_keys_rotation_and_misses),
 		cmocka_unit_test(test_keys_development_file),
 		cmocka_unit_test(test_keys_capacity),
+		cmocka_unit_test(test_deny_roundtrip),
 	};
 	return cmocka_run_group_tests_name("proto", tests, setup_sodium, NULL);
 }

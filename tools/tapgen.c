@@ -35,7 +35,7 @@
 #define IO_BATCH 64u
 #define RETRY_MAX_MS 5000u
 
-enum tap_state { TAP_PENDING = 0, TAP_INFLIGHT = 1, TAP_DONE = 2 };
+enum tap_state { TAP_PENDING = 0, TAP_INFLIGHT = 1, TAP_DONE = 2, TAP_REFUSED = 3 /* deny-listed at the validator */ };
 enum tap_expect { EXPECT_ANY = 0, EXPECT_QR_REUSE = 1, EXPECT_CONFLICT = 2 };
 
 struct tap_slot {
@@ -70,6 +70,12 @@ struct validator {
 	uint64_t frame_seq;
 	uint32_t pending_head, pending_tail, pending_count;
 	struct frame *frames; /* window */
+	/* the deny list, as a validator keeps it (docs/PROTOCOL.md section 12) */
+	uint32_t deny_version, deny_n, deny_cap;
+	uint64_t *deny;        /* medium << 60 | token */
+	uint64_t deny_asked_us; /* a request in flight since (0: none) */
+	uint64_t deny_seq;
+	uint8_t deny_req[FP_DENY_REQUEST_BYTES];
 };
 
 struct rider {
@@ -98,6 +104,7 @@ struct stats {
 	uint64_t frames_sent, taps_sent, frames_retransmitted, frames_echoed;
 	uint64_t status[4], reasons[FP_REASON_COUNT], echo_statuses[4];
 	uint64_t bad_sent, acks_bad_mac, acks_unknown, unexpected, send_errors;
+	uint64_t refused_denylisted, deny_requests, deny_replies, deny_changes;
 	uint64_t done, special_done;
 	uint64_t first_send_us, last_done_us;
 };
@@ -502,6 +509,82 @@ static uint32_t exit_validator(struct gen *g)
 
 /* What a demo-network validator deducts offline from an e-purse: the demo
  * feed's peak fare for the card's category (no off-peak, no transfers). */
+/* ------------------------------------------------------------- deny list */
+
+static bool deny_has(const struct validator *v, uint8_t medium, uint64_t token)
+{
+	uint64_t k = (uint64_t)medium << 60 | token;
+	for (uint32_t i = 0; i < v->deny_n; i++)
+		if (v->deny[i] == k)
+			return true;
+	return false;
+}
+
+static void deny_apply(struct validator *v, const struct fp_deny_entry *e)
+{
+	uint64_t k = (uint64_t)e->medium << 60 | e->token;
+	for (uint32_t i = 0; i < v->deny_n; i++)
+		if (v->deny[i] == k) {
+			if (!e->added)
+				v->deny[i] = v->deny[--v->deny_n];
+			return;
+		}
+	if (!e->added)
+		return;
+	if (v->deny_n == v->deny_cap) {
+		v->deny_cap = v->deny_cap ? v->deny_cap * 2 : 16;
+		v->deny = realloc(v->deny, v->deny_cap * sizeof(*v->deny));
+		if (!v->deny) {
+			fprintf(stderr, "tapgen: out of memory\n");
+			exit(1);
+		}
+	}
+	v->deny[v->deny_n++] = k;
+}
+
+static void out_queue(struct gen *g, const uint8_t *bytes, size_t len);
+
+/* Ask the gateway for the changes after the version this validator holds (once at a time). */
+static void deny_ask(struct gen *g, struct validator *v, uint64_t now_us)
+{
+	if (v->deny_asked_us && now_us - v->deny_asked_us < 500000u)
+		return;
+	struct fp_deny_request rq = {.validator_id = v->id, .key_id = 1, .request_seq = ++v->deny_seq,
+				     .send_time_us = fp_now_us(), .since_version = v->deny_version};
+	if (fp_deny_request_encode(&rq, v->key, v->deny_req, sizeof(v->deny_req)) < 0)
+		return;
+	v->deny_asked_us = now_us ? now_us : 1;
+	g->st.deny_requests++;
+	out_queue(g, v->deny_req, FP_DENY_REQUEST_BYTES);
+}
+
+static void deny_reply_handle(struct gen *g, const uint8_t *buf, size_t len, uint64_t now_us)
+{
+	uint32_t vid = len >= 8 ? (uint32_t)buf[4] << 24 | (uint32_t)buf[5] << 16 | (uint32_t)buf[6] << 8 | buf[7] : 0;
+	struct fp_deny_reply rp;
+	if (vid < g->o.first_validator || vid - g->o.first_validator >= g->o.validators) {
+		g->st.acks_unknown++;
+		return;
+	}
+	struct validator *v = &g->v[vid - g->o.first_validator];
+	if (fp_deny_reply_decode(buf, len, v->key, &rp) != 0) {
+		g->st.acks_bad_mac++;
+		return;
+	}
+	if (rp.request_seq != v->deny_seq)
+		return; /* an answer to an older request */
+	g->st.deny_replies++;
+	if (rp.flags & FP_DENY_RESET)
+		v->deny_n = 0;
+	for (unsigned i = 0; i < rp.count; i++)
+		deny_apply(v, &rp.entries[i]);
+	g->st.deny_changes += rp.count;
+	v->deny_version = rp.version;
+	v->deny_asked_us = 0;
+	if (rp.flags & FP_DENY_MORE)
+		deny_ask(g, v, now_us);
+}
+
 /*
  * One new tap at a random validator, by a random rider. On the demo network a
  * rider inside the metro taps out next, at an exit gate, with the medium it
@@ -564,6 +647,16 @@ static void tap_generate(struct gen *g, uint64_t now_us)
 		qr_fill(g, r, tap);
 	g->taps[t].key = fp_tap_identity(tap, v->id);
 	g->normal_generated++;
+	uint64_t token = tap->medium == FP_MEDIUM_QUICKPASS ? tap->u.quickpass.account_token
+			 : tap->medium == FP_MEDIUM_QR	    ? tap->u.qr.account_token
+							    : 0;
+	if (token && deny_has(v, tap->medium, token)) { /* the card is refused at the validator: nothing is sent */
+		g->taps[t].state = TAP_REFUSED;
+		g->taps[t].validator = vi;
+		g->st.refused_denylisted++;
+		g->st.done++;
+		return;
+	}
 	pending_push(g, vi, t);
 }
 
@@ -729,6 +822,8 @@ static void ack_handle(struct gen *g, const uint8_t *buf, size_t len, uint64_t n
 		g->st.acks_bad_mac++; /* never trusted: the taps stay until a good ack */
 		return;
 	}
+	if (h.denylist_version != v->deny_version)
+		deny_ask(g, v, now_us); /* the list changed since this validator last asked */
 	struct frame *f = frame_find(g, v, h.frame_seq);
 	if (f == NULL || h.tap_count != f->count)
 		return; /* the ack of a retransmission already answered */
@@ -776,8 +871,12 @@ static unsigned acks_receive(struct gen *g, int timeout_ms)
 		if (n <= 0)
 			break;
 		uint64_t now_us = fp_mono_us();
-		for (int i = 0; i < n; i++)
-			ack_handle(g, bufs[i], msgs[i].msg_len, now_us);
+		for (int i = 0; i < n; i++) {
+			if (msgs[i].msg_len >= 4 && bufs[i][3] == FP_TYPE_DENY_REPLY)
+				deny_reply_handle(g, bufs[i], msgs[i].msg_len, now_us);
+			else
+				ack_handle(g, bufs[i], msgs[i].msg_len, now_us);
+		}
 		total += (unsigned)n;
 	}
 	return total;
@@ -919,6 +1018,17 @@ static int run(struct gen *g)
 {
 	uint64_t start_us = fp_mono_us(), progress_us = start_us, last_done = 0, last_change_us = start_us;
 	bool specials_done = false;
+	/* as a validator does when it starts: fetch the whole deny list (up to 3 s) before taking taps */
+	for (uint32_t i = 0; i < g->o.validators; i++)
+		deny_ask(g, &g->v[i], start_us);
+	out_flush(g);
+	for (bool asking = true; asking && fp_mono_us() - start_us < 3000000u;) {
+		acks_receive(g, 10);
+		out_flush(g);
+		asking = false;
+		for (uint32_t i = 0; i < g->o.validators && !asking; i++)
+			asking = g->v[i].deny_asked_us != 0;
+	}
 	for (;;) {
 		if (run_step(g, start_us, &specials_done))
 			return 0;
@@ -1002,13 +1112,15 @@ static void report(struct gen *g, int rc)
 		{"frames_sent", (double)g->st.frames_sent}, {"taps_sent", (double)g->st.taps_sent},
 		{"frames_retransmitted", (double)g->st.frames_retransmitted},
 		{"frames_resent_as_lost_ack", (double)g->st.frames_echoed},
-		{"taps_unique", (double)g->normal_generated}, {"taps_acked", (double)g->st.done},
+		{"taps_unique", (double)g->normal_generated}, {"taps_acked", (double)(g->st.done - g->st.refused_denylisted)},
 		{"stored", (double)g->st.status[FP_STATUS_STORED]}, {"duplicate", (double)g->st.status[FP_STATUS_DUPLICATE]},
 		{"conflict", (double)g->st.status[FP_STATUS_CONFLICT]}, {"rejected", (double)g->st.status[FP_STATUS_REJECTED]},
 		{"rejected_qr_reuse", (double)g->st.reasons[FP_REASON_QR_REUSE]},
 		{"resent_acked_duplicate", (double)g->st.echo_statuses[FP_STATUS_DUPLICATE]},
 		{"bad_datagrams_sent", (double)g->st.bad_sent}, {"acks_bad_mac", (double)g->st.acks_bad_mac},
 		{"send_errors", (double)g->st.send_errors}, {"unexpected", (double)g->st.unexpected},
+		{"refused_denylisted", (double)g->st.refused_denylisted},
+		{"deny_requests", (double)g->st.deny_requests}, {"deny_list_changes", (double)g->st.deny_changes},
 		{"unacked_taps", (double)unacked}, {"seconds", secs},
 		{"taps_per_s", secs > 0 ? (double)g->st.done / secs : 0},
 		{"latency_p50_us", percentile(g, 0.5)}, {"latency_p90_us", percentile(g, 0.9)},
