@@ -8,8 +8,8 @@
 # depot upload arriving late becomes an adjustment round; a tampered file
 # makes reconciliation fail.
 . tests/lib.sh
-XSD=../shared/schemas/pain.001.001.10.xsd
-[ -f "$XSD" ] || fail "$XSD is missing"
+SCHEMAS=$(schemas_dir) || fail "no schemas"
+XSD=$SCHEMAS/pain.001.001.10.xsd
 command -v xmllint >/dev/null || fail "xmllint is missing (libxml2-utils)"
 S="-c config/tapgate.conf -o store.path=$T/store -o fares.rated_path=$T/rated -o settle.path=$T/settle -o settle.outbox=$T/outbox"
 settle() { "$BIN/tapsettle" $S "$@"; }
@@ -65,7 +65,7 @@ grep MISMATCH "$T/rec2.txt" | head -n 3
 cp "$T/orig.csv" "$f"
 settle reconcile --day "$D" >/dev/null || fail "reconcile after restoring the file exited $?"
 echo "== the bank's pain.002: one payment rejected, then all accepted"
-XSD2=../shared/schemas/pain.002.001.11.xsd
+XSD2=$SCHEMAS/pain.002.001.11.xsd
 msg=$(sed -n 's|.*<MsgId>\(.*\)</MsgId>.*|\1|p' "$T"/outbox/payout-*/"$D"-00-*.xml)
 pain002() { # GRPSTS TXSTS: a status report on round 0's payout, its first transfer with TXSTS
 	e2e=$(sed -n 's|.*<EndToEndId>\(.*\)</EndToEndId>.*|\1|p' "$T"/outbox/payout-*/"$D"-00-*.xml | head -n 1)

@@ -20,6 +20,21 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
+# schemas_dir: the official ISO 20022 schemas, which stay outside the project
+# (../shared/schemas of the project root, or of the repository a clone came
+# from; TAPGATE_SCHEMAS overrides).
+schemas_dir() {
+	origin=$(git config --get remote.origin.url 2>/dev/null || true)
+	for d in ${TAPGATE_SCHEMAS:-} ../shared/schemas ${origin:+"$(dirname "$origin")/shared/schemas"}; do
+		if [ -f "$d/pain.001.001.10.xsd" ] && [ -f "$d/pain.002.001.11.xsd" ]; then
+			echo "$d"
+			return 0
+		fi
+	done
+	echo "FAIL: the ISO 20022 schemas are not in \$TAPGATE_SCHEMAS, ../shared/schemas or beside the origin repository" >&2
+	return 1
+}
+
 fail() {
 	echo "FAIL: $*" >&2
 	if [ -f "$T/gateway.log" ]; then echo "--- gateway log:" >&2; tail -n 20 "$T/gateway.log" >&2; fi
