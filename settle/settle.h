@@ -121,6 +121,12 @@ int settle_ingest(struct settle_ctx *c, const char *path, FILE *out, char *err, 
  * batch sent. Returns 0, SETTLE_ERR_INVALID (no such batch), SETTLE_ERR_*.
  */
 int settle_resend(struct settle_ctx *c, const char *id, FILE *out, char *err, size_t err_len);
+/*
+ * Debt recovery: present again the debts falling due by `day` (recovery
+ * batches R<day>-<n>-acquirer-ID / -qr-ID, the charge file layout; their
+ * responses are ingested like any). Returns 0 or SETTLE_ERR_*.
+ */
+int settle_recover(struct settle_ctx *c, uint32_t day, FILE *out, char *err, size_t err_len);
 /* Print the deny list. */
 int settle_deny_print(struct settle_ctx *c, FILE *out, char *err, size_t err_len);
 

@@ -3,7 +3,8 @@
 # list up from the settle store and puts its version in acknowledgements;
 # tapgen's validators fetch it (deny-list request, docs/PROTOCOL.md section
 # 12) and refuse the tokens' next taps at the validator, so the store gets
-# none; a later response approving them takes them off, and they ride again.
+# none; presented again when due (debt recovery) and approved, they come off
+# the list and ride again.
 . tests/lib.sh
 D=$(TZ=Asia/Shanghai date -d "@$(($(date +%s) - 30 * 3600 - 16200))" +%Y%m%d)
 S="-c config/tapgate.conf -o store.path=$T/store -o fares.rated_path=$T/rated -o settle.path=$T/settle -o settle.outbox=$T/outbox"
@@ -42,10 +43,19 @@ changes=$(awk '$1 == "deny_list_changes" { print $2 }' "$T/tg2.out")
 for tok in $(cat "$T/denied"); do "$BIN/tapdump" -s "$T/store" token "$tok" | grep -c . ; done >"$T/after"
 cmp "$T/before" "$T/after" || fail "the store got taps of deny-listed tokens"
 
-echo "== the acquirer approves them later: off the list, they ride again"
-awk -F, 'BEGIN { OFS = "," } $1 == "R" { $5 = "A"; $6 = ""; a += $4 } $1 == "T" { $3 = a; $4 = 0 } { print }' \
-	"$T/resp1.csv" >"$T/resp2.csv"
-settle ingest-response "$T/resp2.csv" >"$T/ingest2.out" || { cat "$T/ingest2.out"; fail "second ingest exited $?"; }
+echo "== debt recovery: the debts are presented again when due, the acquirer approves them"
+settle recover --day "$D" | tail -n 1 | grep -q "0 debts presented" || fail "debts presented before they were due"
+due=$(TZ=UTC date -d "${D} + 2 days" +%Y%m%d)
+settle recover --day "$due" >"$T/recover.out" || fail "recover exited $?"
+tail -n 1 "$T/recover.out"
+rec=$(ls "$T"/outbox/acquirer-*/R"$due"-00-*.csv) || fail "no recovery batch"
+[ "$(grep -c '^D,' "$rec")" -eq "$listed" ] || fail "the recovery batch has $(grep -c '^D,' "$rec") items, $listed debts"
+settle recover --day "$due" | tail -n 1 | grep -q "0 debts presented" || fail "debts presented twice on one day"
+awk -F, 'BEGIN { OFS = "," }
+	$1 == "H" { print "H", $2, "2026-01-01T00:00:00Z", $4; next }
+	$1 == "D" { a += $7; n++; print "R", $2, $3, $7, "A", "" }
+	END { print "T", n, a + 0, 0 }' "$rec" >"$T/resp2.csv"
+settle ingest-response "$T/resp2.csv" >"$T/ingest2.out" || { cat "$T/ingest2.out"; fail "ingesting the recovery response exited $?"; }
 tail -n 1 "$T/ingest2.out"
 [ "$(settle deny | grep -c '^denied')" -eq 0 ] || fail "tokens are still on the deny list"
 sleep 2

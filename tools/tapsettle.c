@@ -10,6 +10,7 @@
  *   tapsettle ingest-response FILE a counterparty's answer: declines go on the deny list
  *   tapsettle resend --batch ID    write a batch's file again, identical, and mark it sent
  *   tapsettle deny                 the deny list
+ *   tapsettle recover --day D      debt recovery: present the debts due by D again
  *
  * A separate process from the gateway: it reads the gateway's store with
  * short read transactions while the gateway runs. Settings come from
@@ -52,6 +53,7 @@ static void usage(FILE *f)
 		   "  ingest-response FILE       an acquirer's response (CSV) or the bank's pain.002: deny list, states\n"
 		   "  resend --batch ID          write a batch's file again (identical) and mark it sent\n"
 		   "  deny                       print the deny list\n"
+		   "  recover --day YYYYMMDD     present again the declined debts due by that day (recovery batches)\n"
 		   "Settings: [store], [fares], [settle] of CONFIG (default config/tapgate.conf).\n");
 }
 
@@ -189,6 +191,10 @@ static int cmd_run(struct app *a)
 			if (days[i] <= through)
 				rc = close_day(a, days[i]);
 		free(days);
+		if (rc == 0 && !stopping && settle_recover(&a->ctx, through, stdout, err, sizeof(err)) != 0) {
+			fprintf(stderr, "tapsettle: recovery: %s\n", err);
+			rc = EXIT_SYSTEM;
+		}
 		if (rc == EXIT_SYSTEM)
 			return rc;
 		for (uint32_t s = 0; s < a->cfg.settle_poll_s && !stopping; s++)
@@ -304,6 +310,12 @@ int main(int argc, char **argv)
 				fprintf(stderr, "tapsettle: %s\n", err);
 				rc = r == SETTLE_ERR_INVALID ? EXIT_INPUT : EXIT_SYSTEM;
 			}
+		}
+	} else if (strcmp(cmd, "recover") == 0) {
+		if ((rc = day_option(sub_argc, sub_argv, &day)) == 0 && (rc = open_all(&a, false)) == 0 &&
+		    settle_recover(&a.ctx, day, stdout, err, sizeof(err)) != 0) {
+			fprintf(stderr, "tapsettle: %s\n", err);
+			rc = EXIT_SYSTEM;
 		}
 	} else if (strcmp(cmd, "deny") == 0) {
 		if ((rc = open_all(&a, false)) == 0 && settle_deny_print(&a.ctx, stdout, err, sizeof(err)) != 0) {
