@@ -25,6 +25,7 @@ trap cleanup EXIT INT TERM
 # from; TAPGATE_SCHEMAS overrides).
 schemas_dir() {
 	origin=$(git config --get remote.origin.url 2>/dev/null || true)
+	origin=$(cd "$origin" 2>/dev/null && pwd -P || true) # a local path, as a clone here has ("/work/main/.")
 	for d in ${TAPGATE_SCHEMAS:-} ../shared/schemas ${origin:+"$(dirname "$origin")/shared/schemas"}; do
 		if [ -f "$d/pain.001.001.10.xsd" ] && [ -f "$d/pain.002.001.11.xsd" ]; then
 			echo "$d"
