@@ -360,13 +360,10 @@ static int on_leg(void *arg, const struct fare_leg *l, const struct fare_feed *f
 				     : l->ntaps == 2		  ? "Exit"
 								  : "Enter";
 		struct line ln = {.n = 0};
-		ln_u64(&ln, l->day);
+		/* transaction_id: the leg's identity (the log sequence of its first tap) and its revision */
+		ln_u64(&ln, l->first_seq);
 		ln_chr(&ln, '-');
-		ln_token(&ln, l->medium, l->issuer, l->token_id);
-		ln_str(&ln, "-r");
 		ln_u64(&ln, l->rev);
-		ln_chr(&ln, '-');
-		ln_u64(&ln, l->leg_no);
 		ln_chr(&ln, ',');
 		ln_str(&ln, bd->service_date);
 		ln_chr(&ln, ',');

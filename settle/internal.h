@@ -75,14 +75,19 @@ void ln_yuan(struct line *l, int64_t fen);      /* -1234 -> -12.34 */
 void ln_utc(struct line *l, uint64_t us);       /* 2026-03-02T00:00:00Z */
 void ln_token(struct line *l, uint8_t medium, uint32_t issuer, uint64_t token); /* as tapfare writes it */
 
+#define OUT_BUF_BYTES (1u << 17)
+
 /* An outbox file written atomically: a temporary name, fsync, rename, then NAME.sha256 beside it. */
 struct out_file {
 	char dir[640], name[FILE_NAME_MAX], tmp[840], path[840];
 	FILE *f;
 	EVP_MD_CTX *md;
-	bool failed;
-	size_t n;       /* bytes in buf, written and digested when it fills */
-	char buf[1 << 16];
+	_Atomic bool failed;
+	size_t n;        /* bytes in bufs[cur] */
+	size_t unsynced; /* bytes written since writeback was last started (the writer thread's) */
+	unsigned cur;
+	_Atomic unsigned busy[2]; /* a buffer handed to the writer thread, not written yet */
+	char bufs[2][OUT_BUF_BYTES];
 };
 
 int out_open(struct out_file *o, const char *outbox, const char *party, const char *name, char *err, size_t err_len);
