@@ -47,7 +47,8 @@ static void usage(FILE *f)
 {
 	fprintf(f, "usage: tapsettle [-c CONFIG] [-o section.key=value]... COMMAND\n"
 		   "  run                        follow the log: rate and close each day after its cutoff + grace\n"
-		   "  close --day YYYYMMDD       rate through the day and close it (batches and files)\n"
+		   "  close --day YYYYMMDD [--force]   rate through the day and close it (batches and files);\n"
+		   "                             --force: a day whose cutoff + grace has not passed yet\n"
 		   "  status                     rounds and batches, with their files\n"
 		   "  reconcile --day YYYYMMDD   recompute the day from the log, the legs and the files\n"
 		   "  ingest-response FILE       an acquirer's response (CSV) or the bank's pain.002: deny list, states\n"
@@ -204,13 +205,20 @@ static int cmd_run(struct app *a)
 	return 0;
 }
 
+static bool force; /* close --force: a day that has not ended yet */
+
 static int day_option(int argc, char **argv, uint32_t *day)
 {
-	static const struct option opts[] = {{"day", required_argument, NULL, 'd'}, {NULL, 0, NULL, 0}};
+	static const struct option opts[] = {{"day", required_argument, NULL, 'd'}, {"force", no_argument, NULL, 'f'},
+					     {NULL, 0, NULL, 0}};
 	int c;
 	optind = 1;
 	*day = 0;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (c == 'f' && strcmp(argv[0], "close") == 0) {
+			force = true;
+			continue;
+		}
 		if (c != 'd') {
 			usage(stderr);
 			return EXIT_USAGE;
@@ -269,7 +277,13 @@ int main(int argc, char **argv)
 			rc = cmd_run(&a);
 	} else if (strcmp(cmd, "close") == 0) {
 		if ((rc = day_option(sub_argc, sub_argv, &day)) == 0 && (rc = open_all(&a, true)) == 0 &&
-		    (rc = rate_through(&a, day)) == 0)
+		    day > closable_day(&a) && !force) {
+			fprintf(stderr, "tapsettle: business day %u is not over: it ends at its cutoff (%s local) plus "
+					"fares.grace_s (%u s) for late uploads; close it after that, or with --force\n",
+				day, a.cfg.fares_day_cutoff, a.cfg.fares_grace_s);
+			rc = EXIT_INPUT;
+		}
+		if (rc == 0 && (rc = rate_through(&a, day)) == 0)
 			rc = close_day(&a, day);
 	} else if (strcmp(cmd, "status") == 0) {
 		if ((rc = open_all(&a, false)) == 0 && settle_status(&a.ctx, stdout, err, sizeof(err)) != 0) {
