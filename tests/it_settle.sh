@@ -20,6 +20,9 @@ sums() { (cd "$T/outbox" && find . -path ./reconciliation -prune -o -type f -pri
 start_gateway
 tapgen --validators 64 --taps 30000 --taps-per-frame 8 --network demo --spread-s 172800 --seed 11 \
 	>"$T/tg1.out" 2>&1 || { cat "$T/tg1.out"; fail "tapgen"; }
+today=$(TZ=Asia/Shanghai date -d "@$(($(date +%s) - 16200))" +%Y%m%d)
+rc=0; settle close --day "$today" 2>"$T/today.err" || rc=$?
+[ $rc -eq 1 ] && grep -q "is not over" "$T/today.err" || fail "closing today, still open, exited $rc: $(cat "$T/today.err")"
 echo "== close $D while the gateway runs"
 settle close --day "$D" || fail "tapsettle close exited $?"
 settle status
