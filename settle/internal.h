@@ -24,6 +24,7 @@
 struct settle_db {
 	MDB_env *env;
 	MDB_dbi meta, rounds, batches, deny, denylog;
+	int lock_fd; /* tapsettle.lock, held (flock) by the one writing process; -1 read only */
 };
 
 struct deny_entry {

@@ -13,11 +13,14 @@
 #include "fare/fare.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 const char *settle_strerror(int err)
 {
@@ -51,6 +54,21 @@ int settle_db_open(struct settle_db **out, const char *path, bool read_only, cha
 		free(db);
 		return SETTLE_ERR_STORE;
 	}
+	db->lock_fd = -1;
+	if (!read_only) { /* one tapsettle at a time: two closes would write the same files */
+		char lock[600];
+		snprintf(lock, sizeof(lock), "%s/tapsettle.lock", path);
+		db->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+		if (db->lock_fd < 0 || flock(db->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+			snprintf(err, err_len, "%s: %s", lock,
+				 db->lock_fd < 0 ? strerror(errno)
+						 : "another tapsettle process is using this settle store; wait for it, or stop it");
+			if (db->lock_fd >= 0)
+				close(db->lock_fd);
+			free(db);
+			return SETTLE_ERR_STORE;
+		}
+	}
 	unsigned create = read_only ? 0 : MDB_CREATE;
 	if ((rc = mdb_env_create(&db->env)) != 0 || (rc = mdb_env_set_maxdbs(db->env, 8)) != 0 ||
 	    (rc = mdb_env_set_mapsize(db->env, (size_t)1 << 30)) != 0 ||
@@ -66,6 +84,8 @@ int settle_db_open(struct settle_db **out, const char *path, bool read_only, cha
 		snprintf(err, err_len, "settle store %s: %s", path, mdb_strerror(rc));
 		if (db->env)
 			mdb_env_close(db->env);
+		if (db->lock_fd >= 0)
+			close(db->lock_fd);
 		free(db);
 		return SETTLE_ERR_STORE;
 	}
@@ -78,6 +98,8 @@ void settle_db_close(struct settle_db *db)
 	if (!db)
 		return;
 	mdb_env_close(db->env);
+	if (db->lock_fd >= 0)
+		close(db->lock_fd); /* the lock goes with it */
 	free(db);
 }
 

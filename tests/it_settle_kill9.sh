@@ -22,15 +22,26 @@ echo "an uninterrupted close of $D took $us us"
 kills=0 finished=0
 for i in 1 2 3 4 5 6 7 8 9 10; do
 	delay=$(awk -v s="$i$$" -v us="$us" 'BEGIN { srand(s); printf "%.6f", rand() * us * 1.2 / 1e6 }')
-	run close --day "$D" >/dev/null 2>&1 &
+	# tapsettle itself in the background (not a shell function: $! would be a subshell, and the kill would miss it)
+	"$BIN/tapsettle" $S -o "fares.rated_path=$T/rated2" -o "settle.path=$T/settle2" -o "settle.outbox=$T/out2" \
+		close --day "$D" >/dev/null 2>&1 &
 	P=$!
 	sleep "$delay"
-	if kill -9 "$P" 2>/dev/null; then kills=$((kills + 1)); fi
-	wait "$P" 2>/dev/null && finished=$((finished + 1)) || true
+	kill -9 "$P" 2>/dev/null || true
+	st=0
+	wait "$P" 2>/dev/null || st=$?
+	if [ $st -eq 137 ]; then kills=$((kills + 1)); else finished=$((finished + 1)); fi
 	echo "attempt $i: kill -9 after ${delay}s; $(run status 2>/dev/null | grep -c '^pending') pending, $(run status 2>/dev/null | grep -c "^day $D round") rounds"
 done
-echo "$kills kills landed"
+echo "$kills kills landed during a close, $finished closes finished first"
 [ "$kills" -gt 0 ] || fail "no kill landed during a close"
+echo "== one tapsettle at a time: a close while another process holds the store is refused"
+flock "$T/settle2/tapsettle.lock" sleep 3 &
+F=$!
+sleep 0.5
+rc=0; run close --day "$D" 2>"$T/locked.err" || rc=$?
+wait $F
+[ $rc -eq 2 ] && grep -q "another tapsettle process" "$T/locked.err" || fail "a second close exited $rc: $(cat "$T/locked.err")"
 run close --day "$D" || fail "the close after the kills exited $?"
 diff -r "$T/out1" "$T/out2" || fail "the outbox after kill -9 and restart differs from an uninterrupted close"
 ref status | sed "s|$T/out1|OUT|" >"$T/status1"

@@ -12,7 +12,8 @@ set -eu
 # iproute2: the network namespaces of the DPDK kernel-peer test;
 # libcsv-dev: the CSV parser of the fare engine's GTFS feeds (tools/pkgconfig/libcsv.pc);
 # libxml2-dev: settlement's ISO 20022 pain.001 writer; libxml2-utils: xmllint, the schema check
-# of the settlement test; python3: that test's independent file checker.
+# of the settlement test; python3: that test's independent file checker; util-linux: flock(1)
+# in the settlement kill test.
 PACKAGES="
 build-essential
 pkg-config
@@ -31,6 +32,7 @@ libcsv-dev
 libxml2-dev
 libxml2-utils
 python3
+util-linux
 libdpdk-dev
 python3-scapy
 iproute2

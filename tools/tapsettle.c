@@ -82,7 +82,7 @@ static int parse_day(const char *s, uint32_t *day)
 	return 0;
 }
 
-static int open_all(struct app *a, bool rate)
+static int open_all(struct app *a, bool rate, bool write)
 {
 	char err[SETTLE_ERR_MAX > FARE_ERR_MAX ? SETTLE_ERR_MAX : FARE_ERR_MAX];
 	int rc = settle_parties_load(&a->parties, a->cfg.settle_counterparties, err, sizeof(err));
@@ -106,7 +106,7 @@ static int open_all(struct app *a, bool rate)
 		return EXIT_SYSTEM;
 	}
 	if (fare_db_open(&a->rated, a->cfg.fares_rated_path, false, err, sizeof(err)) != 0 ||
-	    settle_db_open(&a->db, a->cfg.settle_path, false, err, sizeof(err)) != 0) {
+	    settle_db_open(&a->db, a->cfg.settle_path, !write, err, sizeof(err)) != 0) {
 		fprintf(stderr, "tapsettle: %s\n", err);
 		return EXIT_SYSTEM;
 	}
@@ -273,10 +273,10 @@ int main(int argc, char **argv)
 	uint32_t day = 0;
 	int rc;
 	if (strcmp(cmd, "run") == 0) {
-		if ((rc = open_all(&a, true)) == 0)
+		if ((rc = open_all(&a, true, true)) == 0)
 			rc = cmd_run(&a);
 	} else if (strcmp(cmd, "close") == 0) {
-		if ((rc = day_option(sub_argc, sub_argv, &day)) == 0 && (rc = open_all(&a, true)) == 0 &&
+		if ((rc = day_option(sub_argc, sub_argv, &day)) == 0 && (rc = open_all(&a, true, true)) == 0 &&
 		    day > closable_day(&a) && !force) {
 			fprintf(stderr, "tapsettle: business day %u is not over: it ends at its cutoff (%s local) plus "
 					"fares.grace_s (%u s) for late uploads; close it after that, or with --force\n",
@@ -286,12 +286,12 @@ int main(int argc, char **argv)
 		if (rc == 0 && (rc = rate_through(&a, day)) == 0)
 			rc = close_day(&a, day);
 	} else if (strcmp(cmd, "status") == 0) {
-		if ((rc = open_all(&a, false)) == 0 && settle_status(&a.ctx, stdout, err, sizeof(err)) != 0) {
+		if ((rc = open_all(&a, false, false)) == 0 && settle_status(&a.ctx, stdout, err, sizeof(err)) != 0) {
 			fprintf(stderr, "tapsettle: %s\n", err);
 			rc = EXIT_SYSTEM;
 		}
 	} else if (strcmp(cmd, "reconcile") == 0) {
-		if ((rc = day_option(sub_argc, sub_argv, &day)) == 0 && (rc = open_all(&a, false)) == 0) {
+		if ((rc = day_option(sub_argc, sub_argv, &day)) == 0 && (rc = open_all(&a, false, false)) == 0) {
 			char rerr[SETTLE_ERR_MAX];
 			int r = settle_reconcile(&a.ctx, day, stdout, rerr, sizeof(rerr));
 			if (r == SETTLE_ERR_MISMATCH)
@@ -305,7 +305,7 @@ int main(int argc, char **argv)
 		if (sub_argc != 2) {
 			usage(stderr);
 			rc = EXIT_USAGE;
-		} else if ((rc = open_all(&a, false)) == 0) {
+		} else if ((rc = open_all(&a, false, true)) == 0) {
 			int r = settle_ingest(&a.ctx, sub_argv[1], stdout, err, sizeof(err));
 			if (r == SETTLE_ERR_MISMATCH)
 				rc = EXIT_MISMATCH;
@@ -318,7 +318,7 @@ int main(int argc, char **argv)
 		if (sub_argc != 3 || strcmp(sub_argv[1], "--batch") != 0) {
 			usage(stderr);
 			rc = EXIT_USAGE;
-		} else if ((rc = open_all(&a, false)) == 0) {
+		} else if ((rc = open_all(&a, false, true)) == 0) {
 			int r = settle_resend(&a.ctx, sub_argv[2], stdout, err, sizeof(err));
 			if (r != 0) {
 				fprintf(stderr, "tapsettle: %s\n", err);
@@ -326,13 +326,13 @@ int main(int argc, char **argv)
 			}
 		}
 	} else if (strcmp(cmd, "recover") == 0) {
-		if ((rc = day_option(sub_argc, sub_argv, &day)) == 0 && (rc = open_all(&a, false)) == 0 &&
+		if ((rc = day_option(sub_argc, sub_argv, &day)) == 0 && (rc = open_all(&a, false, true)) == 0 &&
 		    settle_recover(&a.ctx, day, stdout, err, sizeof(err)) != 0) {
 			fprintf(stderr, "tapsettle: %s\n", err);
 			rc = EXIT_SYSTEM;
 		}
 	} else if (strcmp(cmd, "deny") == 0) {
-		if ((rc = open_all(&a, false)) == 0 && settle_deny_print(&a.ctx, stdout, err, sizeof(err)) != 0) {
+		if ((rc = open_all(&a, false, false)) == 0 && settle_deny_print(&a.ctx, stdout, err, sizeof(err)) != 0) {
 			fprintf(stderr, "tapsettle: %s\n", err);
 			rc = EXIT_SYSTEM;
 		}
