@@ -107,6 +107,9 @@ void out_abort(struct out_file *o);
 int settle_build_round(struct settle_ctx *c, struct round *rd, bool dry, struct batch **out, unsigned *nout,
 		       char *err, size_t err_len);
 
+/* "settle store: WHAT: LMDB's message" in err; returns SETTLE_ERR_STORE. */
+int settle_store_fail(char *err, size_t err_len, const char *what, int rc);
+
 /* The rounds of a day, in order (free *out). Returns 0 or SETTLE_ERR_*. */
 int settle_rounds(struct settle_db *db, uint32_t day, struct round **out, unsigned *n, char *err, size_t err_len);
 /* One batch by id. Returns 0, SETTLE_ERR_INVALID (no such batch), SETTLE_ERR_STORE. */

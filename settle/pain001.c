@@ -13,6 +13,15 @@
 
 #define NS "urn:iso:std:iso:20022:tech:xsd:pain.001.001.10"
 
+xmlNode *xml_child(xmlNode *n, const char *name)
+{
+	for (xmlNode *c = n ? n->children : NULL; c; c = c->next)
+		if (c->type == XML_ELEMENT_NODE && strcmp((const char *)c->name, name) == 0)
+			return c;
+	return NULL;
+}
+
+
 /* A BIC (ISO 9362): 4 letters/digits, 2 letters, 2 letters/digits, optionally 3 more. */
 static bool is_bic(const char *s)
 {
@@ -33,12 +42,17 @@ static bool is_bic(const char *s)
 			ok = false;                                                                               \
 	} while (0)
 
-static bool agent(xmlTextWriterPtr w, const char *tag, const char *id)
+/*
+ * <TAG><INNER>...</INNER></TAG> with the id as Othr/Id, or, where a BIC is
+ * allowed and id is one, as BICFI: an agent (TAG/FinInstnId) or an account
+ * (TAG/Id).
+ */
+static bool identified(xmlTextWriterPtr w, const char *tag, const char *inner, const char *id, bool bic_allowed)
 {
 	bool ok = true;
 	W(xmlTextWriterStartElement(w, BAD_CAST tag));
-	W(xmlTextWriterStartElement(w, BAD_CAST "FinInstnId"));
-	if (is_bic(id)) {
+	W(xmlTextWriterStartElement(w, BAD_CAST inner));
+	if (bic_allowed && is_bic(id)) {
 		W(xmlTextWriterWriteElement(w, BAD_CAST "BICFI", BAD_CAST id));
 	} else {
 		W(xmlTextWriterStartElement(w, BAD_CAST "Othr"));
@@ -50,17 +64,14 @@ static bool agent(xmlTextWriterPtr w, const char *tag, const char *id)
 	return ok;
 }
 
+static bool agent(xmlTextWriterPtr w, const char *tag, const char *id)
+{
+	return identified(w, tag, "FinInstnId", id, true);
+}
+
 static bool account(xmlTextWriterPtr w, const char *tag, const char *id)
 {
-	bool ok = true;
-	W(xmlTextWriterStartElement(w, BAD_CAST tag));
-	W(xmlTextWriterStartElement(w, BAD_CAST "Id"));
-	W(xmlTextWriterStartElement(w, BAD_CAST "Othr"));
-	W(xmlTextWriterWriteElement(w, BAD_CAST "Id", BAD_CAST id));
-	W(xmlTextWriterEndElement(w));
-	W(xmlTextWriterEndElement(w));
-	W(xmlTextWriterEndElement(w));
-	return ok;
+	return identified(w, tag, "Id", id, false);
 }
 
 static bool party(xmlTextWriterPtr w, const char *tag, const char *name)

@@ -1,10 +1,13 @@
 /*
- * pain001.h - operator payouts as pain.001.001.10 XML (pain001.c). Internal to settle/.
+ * pain001.h - ISO 20022 XML (pain001.c): payouts as pain.001.001.10, and reading
+ * the messages back (reconciliation, pain.002). Internal to settle/.
  */
 #ifndef TAPGATE_SETTLE_PAIN001_H
 #define TAPGATE_SETTLE_PAIN001_H
 
 #include "settle/internal.h"
+
+#include <libxml/tree.h>
 
 struct pain001_tx {
 	const struct settle_party *creditor;
@@ -21,6 +24,9 @@ struct pain001 {
 	const struct pain001_tx *tx;
 	unsigned n;
 };
+
+/* The first element child of n named name (NULL for none, or n NULL): reading pain.001 and pain.002. */
+xmlNode *xml_child(xmlNode *n, const char *name);
 
 /* Write the message into o. Returns 0, SETTLE_ERR_NOMEM, SETTLE_ERR_IO. */
 int pain001_write(struct out_file *o, const struct pain001 *p, char *err, size_t err_len);

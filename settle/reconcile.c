@@ -10,13 +10,12 @@
  * (pain.001) and the batch record. Money: what riders (through acquirer,
  * QR platform and issuers) and funders pay equals what operators receive.
  */
-#include "settle/internal.h"
+#include "settle/pain001.h"
 
 #include "fare/fare.h"
 #include "store/store.h"
 
 #include <libxml/parser.h>
-#include <libxml/tree.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -226,14 +225,6 @@ static int64_t yuan_fen(const char *s)
 	return whole * 100 + frac;
 }
 
-static xmlNode *child(xmlNode *n, const char *name)
-{
-	for (xmlNode *c = n ? n->children : NULL; c; c = c->next)
-		if (c->type == XML_ELEMENT_NODE && strcmp((const char *)c->name, name) == 0)
-			return c;
-	return NULL;
-}
-
 static int64_t text_fen(xmlNode *n)
 {
 	xmlChar *t = n ? xmlNodeGetContent(n) : NULL;
@@ -245,18 +236,18 @@ static int64_t text_fen(xmlNode *n)
 static void check_pain001(struct report *r, const struct batch *b, const char *data, size_t len)
 {
 	xmlDoc *doc = xmlReadMemory(data, (int)len, b->file, NULL, XML_PARSE_NONET | XML_PARSE_NOERROR);
-	xmlNode *init = doc ? child(xmlDocGetRootElement(doc), "CstmrCdtTrfInitn") : NULL;
-	xmlNode *hdr = child(init, "GrpHdr"), *pmt = child(init, "PmtInf");
+	xmlNode *init = doc ? xml_child(xmlDocGetRootElement(doc), "CstmrCdtTrfInitn") : NULL;
+	xmlNode *hdr = xml_child(init, "GrpHdr"), *pmt = xml_child(init, "PmtInf");
 	uint64_t n = 0;
 	int64_t sum = 0;
 	for (xmlNode *c = pmt ? pmt->children : NULL; c; c = c->next) {
 		if (c->type != XML_ELEMENT_NODE || strcmp((const char *)c->name, "CdtTrfTxInf") != 0)
 			continue;
 		n++;
-		sum += text_fen(child(child(c, "Amt"), "InstdAmt"));
+		sum += text_fen(xml_child(xml_child(c, "Amt"), "InstdAmt"));
 	}
-	xmlChar *nb = hdr ? xmlNodeGetContent(child(hdr, "NbOfTxs")) : NULL;
-	int64_t ctrl = text_fen(child(hdr, "CtrlSum"));
+	xmlChar *nb = hdr ? xmlNodeGetContent(xml_child(hdr, "NbOfTxs")) : NULL;
+	int64_t ctrl = text_fen(xml_child(hdr, "CtrlSum"));
 	bool ok = hdr && nb && strtoull((const char *)nb, NULL, 10) == n && ctrl == sum && n == b->items &&
 		  sum == b->credit_fen;
 	if (!ok)

@@ -13,19 +13,12 @@
  * change gets the next version number, kept in a change log the gateway
  * reads to tell validators (docs/PROTOCOL.md).
  */
-#include "settle/internal.h"
+#include "settle/pain001.h"
 
 #include <errno.h>
 #include <libxml/parser.h>
-#include <libxml/tree.h>
 #include <stdlib.h>
 #include <string.h>
-
-static int store_fail(char *err, size_t err_len, const char *what, int rc)
-{
-	snprintf(err, err_len, "settle store: %s: %s", what, mdb_strerror(rc));
-	return SETTLE_ERR_STORE;
-}
 
 static void deny_key(uint8_t k[9], uint8_t medium, uint64_t token)
 {
@@ -95,7 +88,7 @@ int settle_deny_changes(struct settle_db *db, uint32_t since, settle_deny_fn fn,
 	MDB_val k = {.mv_size = 4, .mv_data = vk}, v;
 	int rc = mdb_txn_begin(db->env, NULL, MDB_RDONLY, &txn);
 	if (rc != 0)
-		return store_fail(err, err_len, "begin", rc);
+		return settle_store_fail(err, err_len, "begin", rc);
 	*version = get_version(db, txn);
 	if ((rc = mdb_cursor_open(txn, db->denylog, &c)) == 0) {
 		int stop = 0;
@@ -111,7 +104,7 @@ int settle_deny_changes(struct settle_db *db, uint32_t since, settle_deny_fn fn,
 		mdb_cursor_close(c);
 	}
 	mdb_txn_abort(txn);
-	return rc == 0 || rc == MDB_NOTFOUND ? 0 : store_fail(err, err_len, "deny list", rc);
+	return rc == 0 || rc == MDB_NOTFOUND ? 0 : settle_store_fail(err, err_len, "deny list", rc);
 }
 
 static int put_batch(struct settle_db *db, MDB_txn *txn, const struct batch *b)
@@ -200,7 +193,7 @@ static int ingest_charges(struct settle_ctx *c, const char *path, char *data, FI
 	MDB_txn *txn;
 	if ((rc = mdb_txn_begin(c->db->env, NULL, 0, &txn)) != 0) {
 		free(items);
-		return store_fail(err, err_len, "begin", rc);
+		return settle_store_fail(err, err_len, "begin", rc);
 	}
 	uint64_t seen = 0, approved = 0, declined = 0, listed = 0, cleared = 0, written_off = 0;
 	int64_t approved_fen = 0, declined_fen = 0, written_off_fen = 0;
@@ -283,14 +276,14 @@ static int ingest_charges(struct settle_ctx *c, const char *path, char *data, FI
 	}
 	free(items);
 	if (rc > 0)
-		rc = store_fail(err, err_len, "deny list", rc);
+		rc = settle_store_fail(err, err_len, "deny list", rc);
 	if (rc != 0) {
 		mdb_txn_abort(txn);
 		return rc;
 	}
 	uint32_t ver = get_version(c->db, txn);
 	if ((rc = mdb_txn_commit(txn)) != 0)
-		return store_fail(err, err_len, "commit", rc);
+		return settle_store_fail(err, err_len, "commit", rc);
 	fprintf(out, "batch %s %s: %llu approved (%lld fen), %llu declined (%lld fen): %llu deny-listed, %llu written off "
 		     "(%lld fen), %llu taken off the list; deny list version %u\n",
 		id, declined ? "acknowledged" : "settled", (unsigned long long)approved, (long long)approved_fen,
@@ -300,14 +293,6 @@ static int ingest_charges(struct settle_ctx *c, const char *path, char *data, FI
 }
 
 /* --- the payout bank's pain.002 */
-
-static xmlNode *child(xmlNode *n, const char *name)
-{
-	for (xmlNode *c = n ? n->children : NULL; c; c = c->next)
-		if (c->type == XML_ELEMENT_NODE && strcmp((const char *)c->name, name) == 0)
-			return c;
-	return NULL;
-}
 
 static void text(xmlNode *n, char *out, size_t cap)
 {
@@ -320,13 +305,13 @@ static int ingest_pain002(struct settle_ctx *c, const char *path, const char *da
 			  size_t err_len)
 {
 	xmlDoc *doc = xmlReadMemory(data, (int)len, path, NULL, XML_PARSE_NONET | XML_PARSE_NOERROR);
-	xmlNode *rpt = doc ? child(xmlDocGetRootElement(doc), "CstmrPmtStsRpt") : NULL;
-	xmlNode *grp = child(rpt, "OrgnlGrpInfAndSts");
+	xmlNode *rpt = doc ? xml_child(xmlDocGetRootElement(doc), "CstmrPmtStsRpt") : NULL;
+	xmlNode *grp = xml_child(rpt, "OrgnlGrpInfAndSts");
 	char msg[64], sts[16], id[BATCH_ID_MAX];
 	unsigned day, round;
 	int rc = 0;
-	text(child(grp, "OrgnlMsgId"), msg, sizeof(msg));
-	text(child(grp, "GrpSts"), sts, sizeof(sts));
+	text(xml_child(grp, "OrgnlMsgId"), msg, sizeof(msg));
+	text(xml_child(grp, "GrpSts"), sts, sizeof(sts));
 	if (!grp || sscanf(msg, "TG%8u%2uPAYOUT", &day, &round) != 2) {
 		snprintf(err, err_len, "%s: not a pain.002 status report on a tapgate payout (OrgnlMsgId \"%s\")", path, msg);
 		xmlFreeDoc(doc);
@@ -346,9 +331,9 @@ static int ingest_pain002(struct settle_ctx *c, const char *path, const char *da
 			if (tx->type != XML_ELEMENT_NODE || strcmp((const char *)tx->name, "TxInfAndSts") != 0)
 				continue;
 			char e2e[64], txsts[16], reason[64];
-			text(child(tx, "OrgnlEndToEndId"), e2e, sizeof(e2e));
-			text(child(tx, "TxSts"), txsts, sizeof(txsts));
-			text(child(child(child(tx, "StsRsnInf"), "Rsn"), "Cd"), reason, sizeof(reason));
+			text(xml_child(tx, "OrgnlEndToEndId"), e2e, sizeof(e2e));
+			text(xml_child(tx, "TxSts"), txsts, sizeof(txsts));
+			text(xml_child(xml_child(xml_child(tx, "StsRsnInf"), "Rsn"), "Cd"), reason, sizeof(reason));
 			if (strcmp(txsts, "RJCT") == 0) {
 				rejected++;
 				fprintf(out, "rejected payment %s (%s): pay it again by hand or correct the operator's account\n", e2e,
@@ -365,7 +350,7 @@ static int ingest_pain002(struct settle_ctx *c, const char *path, const char *da
 	MDB_txn *txn;
 	if ((rc = mdb_txn_begin(c->db->env, NULL, 0, &txn)) != 0 || (rc = put_batch(c->db, txn, &b)) != 0 ||
 	    (rc = mdb_txn_commit(txn)) != 0)
-		return store_fail(err, err_len, "batch state", rc);
+		return settle_store_fail(err, err_len, "batch state", rc);
 	fprintf(out, "batch %s: bank status %s, %u payments accepted, %u rejected: %s\n", id, sts[0] ? sts : "(none)",
 		accepted, rejected, settled ? "settled" : bad ? "rejected whole, still closed" : "acknowledged");
 	return rejected || bad ? SETTLE_ERR_MISMATCH : 0;
@@ -398,7 +383,7 @@ int settle_deny_print(struct settle_ctx *c, FILE *out, char *err, size_t err_len
 	MDB_val k, v;
 	int rc = mdb_txn_begin(c->db->env, NULL, MDB_RDONLY, &txn);
 	if (rc != 0)
-		return store_fail(err, err_len, "begin", rc);
+		return settle_store_fail(err, err_len, "begin", rc);
 	fprintf(out, "deny list version %u\n", get_version(c->db, txn));
 	if ((rc = mdb_cursor_open(txn, c->db->deny, &cur)) == 0) {
 		while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
@@ -413,7 +398,7 @@ int settle_deny_print(struct settle_ctx *c, FILE *out, char *err, size_t err_len
 		mdb_cursor_close(cur);
 	}
 	mdb_txn_abort(txn);
-	return rc == MDB_NOTFOUND || rc == 0 ? 0 : store_fail(err, err_len, "deny list", rc);
+	return rc == MDB_NOTFOUND || rc == 0 ? 0 : settle_store_fail(err, err_len, "deny list", rc);
 }
 
 /*
@@ -429,7 +414,7 @@ int settle_recover(struct settle_ctx *c, uint32_t day, FILE *out, char *err, siz
 	MDB_val k, v;
 	int rc = mdb_txn_begin(c->db->env, NULL, 0, &txn);
 	if (rc != 0)
-		return store_fail(err, err_len, "begin", rc);
+		return settle_store_fail(err, err_len, "begin", rc);
 	struct batch b[2] = {0};
 	struct out_file o[2];
 	bool open[2] = {false, false};
@@ -448,7 +433,7 @@ int settle_recover(struct settle_ctx *c, uint32_t day, FILE *out, char *err, siz
 	unsigned presented = 0, exhausted = 0;
 	if ((rc = mdb_cursor_open(txn, c->db->deny, &cur)) != 0) {
 		mdb_txn_abort(txn);
-		return store_fail(err, err_len, "deny list", rc);
+		return settle_store_fail(err, err_len, "deny list", rc);
 	}
 	int result = 0;
 	while (result == 0 && (rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
@@ -511,13 +496,13 @@ int settle_recover(struct settle_ctx *c, uint32_t day, FILE *out, char *err, siz
 		if (open[w])
 			out_abort(&o[w]);
 	if (result == 0 && rc != 0 && rc != MDB_NOTFOUND)
-		result = store_fail(err, err_len, "recovery", rc);
+		result = settle_store_fail(err, err_len, "recovery", rc);
 	if (result != 0) {
 		mdb_txn_abort(txn);
 		return result;
 	}
 	if ((rc = mdb_txn_commit(txn)) != 0)
-		return store_fail(err, err_len, "commit", rc);
+		return settle_store_fail(err, err_len, "commit", rc);
 	fprintf(out, "recovery on %u: %u debts presented again%s%s%s, %u with no retry left\n", day, presented,
 		b[0].items ? " in " : "", b[0].items ? b[0].id : "", b[1].items ? " and the QR platform's batch" : "",
 		exhausted);

@@ -36,7 +36,7 @@ const char *settle_strerror(int err)
 	}
 }
 
-static int store_fail(char *err, size_t err_len, const char *what, int rc)
+int settle_store_fail(char *err, size_t err_len, const char *what, int rc)
 {
 	snprintf(err, err_len, "settle store: %s: %s", what, mdb_strerror(rc));
 	return SETTLE_ERR_STORE;
@@ -123,7 +123,7 @@ int settle_rounds(struct settle_db *db, uint32_t day, struct round **out, unsign
 	if (rc == 0 && (rc = mdb_cursor_open(txn, db->rounds, &cur)) != 0)
 		mdb_txn_abort(txn);
 	if (rc != 0)
-		return store_fail(err, err_len, "rounds", rc);
+		return settle_store_fail(err, err_len, "rounds", rc);
 	unsigned cap = 0;
 	for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
 		struct round r;
@@ -148,7 +148,7 @@ int settle_rounds(struct settle_db *db, uint32_t day, struct round **out, unsign
 	if (rc != 0 && rc != MDB_NOTFOUND) {
 		free(*out);
 		*out = NULL;
-		return rc == ENOMEM ? SETTLE_ERR_NOMEM : store_fail(err, err_len, "rounds", rc);
+		return rc == ENOMEM ? SETTLE_ERR_NOMEM : settle_store_fail(err, err_len, "rounds", rc);
 	}
 	return 0;
 }
@@ -159,13 +159,13 @@ static int get_pending(struct settle_db *db, struct round *p, bool *have, char *
 	MDB_val k = {.mv_size = 7, .mv_data = "pending"}, v;
 	int rc = mdb_txn_begin(db->env, NULL, MDB_RDONLY, &txn);
 	if (rc != 0)
-		return store_fail(err, err_len, "begin", rc);
+		return settle_store_fail(err, err_len, "begin", rc);
 	rc = mdb_get(txn, db->meta, &k, &v);
 	*have = rc == 0 && v.mv_size == sizeof(*p);
 	if (*have)
 		memcpy(p, v.mv_data, sizeof(*p));
 	mdb_txn_abort(txn);
-	return rc == 0 || rc == MDB_NOTFOUND ? 0 : store_fail(err, err_len, "pending", rc);
+	return rc == 0 || rc == MDB_NOTFOUND ? 0 : settle_store_fail(err, err_len, "pending", rc);
 }
 
 static int put_pending(struct settle_db *db, const struct round *p, char *err, size_t err_len)
@@ -177,7 +177,7 @@ static int put_pending(struct settle_db *db, const struct round *p, char *err, s
 		mdb_txn_abort(txn);
 	if (rc == 0)
 		rc = mdb_txn_commit(txn);
-	return rc == 0 ? 0 : store_fail(err, err_len, "recording a pending round", rc);
+	return rc == 0 ? 0 : settle_store_fail(err, err_len, "recording a pending round", rc);
 }
 
 /* The round's record and batches, and the pending record gone: one transaction. */
@@ -191,7 +191,7 @@ static int put_round(struct settle_db *db, const struct round *rd, const struct 
 	MDB_val pk = {.mv_size = 7, .mv_data = "pending"};
 	int rc = mdb_txn_begin(db->env, NULL, 0, &txn);
 	if (rc != 0)
-		return store_fail(err, err_len, "begin", rc);
+		return settle_store_fail(err, err_len, "begin", rc);
 	rc = mdb_put(txn, db->rounds, &k, &v, 0);
 	for (unsigned i = 0; i < n && rc == 0; i++) {
 		MDB_val bk = {.mv_size = strlen(b[i].id), .mv_data = (void *)b[i].id};
@@ -202,9 +202,9 @@ static int put_round(struct settle_db *db, const struct round *rd, const struct 
 		rc = 0;
 	if (rc != 0) {
 		mdb_txn_abort(txn);
-		return store_fail(err, err_len, "recording the round", rc);
+		return settle_store_fail(err, err_len, "recording the round", rc);
 	}
-	return (rc = mdb_txn_commit(txn)) == 0 ? 0 : store_fail(err, err_len, "commit", rc);
+	return (rc = mdb_txn_commit(txn)) == 0 ? 0 : settle_store_fail(err, err_len, "commit", rc);
 }
 
 static void progress(const struct settle_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -239,7 +239,7 @@ static int write_round(struct settle_ctx *c, struct round *rd, struct settle_clo
 				mdb_txn_abort(txn);
 		}
 		free(b);
-		return rc == 0 ? 0 : store_fail(err, err_len, "pending", rc);
+		return rc == 0 ? 0 : settle_store_fail(err, err_len, "pending", rc);
 	}
 	if (rc == 0)
 		rc = put_round(c->db, rd, b, n, err, err_len);
@@ -314,7 +314,7 @@ int settle_status(struct settle_ctx *c, FILE *out, char *err, size_t err_len)
 	if (have)
 		fprintf(out, "pending: day %u round %u (interrupted; the next close writes it again)\n", p.day, p.round);
 	if ((rc = mdb_txn_begin(c->db->env, NULL, MDB_RDONLY, &txn)) != 0)
-		return store_fail(err, err_len, "begin", rc);
+		return settle_store_fail(err, err_len, "begin", rc);
 	if ((rc = mdb_cursor_open(txn, c->db->rounds, &cur)) == 0) {
 		while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0 && v.mv_size == sizeof(p)) {
 			memcpy(&p, v.mv_data, sizeof(p));
@@ -339,7 +339,7 @@ int settle_status(struct settle_ctx *c, FILE *out, char *err, size_t err_len)
 		mdb_cursor_close(cur);
 	}
 	mdb_txn_abort(txn);
-	return rc == 0 || rc == MDB_NOTFOUND ? 0 : store_fail(err, err_len, "reading", rc);
+	return rc == 0 || rc == MDB_NOTFOUND ? 0 : settle_store_fail(err, err_len, "reading", rc);
 }
 
 int settle_batch_get(struct settle_db *db, const char *id, struct batch *b, char *err, size_t err_len)
@@ -348,7 +348,7 @@ int settle_batch_get(struct settle_db *db, const char *id, struct batch *b, char
 	MDB_val k = {.mv_size = strlen(id), .mv_data = (void *)id}, v;
 	int rc = mdb_txn_begin(db->env, NULL, MDB_RDONLY, &txn);
 	if (rc != 0)
-		return store_fail(err, err_len, "begin", rc);
+		return settle_store_fail(err, err_len, "begin", rc);
 	rc = mdb_get(txn, db->batches, &k, &v);
 	if (rc == 0 && v.mv_size == sizeof(*b))
 		memcpy(b, v.mv_data, sizeof(*b));
@@ -357,7 +357,7 @@ int settle_batch_get(struct settle_db *db, const char *id, struct batch *b, char
 		snprintf(err, err_len, "no batch '%s' (tapsettle status lists them)", id);
 		return SETTLE_ERR_INVALID;
 	}
-	return rc == 0 ? 0 : store_fail(err, err_len, "batch", rc);
+	return rc == 0 ? 0 : settle_store_fail(err, err_len, "batch", rc);
 }
 
 uint32_t settle_day_add(uint32_t day, unsigned n)
@@ -408,7 +408,7 @@ int settle_resend(struct settle_ctx *c, const char *id, FILE *out, char *err, si
 		MDB_val k = {.mv_size = strlen(b.id), .mv_data = b.id}, v = {.mv_size = sizeof(b), .mv_data = &b};
 		if ((rc = mdb_txn_begin(c->db->env, NULL, 0, &txn)) != 0 || (rc = mdb_put(txn, c->db->batches, &k, &v, 0)) != 0 ||
 		    (rc = mdb_txn_commit(txn)) != 0)
-			return store_fail(err, err_len, "batch state", rc);
+			return settle_store_fail(err, err_len, "batch state", rc);
 	}
 	fprintf(out, "batch %s: %s/%s/%s written again, identical to the recorded file; state %s\n", id, c->outbox, b.party,
 		b.file, b.state == BATCH_SENT ? "sent" : b.state == BATCH_ACKNOWLEDGED ? "acknowledged" : "settled");
