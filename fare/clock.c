@@ -115,6 +115,17 @@ int fare_tap_from_log(struct fare_clock *c, uint64_t seq, const struct st_tap_me
 	return 0;
 }
 
+int fare_day_parse(const char *s, uint32_t *day)
+{
+	char *end;
+	unsigned long v = strtoul(s, &end, 10);
+	if (*end || strlen(s) != 8 || v < 19700101 || v > 99991231 || v % 100 == 0 || v / 100 % 100 == 0 ||
+	    v / 100 % 100 > 12 || v % 100 > 31)
+		return -1;
+	*day = (uint32_t)v;
+	return 0;
+}
+
 int fare_token_parse(const char *s, uint8_t *medium, uint32_t *issuer, uint64_t *token_id)
 {
 	unsigned long long a, b;

@@ -202,6 +202,8 @@ int fare_print_legs(struct fare_db *db, struct fare_clock *clk, const struct far
 /* Print the audit table (section 5). */
 int fare_print_audit(struct fare_db *db, const struct fare_query *q, FILE *out, char *err, size_t err_len);
 
+/* Parse a business day YYYYMMDD (a calendar-shaped date from 1970). Returns 0 or -1. */
+int fare_day_parse(const char *s, uint32_t *day);
 /* Parse a token "epurse:ISSUER:CARD", "quickpass:N", "qr:N". Returns 0 or -1. */
 int fare_token_parse(const char *s, uint8_t *medium, uint32_t *issuer, uint64_t *token_id);
 void fare_token_format(uint8_t medium, uint32_t issuer, uint64_t token_id, char *out, size_t cap);

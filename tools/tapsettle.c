@@ -71,15 +71,10 @@ struct app {
 
 static int parse_day(const char *s, uint32_t *day)
 {
-	char *end;
-	unsigned long v = strtoul(s, &end, 10);
-	if (*end || strlen(s) != 8 || v < 19700101 || v > 99991231 || v % 100 == 0 || v / 100 % 100 == 0 ||
-	    v / 100 % 100 > 12 || v % 100 > 31) {
-		fprintf(stderr, "tapsettle: \"%s\" is not a day YYYYMMDD\n", s);
-		return -1;
-	}
-	*day = (uint32_t)v;
-	return 0;
+	if (fare_day_parse(s, day) == 0)
+		return 0;
+	fprintf(stderr, "tapsettle: \"%s\" is not a day YYYYMMDD\n", s);
+	return -1;
 }
 
 static int open_all(struct app *a, bool rate, bool write)
