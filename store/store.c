@@ -682,25 +682,33 @@ int st_log_scan(struct st_env *e, uint64_t from_seq, bool backward, st_visit_fn 
 }
 
 /* Returns 0, ST_ERR_NOTFOUND, ST_ERR_CORRUPT, ST_ERR_READERS, ST_ERR_IO. */
-int st_log_get(struct st_env *e, uint64_t seq, struct st_tap_meta *meta, uint8_t record[ST_RECORD_BYTES_MAX])
+/* One log record in an open read txn. Returns what st_log_get returns. */
+static int log_get_in(struct st_env *e, MDB_txn *txn, uint64_t seq, struct st_tap_meta *meta,
+		      uint8_t record[ST_RECORD_BYTES_MAX])
 {
-	MDB_txn *txn;
 	MDB_val k = {.mv_size = sizeof(seq), .mv_data = &seq}, v;
 	const uint8_t *rec;
-	if (!e->have_dbs)
-		return ST_ERR_NOTFOUND;
-	int rc = txn_begin(e, MDB_RDONLY, &txn);
-	if (rc != 0)
-		return read_err(rc);
-	rc = mdb_get(txn, e->log, &k, &v);
+	int rc = mdb_get(txn, e->log, &k, &v);
 	if (rc == 0 && (rc = value_parse(&v, meta, &rec)) == 0)
 		memcpy(record, rec, meta->record_len);
 	else if (rc == MDB_NOTFOUND)
 		rc = ST_ERR_NOTFOUND;
 	else if (rc > 0)
 		rc = st_err(rc);
-	txn_end(e, txn);
 	return rc == ST_ERR_NOTFOUND ? rc : read_err(rc);
+}
+
+int st_log_get(struct st_env *e, uint64_t seq, struct st_tap_meta *meta, uint8_t record[ST_RECORD_BYTES_MAX])
+{
+	MDB_txn *txn;
+	if (!e->have_dbs)
+		return ST_ERR_NOTFOUND;
+	int rc = txn_begin(e, MDB_RDONLY, &txn);
+	if (rc != 0)
+		return read_err(rc);
+	rc = log_get_in(e, txn, seq, meta, record);
+	txn_end(e, txn);
+	return rc;
 }
 
 struct st_reader {
@@ -722,8 +730,6 @@ int st_reader_open(struct st_env *e, struct st_reader **out)
 int st_reader_get(struct st_reader *r, uint64_t seq, struct st_tap_meta *meta, uint8_t record[ST_RECORD_BYTES_MAX])
 {
 	struct st_env *e = r->e;
-	MDB_val k = {.mv_size = sizeof(seq), .mv_data = &seq}, v;
-	const uint8_t *rec;
 	if (!e->have_dbs)
 		return ST_ERR_NOTFOUND;
 	if (r->txn && r->gets >= ST_READ_CHUNK) { /* keep read transactions short */
@@ -739,14 +745,7 @@ int st_reader_get(struct st_reader *r, uint64_t seq, struct st_tap_meta *meta, u
 		r->gets = 0;
 	}
 	r->gets++;
-	int rc = mdb_get(r->txn, e->log, &k, &v);
-	if (rc == 0 && (rc = value_parse(&v, meta, &rec)) == 0)
-		memcpy(record, rec, meta->record_len);
-	else if (rc == MDB_NOTFOUND)
-		rc = ST_ERR_NOTFOUND;
-	else if (rc > 0)
-		rc = st_err(rc);
-	return rc == ST_ERR_NOTFOUND ? rc : read_err(rc);
+	return log_get_in(e, r->txn, seq, meta, record);
 }
 
 void st_reader_close(struct st_reader *r)
