@@ -106,7 +106,8 @@ static struct writer *writer_for(struct builder *bd, enum writer_kind kind, cons
 	w->kind = kind;
 	snprintf(w->b.party, sizeof(w->b.party), "%s", party);
 	batch_id(w->b.id, sizeof(w->b.id), bd->rd.day, bd->rd.round, party);
-	snprintf(w->b.file, sizeof(w->b.file), "%s%s", w->b.id, kind == W_TIDES ? "-fare_transactions.csv" : ".csv");
+	snprintf(w->b.file, sizeof(w->b.file), "%s%s", w->b.id,
+		 kind == W_TIDES ? "-fare_transactions.csv" : kind == W_PAYOUT ? ".xml" : ".csv");
 	w->b.day = bd->rd.day;
 	w->b.round = bd->rd.round;
 	w->b.state = BATCH_CLOSED;
@@ -115,6 +116,8 @@ static struct writer *writer_for(struct builder *bd, enum writer_kind kind, cons
 		return w;
 	if ((bd->rc = out_open(&w->o, bd->c->outbox, party, w->b.file, bd->err, bd->err_len)) != 0)
 		return NULL;
+	if (kind == W_PAYOUT)
+		return w; /* pain.001: written whole by finish() */
 	char created[32];
 	iso_utc(bd->rd.created_us, created);
 	if (kind == W_TIDES)
@@ -419,17 +422,9 @@ static int finish(struct builder *bd)
 	if (ntx > 0) {
 		char party[PARTY_MAX];
 		snprintf(party, sizeof(party), "payout-%s", bd->c->parties->payout_bank);
-		struct writer *w = calloc(1, sizeof(*w));
-		if (!w || (bd->nw == bd->capw && !(bd->w = realloc(bd->w, (bd->capw = bd->capw * 2 + 1) * sizeof(*bd->w)))))
-			return SETTLE_ERR_NOMEM;
-		bd->w[bd->nw++] = w;
-		w->kind = W_PAYOUT;
-		snprintf(w->b.party, sizeof(w->b.party), "%s", party);
-		batch_id(w->b.id, sizeof(w->b.id), bd->rd.day, bd->rd.round, party);
-		snprintf(w->b.file, sizeof(w->b.file), "%s.xml", w->b.id);
-		w->b.day = bd->rd.day;
-		w->b.round = bd->rd.round;
-		w->b.state = BATCH_CLOSED;
+		struct writer *w = writer_for(bd, W_PAYOUT, party);
+		if (!w)
+			return bd->rc ? bd->rc : SETTLE_ERR_NOMEM;
 		for (unsigned i = 0; i < ntx; i++)
 			item(w, -tx[i].amount_fen, 0);
 		if (!bd->dry) {
@@ -437,9 +432,7 @@ static int finish(struct builder *bd)
 					      .tx = tx, .n = ntx};
 			snprintf(msg.msg_id, sizeof(msg.msg_id), "TG%u%02uPAYOUT", bd->rd.day, bd->rd.round);
 			msg.exec_date = settle_day_add(bd->rd.day, 1);
-			int rc = out_open(&w->o, bd->c->outbox, party, w->b.file, bd->err, bd->err_len);
-			if (rc == 0)
-				rc = pain001_write(&w->o, &msg, bd->err, bd->err_len);
+			int rc = pain001_write(&w->o, &msg, bd->err, bd->err_len);
 			if (rc != 0)
 				return rc;
 		}
