@@ -25,7 +25,6 @@
 #include <string.h>
 #include <time.h>
 
-#define HASH_MOD 1000000000000000ull /* hash totals: sum of item account numbers mod 10^15 */
 
 enum writer_kind { W_CHARGE, W_ISSUER, W_FUNDER, W_TIDES, W_PAYOUT };
 
@@ -128,17 +127,6 @@ static struct writer *writer_for(struct builder *bd, enum writer_kind kind, cons
 	return w;
 }
 
-/* One money item: amount > 0 is a debit (the counterparty pays), < 0 a credit. */
-static void item(struct writer *w, int64_t amount, uint64_t account)
-{
-	w->b.items++;
-	if (amount >= 0)
-		w->b.debit_fen += amount;
-	else
-		w->b.credit_fen += -amount;
-	w->b.hash_total = (w->b.hash_total + account % HASH_MOD) % HASH_MOD;
-}
-
 static char dc(int64_t amount)
 {
 	return amount >= 0 ? 'D' : 'C';
@@ -163,7 +151,7 @@ static void flush_agg(struct builder *bd)
 		bd->rc = bd->rc ? bd->rc : SETTLE_ERR_NOMEM;
 		return;
 	}
-	item(w, a->amount, a->token);
+	batch_item(&w->b, a->amount, a->token);
 	if (!bd->dry) {
 		struct line ln = {.n = 0};
 		ln_str(&ln, "D,");
@@ -237,7 +225,7 @@ static int on_leg(void *arg, const struct fare_leg *l, const struct fare_feed *f
 		}
 		if (!w)
 			return bd->rc ? bd->rc : SETTLE_ERR_NOMEM;
-		item(w, l->rider_fen, l->token_id);
+		batch_item(&w->b, l->rider_fen, l->token_id);
 		if (!bd->dry) {
 			struct fp_tap t = {0};
 			uint64_t deducted;
@@ -308,7 +296,7 @@ static int on_leg(void *arg, const struct fare_leg *l, const struct fare_feed *f
 		}
 		if (!w)
 			return bd->rc ? bd->rc : SETTLE_ERR_NOMEM;
-		item(w, amount, l->token_id);
+		batch_item(&w->b, amount, l->token_id);
 		if (!bd->dry) {
 			struct line ln = {.n = 0};
 			ln_str(&ln, "D,");
@@ -356,7 +344,7 @@ static int on_leg(void *arg, const struct fare_leg *l, const struct fare_feed *f
 		if (!(s->tides = writer_for(bd, W_TIDES, party)))
 			return bd->rc ? bd->rc : SETTLE_ERR_NOMEM;
 	}
-	item(s->tides, -(int64_t)l->operator_fen, l->token_id); /* the operator is paid: a credit */
+	batch_item(&s->tides->b, -(int64_t)l->operator_fen, l->token_id); /* the operator is paid: a credit */
 	if (!bd->dry) {
 		const char *action = l->flags & FARE_LEG_PURCHASE ? "Purchase"
 				     : l->rev > 0		  ? "Adjust"
@@ -426,7 +414,7 @@ static int finish(struct builder *bd)
 		if (!w)
 			return bd->rc ? bd->rc : SETTLE_ERR_NOMEM;
 		for (unsigned i = 0; i < ntx; i++)
-			item(w, -tx[i].amount_fen, 0);
+			batch_item(&w->b, -tx[i].amount_fen, 0);
 		if (!bd->dry) {
 			struct pain001 msg = {.created_us = bd->rd.created_us, .debtor = &bd->c->parties->clearing,
 					      .tx = tx, .n = ntx};

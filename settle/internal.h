@@ -59,6 +59,19 @@ struct batch {
 	uint8_t sha256[32];
 };
 
+#define HASH_MOD 1000000000000000ull /* hash totals: sum of item account numbers mod 10^15 */
+
+/* Count one money item in a batch: amount > 0 a debit (the counterparty pays), < 0 a credit. */
+static inline void batch_item(struct batch *b, int64_t amount, uint64_t account)
+{
+	b->items++;
+	if (amount >= 0)
+		b->debit_fen += amount;
+	else
+		b->credit_fen += -amount;
+	b->hash_total = (b->hash_total + account % HASH_MOD) % HASH_MOD;
+}
+
 /*
  * A line built without printf: the per-leg lines of a 10-million-tap day are
  * most of a close's time, and printf's format parsing was most of that.

@@ -468,9 +468,7 @@ int settle_recover(struct settle_ctx *c, uint32_t day, FILE *out, char *err, siz
 				snprintf(created, sizeof(created), "%04u-%02u-%02uT00:00:00Z", day / 10000, day / 100 % 100, day % 100);
 				out_printf(&o[w], "H,%s,%s,%s,%u,%u,CNY\n", b[w].id, created, b[w].party, day, n);
 			}
-			b[w].items++;
-			b[w].debit_fen += e.owed_fen;
-			b[w].hash_total = (b[w].hash_total + e.token % 1000000000000000ull) % 1000000000000000ull;
+			batch_item(&b[w], e.owed_fen, e.token);
 			/* the charge file's item layout: TOKEN, LEGS (0: a debt), FIRST, LAST (the decline), AMOUNT, D */
 			out_printf(&o[w], "D,%llu,%llu,0,%s,%s,%lld,D\n", (unsigned long long)b[w].items,
 				   (unsigned long long)e.token, e.batch, e.reason[0] ? e.reason : "-", (long long)e.owed_fen);
