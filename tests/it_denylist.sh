@@ -6,9 +6,7 @@
 # none; presented again when due (debt recovery) and approved, they come off
 # the list and ride again.
 . tests/lib.sh
-D=$(TZ=Asia/Shanghai date -d "@$(($(date +%s) - 30 * 3600 - 16200))" +%Y%m%d)
-S="-c config/tapgate.conf -o store.path=$T/store -o fares.rated_path=$T/rated -o settle.path=$T/settle -o settle.outbox=$T/outbox"
-settle() { "$BIN/tapsettle" $S "$@"; }
+D=$(business_day 108000)
 start_gateway
 tapgen --validators 32 --taps 20000 --taps-per-frame 8 --network demo --spread-s 172800 --seed 31 \
 	>"$T/tg1.out" 2>&1 || { cat "$T/tg1.out"; fail "tapgen"; }

@@ -11,16 +11,14 @@
 SCHEMAS=$(schemas_dir) || fail "no schemas"
 XSD=$SCHEMAS/pain.001.001.10.xsd
 command -v xmllint >/dev/null || fail "xmllint is missing (libxml2-utils)"
-S="-c config/tapgate.conf -o store.path=$T/store -o fares.rated_path=$T/rated -o settle.path=$T/settle -o settle.outbox=$T/outbox"
-settle() { "$BIN/tapsettle" $S "$@"; }
 # A business day that is over (and past the grace) whatever the time now: the day of 30 hours ago.
-D=$(TZ=Asia/Shanghai date -d "@$(($(date +%s) - 30 * 3600 - 16200))" +%Y%m%d)
+D=$(business_day 108000)
 sums() { (cd "$T/outbox" && find . -path ./reconciliation -prune -o -type f -print | sort | xargs sha256sum); }
 
 start_gateway
 tapgen --validators 64 --taps 30000 --taps-per-frame 8 --network demo --spread-s 172800 --seed 11 \
 	>"$T/tg1.out" 2>&1 || { cat "$T/tg1.out"; fail "tapgen"; }
-today=$(TZ=Asia/Shanghai date -d "@$(($(date +%s) - 16200))" +%Y%m%d)
+today=$(business_day 0)
 rc=0; settle close --day "$today" 2>"$T/today.err" || rc=$?
 [ $rc -eq 1 ] && grep -q "is not over" "$T/today.err" || fail "closing today, still open, exited $rc: $(cat "$T/today.err")"
 echo "== close $D while the gateway runs"

@@ -3,7 +3,7 @@
 # (the day is rated first, and both runs start from copies of the same
 # rated store; the settle store and the outbox are each run's own).
 . tests/lib.sh
-D=$(TZ=Asia/Shanghai date -d "@$(($(date +%s) - 30 * 3600 - 16200))" +%Y%m%d)
+D=$(business_day 108000)
 start_gateway
 tapgen --validators 64 --taps 120000 --taps-per-frame 8 --network demo --spread-s 172800 --seed 21 \
 	>"$T/tg.out" 2>&1 || { cat "$T/tg.out"; fail "tapgen"; }
@@ -12,7 +12,8 @@ stop_gateway
 cp -a "$T/rated" "$T/rated2"
 S="-c config/tapgate.conf -o store.path=$T/store"
 ref() { "$BIN/tapsettle" $S -o "fares.rated_path=$T/rated" -o "settle.path=$T/settle1" -o "settle.outbox=$T/out1" "$@"; }
-run() { "$BIN/tapsettle" $S -o "fares.rated_path=$T/rated2" -o "settle.path=$T/settle2" -o "settle.outbox=$T/out2" "$@"; }
+RUN="$S -o fares.rated_path=$T/rated2 -o settle.path=$T/settle2 -o settle.outbox=$T/out2"
+run() { "$BIN/tapsettle" $RUN "$@"; }
 
 t0=$(date +%s%N)
 ref close --day "$D" 2>/dev/null || fail "reference close exited $?"
@@ -23,8 +24,7 @@ kills=0 finished=0
 for i in 1 2 3 4 5 6 7 8 9 10; do
 	delay=$(awk -v s="$i$$" -v us="$us" 'BEGIN { srand(s); printf "%.6f", rand() * us * 1.2 / 1e6 }')
 	# tapsettle itself in the background (not a shell function: $! would be a subshell, and the kill would miss it)
-	"$BIN/tapsettle" $S -o "fares.rated_path=$T/rated2" -o "settle.path=$T/settle2" -o "settle.outbox=$T/out2" \
-		close --day "$D" >/dev/null 2>&1 &
+	"$BIN/tapsettle" $RUN close --day "$D" >/dev/null 2>&1 &
 	P=$!
 	sleep "$delay"
 	kill -9 "$P" 2>/dev/null || true

@@ -2,13 +2,12 @@
 # and closes each business day once its cutoff and grace have passed, writes
 # nothing more while nothing is new, and stops cleanly on SIGTERM.
 . tests/lib.sh
-D=$(TZ=Asia/Shanghai date -d "@$(($(date +%s) - 30 * 3600 - 16200))" +%Y%m%d)
-S="-c config/tapgate.conf -o store.path=$T/store -o fares.rated_path=$T/rated -o settle.path=$T/settle -o settle.outbox=$T/outbox -o settle.poll_s=1"
-settle() { "$BIN/tapsettle" $S "$@"; }
+D=$(business_day 108000)
+SETTLE_ARGS="$SETTLE_ARGS -o settle.poll_s=1"
 start_gateway
 tapgen --validators 16 --taps 8000 --taps-per-frame 8 --network demo --spread-s 172800 --seed 41 \
 	>"$T/tg.out" 2>&1 || { cat "$T/tg.out"; fail "tapgen"; }
-"$BIN/tapsettle" $S run >"$T/run.out" 2>"$T/run.err" &
+"$BIN/tapsettle" $SETTLE_ARGS run >"$T/run.out" 2>"$T/run.err" &
 RUN=$!
 i=0
 until settle status 2>/dev/null | grep -q "^day $D round 0"; do

@@ -36,6 +36,18 @@ schemas_dir() {
 	return 1
 }
 
+# business_day SECONDS_AGO: the business day (Asia/Shanghai, cutoff 04:30) of that many seconds ago.
+# A closed day whatever the time now: business_day 108000 (30 hours ago: over, and past its grace).
+business_day() {
+	TZ=Asia/Shanghai date -d "@$(($(date +%s) - $1 - 16200))" +%Y%m%d
+}
+
+# settle ARGS...: tapsettle on this test's stores (gateway log, rated legs, settle store, outbox).
+SETTLE_ARGS="-c config/tapgate.conf -o store.path=$T/store -o fares.rated_path=$T/rated -o settle.path=$T/settle -o settle.outbox=$T/outbox"
+settle() {
+	"$BIN/tapsettle" $SETTLE_ARGS "$@"
+}
+
 fail() {
 	echo "FAIL: $*" >&2
 	if [ -f "$T/gateway.log" ]; then echo "--- gateway log:" >&2; tail -n 20 "$T/gateway.log" >&2; fi
