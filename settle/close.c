@@ -23,7 +23,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 
 enum writer_kind { W_CHARGE, W_ISSUER, W_FUNDER, W_TIDES, W_PAYOUT };
@@ -72,14 +71,6 @@ struct builder {
 static const char *const category_names[] = {"adult", "senior", "student", "disabled"};
 static const char *const tides_media[] = {"Other type", "Smart card or ticket", "Bank card", "Optical scan"};
 
-static void iso_utc(uint64_t us, char out[32])
-{
-	time_t t = (time_t)(us / 1000000u);
-	struct tm tm;
-	gmtime_r(&t, &tm);
-	strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 static void batch_id(char *out, size_t cap, uint32_t day, uint16_t round, const char *party)
 {
 	snprintf(out, cap, "%u-%02u-%s", day, round, party);
@@ -118,7 +109,7 @@ static struct writer *writer_for(struct builder *bd, enum writer_kind kind, cons
 	if (kind == W_PAYOUT)
 		return w; /* pain.001: written whole by finish() */
 	char created[32];
-	iso_utc(bd->rd.created_us, created);
+	utc_text(bd->rd.created_us, created);
 	if (kind == W_TIDES)
 		out_printf(&w->o, "transaction_id,service_date,event_timestamp,amount,currency_type,fare_action,stop_id,"
 				  "fare_media_id,rider_category,fare_product,fare_capped,token_id\n");

@@ -138,5 +138,7 @@ char *read_whole(const char *path, size_t *len);
 
 /* Fen as yuan text, exactly: -1234 -> "-12.34". */
 void fen_text(int64_t fen, char out[32]);
+/* A UTC time as ISO 8601 text: 2026-03-02T00:00:00Z. */
+void utc_text(uint64_t us, char out[32]);
 
 #endif

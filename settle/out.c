@@ -292,11 +292,26 @@ char *read_whole(const char *path, size_t *len)
 	return buf;
 }
 
+/* A line's text as a string (at most 31 characters: amounts and times). */
+static void line_text(const struct line *l, char out[32])
+{
+	size_t n = l->n < 31 ? l->n : 31;
+	memcpy(out, l->b, n);
+	out[n] = '\0';
+}
+
 void fen_text(int64_t fen, char out[32])
 {
-	uint64_t a = fen < 0 ? (uint64_t)-fen : (uint64_t)fen;
-	snprintf(out, 32, "%s%llu.%02llu", fen < 0 ? "-" : "", (unsigned long long)(a / 100),
-		 (unsigned long long)(a % 100));
+	struct line l = {.n = 0};
+	ln_yuan(&l, fen);
+	line_text(&l, out);
+}
+
+void utc_text(uint64_t us, char out[32])
+{
+	struct line l = {.n = 0};
+	ln_utc(&l, us);
+	line_text(&l, out);
 }
 
 /* --- lines */

@@ -9,7 +9,6 @@
 
 #include <libxml/xmlwriter.h>
 #include <string.h>
-#include <time.h>
 
 #define NS "urn:iso:std:iso:20022:tech:xsd:pain.001.001.10"
 
@@ -94,10 +93,7 @@ int pain001_write(struct out_file *o, const struct pain001 *p, char *err, size_t
 		return SETTLE_ERR_NOMEM;
 	}
 	char created[32], exec[16], total[32], count[24];
-	time_t t = (time_t)(p->created_us / 1000000u);
-	struct tm tm;
-	gmtime_r(&t, &tm);
-	strftime(created, sizeof(created), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	utc_text(p->created_us, created);
 	snprintf(exec, sizeof(exec), "%04u-%02u-%02u", p->exec_date / 10000, p->exec_date / 100 % 100,
 		 p->exec_date % 100);
 	int64_t sum = 0;
