@@ -202,6 +202,9 @@ int fare_print_legs(struct fare_db *db, struct fare_clock *clk, const struct far
 /* Print the audit table (section 5). */
 int fare_print_audit(struct fare_db *db, const struct fare_query *q, FILE *out, char *err, size_t err_len);
 
+/* Days since 1970-01-01 of a date YYYYMMDD, and back (business-day arithmetic). */
+int64_t fare_days_from_date(uint32_t date);
+uint32_t fare_date_from_days(int64_t days);
 /* Parse a business day YYYYMMDD (a calendar-shaped date from 1970). Returns 0 or -1. */
 int fare_day_parse(const char *s, uint32_t *day);
 /* Parse a token "epurse:ISSUER:CARD", "quickpass:N", "qr:N". Returns 0 or -1. */

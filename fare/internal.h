@@ -171,8 +171,6 @@ uint32_t fare_feed_stop_areas(const struct fare_feed *f, uint32_t stop_id, uint3
 uint64_t fare_feed_timeframes(const struct fare_feed *f, uint32_t sec_of_day, uint32_t date, unsigned weekday);
 
 /* Date helpers (proleptic Gregorian, YYYYMMDD). */
-int64_t fare_days_from_date(uint32_t date);
-uint32_t fare_date_from_days(int64_t days);
 bool fare_date_valid(uint32_t date);
 
 #endif

@@ -19,7 +19,6 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 const char *settle_strerror(int err)
@@ -359,10 +358,7 @@ int settle_batch_get(struct settle_db *db, const char *id, struct batch *b, char
 
 uint32_t settle_day_add(uint32_t day, unsigned n)
 {
-	struct tm tm = {.tm_year = (int)(day / 10000) - 1900, .tm_mon = (int)(day / 100 % 100) - 1,
-			.tm_mday = (int)(day % 100) + (int)n, .tm_hour = 12};
-	timegm(&tm); /* normalises */
-	return (uint32_t)((tm.tm_year + 1900) * 10000 + (tm.tm_mon + 1) * 100 + tm.tm_mday);
+	return fare_date_from_days(fare_days_from_date(day) + n);
 }
 
 int settle_resend(struct settle_ctx *c, const char *id, FILE *out, char *err, size_t err_len)
