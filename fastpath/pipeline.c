@@ -196,6 +196,26 @@ static void tap_decide(struct fp_pipeline *p, struct fp_job *job, unsigned i, ui
 }
 
 /*
+ * The key of a parsed datagram's validator, once its MAC verifies; NULL
+ * (the datagram dropped and counted) if parsing failed (err), the key is
+ * unknown or the MAC is wrong.
+ */
+static const uint8_t *authentic(struct fp_pipeline *p, const struct fp_rx *rx, int err, uint32_t validator_id,
+				uint16_t key_id)
+{
+	const uint8_t *key = NULL;
+	if (err == 0)
+		key = fp_keys_find(p->keys, validator_id, key_id, &err);
+	if (err == 0)
+		err = fp_mac_verify(rx->data, rx->len, key);
+	if (err != 0) {
+		drop(p, drop_for_error(err));
+		return NULL;
+	}
+	return key;
+}
+
+/*
  * A deny-list request: authenticated like a frame, answered with the changes
  * after the validator's version. It goes through the ring as a job with no
  * taps, so its reply leaves in order with the acknowledgements.
@@ -204,17 +224,11 @@ static bool deny_one(struct fp_pipeline *p, const struct fp_rx *rx, uint64_t now
 		     uint64_t produced)
 {
 	struct fp_job *job = &p->jobs[produced & p->mask];
-	struct fp_deny_request rq;
-	const uint8_t *key = NULL;
+	struct fp_deny_request rq = {0};
 	int err = fp_deny_request_parse(rx->data, rx->len, &rq);
-	if (err == 0)
-		key = fp_keys_find(p->keys, rq.validator_id, rq.key_id, &err);
-	if (err == 0)
-		err = fp_mac_verify(rx->data, rx->len, key);
-	if (err != 0) {
-		drop(p, drop_for_error(err));
+	const uint8_t *key = authentic(p, rx, err, rq.validator_id, rq.key_id);
+	if (key == NULL)
 		return false;
-	}
 	uint32_t have = atomic_load_explicit(&p->deny_count, memory_order_acquire), since = rq.since_version;
 	struct fp_deny_reply rp = {.validator_id = rq.validator_id, .key_id = rq.key_id, .request_seq = rq.request_seq,
 				   .gateway_time_us = now_us};
@@ -268,16 +282,9 @@ static bool ingest_one(struct fp_pipeline *p, const struct fp_rx *rx, uint64_t n
 	struct fp_job *job = &p->jobs[produced & p->mask];
 	struct fp_tap_status st[FP_TAPS_PER_FRAME_MAX];
 	int err = fp_frame_parse(rx->data, rx->len, &job->hdr, job->rec_off);
-	const uint8_t *key = NULL;
-
-	if (err == 0)
-		key = fp_keys_find(p->keys, job->hdr.validator_id, job->hdr.key_id, &err);
-	if (err == 0)
-		err = fp_mac_verify(rx->data, rx->len, key);
-	if (err != 0) {
-		drop(p, drop_for_error(err));
+	const uint8_t *key = authentic(p, rx, err, job->hdr.validator_id, job->hdr.key_id);
+	if (key == NULL)
 		return false;
-	}
 	/* Room for every tap, or none is decided: a half-inserted frame would
 	 * turn the retransmission of an unstored tap into a "duplicate". */
 	if (fp_dedup_count(p->dedup) + job->hdr.tap_count > p->opt.dedup_taps_max) {
