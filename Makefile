@@ -54,6 +54,7 @@ TEST_LIBS := $(shell $(PKG_CONFIG) --libs $(TEST_PKGS))
 FASTPATH_SRC := $(wildcard fastpath/*.c)
 STORE_SRC := $(wildcard store/*.c)
 CONFIG_SRC := $(wildcard config/*.c)
+PROC_SRC := $(wildcard proc/*.c)
 GATEWAY_SRC := $(wildcard gateway/*.c)
 FARE_SRC := $(wildcard fare/*.c)
 SETTLE_SRC := $(wildcard settle/*.c)
@@ -63,9 +64,10 @@ lib_objs = $(patsubst %.c,$(BUILD)/%.o,$(1))
 FASTPATH_LIB := $(BUILD)/libfastpath.a
 STORE_LIB := $(BUILD)/libstore.a
 CONFIG_LIB := $(BUILD)/libtgconfig.a
+PROC_LIB := $(BUILD)/libproc.a
 FARE_LIB := $(BUILD)/libfare.a
 SETTLE_LIB := $(BUILD)/libsettle.a
-MODULE_LIBS := $(SETTLE_LIB) $(FARE_LIB) $(FASTPATH_LIB) $(STORE_LIB) $(CONFIG_LIB)
+MODULE_LIBS := $(SETTLE_LIB) $(FARE_LIB) $(FASTPATH_LIB) $(STORE_LIB) $(CONFIG_LIB) $(PROC_LIB)
 
 BIN := $(BUILD)/bin
 PROGRAMS := $(BIN)/tapgate $(BIN)/tapgen $(BIN)/tapdump $(BIN)/tapfare $(BIN)/tapsettle
@@ -73,9 +75,18 @@ BENCH_PROGRAMS := $(patsubst bench/%.c,$(BIN)/%,$(wildcard bench/*.c))
 UNIT_TESTS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/test_*.c))
 FUZZERS := $(patsubst tests/fuzz_%.c,$(BUILD)/fuzz/fuzz_%,$(wildcard tests/fuzz_*.c))
 
-.PHONY: all demo run test check bench fuzz soak clean help
+.PHONY: all demo run test check bench fuzz soak clean help dev-keys
 
-all: $(PROGRAMS) $(BENCH_PROGRAMS) $(UNIT_TESTS)
+all: $(PROGRAMS) $(BENCH_PROGRAMS) $(UNIT_TESTS) dev-keys
+
+# Git keeps no permission bits but the executable one, so a fresh clone's
+# development keys are 0644, and the gateway refuses a key file that group
+# or others can read. Set their mode (and say so when it changes).
+DEV_KEYS := config/dev-validators.keys config/dev-qr-platform.key
+dev-keys:
+	$(Q)for k in $(DEV_KEYS); do \
+		if [ "$$(stat -c %a $$k)" != 600 ]; then chmod 600 $$k && echo "  CHMOD   600 $$k (development key: git does not keep modes)"; fi; \
+	done
 
 help:
 	@echo "tapgate targets:"
@@ -107,6 +118,7 @@ $(BUILD)/tests/%.o: tests/%.c
 $(FASTPATH_LIB): $(call lib_objs,$(FASTPATH_SRC))
 $(STORE_LIB): $(call lib_objs,$(STORE_SRC))
 $(CONFIG_LIB): $(call lib_objs,$(CONFIG_SRC))
+$(PROC_LIB): $(call lib_objs,$(PROC_SRC))
 $(FARE_LIB): $(call lib_objs,$(FARE_SRC))
 $(SETTLE_LIB): $(call lib_objs,$(SETTLE_SRC))
 $(MODULE_LIBS):
@@ -129,10 +141,10 @@ $(BUILD)/tests/%: $(BUILD)/tests/%.o $(MODULE_LIBS)
 	$(call say,LD,$@)
 	$(Q)$(CC) $(LDFLAGS_SAN) -o $@ $< $(MODULE_LIBS) $(LIBS) $(TEST_LIBS)
 
-demo: $(PROGRAMS)
+demo: $(PROGRAMS) dev-keys
 	$(Q)BUILD=$(BUILD) sh tools/demo.sh
 
-run: $(PROGRAMS)
+run: $(PROGRAMS) dev-keys
 	$(Q)mkdir -p var
 	$(BIN)/tapgate -c config/tapgate.conf
 
@@ -148,7 +160,7 @@ bench: all
 # The fuzzer is built with clang's libFuzzer, separately from the main tree.
 FUZZ_CFLAGS := -std=gnu11 -O1 -g -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -I. \
 	$(shell $(PKG_CONFIG) --cflags $(PKGS))
-$(BUILD)/fuzz/fuzz_%: tests/fuzz_%.c $(filter-out $(DPDK_SRC),$(FASTPATH_SRC)) $(STORE_SRC)
+$(BUILD)/fuzz/fuzz_%: tests/fuzz_%.c $(filter-out $(DPDK_SRC),$(FASTPATH_SRC)) $(STORE_SRC) $(PROC_SRC)
 	@mkdir -p $(dir $@)
 	$(call say,FUZZ,$@)
 	$(Q)clang $(FUZZ_CFLAGS) -o $@ $^ $(LIBS)

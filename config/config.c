@@ -31,6 +31,7 @@ struct cfg_row {
 	const char *def;   /* default as text, parsed like a file value */
 	const char *const *names; /* enums: NULL-terminated, index = value */
 	bool required;
+	bool reload; /* a running gateway puts a new value in force on SIGHUP */
 };
 
 static const char *const ingress_names[] = {"io_uring", "recvmmsg", "dpdk", NULL};
@@ -40,47 +41,49 @@ static const char *const sync_names[] = {"full", "nometasync", "none", NULL};
 #define FIELD(f) offsetof(struct cfg, f), sizeof(((struct cfg *)0)->f)
 
 static const struct cfg_row rows[] = {
-	{"gateway", "listen_address", KIND_STRING, FIELD(listen_address), 0, 0, "127.0.0.1", NULL, false},
-	{"gateway", "listen_port", KIND_U32, FIELD(listen_port), 1, 65535, "7700", NULL, false},
-	{"gateway", "ingress", KIND_ENUM, FIELD(ingress), 0, 0, "io_uring", ingress_names, false},
-	{"gateway", "metrics_address", KIND_STRING, FIELD(metrics_address), 0, 0, "127.0.0.1", NULL, false},
-	{"gateway", "metrics_port", KIND_U32, FIELD(metrics_port), 0, 65535, "9700", NULL, false},
-	{"store", "path", KIND_STRING, FIELD(store_path), 0, 0, "var/store", NULL, false},
-	{"store", "map_size_mb", KIND_U64, FIELD(map_size_mb), 1, 1u << 24, "1024", NULL, false},
-	{"store", "sync", KIND_ENUM, FIELD(sync), 0, 0, "full", sync_names, false},
-	{"store", "commit_batch_taps", KIND_U32, FIELD(commit_batch_taps), 1, 65536, "4096", NULL, false},
-	{"store", "commit_interval_us", KIND_U32, FIELD(commit_interval_us), 0, 1000000, "200", NULL, false},
-	{"store", "ring_frames", KIND_U32, FIELD(ring_frames), 64, 1u << 20, "16384", NULL, false},
-	{"dedup", "window_days", KIND_U32, FIELD(dedup_window_days), 1, 365, "14", NULL, false},
-	{"dedup", "taps_max", KIND_U64, FIELD(dedup_taps_max), 1024, 1ull << 32, "8388608", NULL, false},
-	{"dedup", "clock_skew_s", KIND_U32, FIELD(clock_skew_s), 0, 86400, "300", NULL, false},
-	{"taps", "amount_fen_max", KIND_U32, FIELD(amount_fen_max), 1, 100000000, "100000", NULL, false},
-	{"keys", "validator_key_file", KIND_STRING, FIELD(validator_key_file), 0, 0, "config/dev-validators.keys", NULL, false},
-	{"keys", "qr_platform_public_key", KIND_HEX32, FIELD(qr_public_key), 0, 0, NULL, NULL, true},
+	{"gateway", "listen_address", KIND_STRING, FIELD(listen_address), 0, 0, "127.0.0.1", NULL, false, false},
+	{"gateway", "listen_port", KIND_U32, FIELD(listen_port), 1, 65535, "7700", NULL, false, false},
+	{"gateway", "ingress", KIND_ENUM, FIELD(ingress), 0, 0, "io_uring", ingress_names, false, false},
+	{"gateway", "metrics_address", KIND_STRING, FIELD(metrics_address), 0, 0, "127.0.0.1", NULL, false, false},
+	{"gateway", "metrics_port", KIND_U32, FIELD(metrics_port), 0, 65535, "9700", NULL, false, false},
+	{"gateway", "log_file", KIND_STRING, FIELD(log_file), 0, 0, "-", NULL, false, true},
+	{"gateway", "stop_timeout_s", KIND_U32, FIELD(stop_timeout_s), 1, 3600, "30", NULL, false, false},
+	{"store", "path", KIND_STRING, FIELD(store_path), 0, 0, "var/store", NULL, false, false},
+	{"store", "map_size_mb", KIND_U64, FIELD(map_size_mb), 1, 1u << 24, "1024", NULL, false, false},
+	{"store", "sync", KIND_ENUM, FIELD(sync), 0, 0, "full", sync_names, false, false},
+	{"store", "commit_batch_taps", KIND_U32, FIELD(commit_batch_taps), 1, 65536, "4096", NULL, false, false},
+	{"store", "commit_interval_us", KIND_U32, FIELD(commit_interval_us), 0, 1000000, "200", NULL, false, false},
+	{"store", "ring_frames", KIND_U32, FIELD(ring_frames), 64, 1u << 20, "16384", NULL, false, false},
+	{"dedup", "window_days", KIND_U32, FIELD(dedup_window_days), 1, 365, "14", NULL, false, false},
+	{"dedup", "taps_max", KIND_U64, FIELD(dedup_taps_max), 1024, 1ull << 32, "8388608", NULL, false, false},
+	{"dedup", "clock_skew_s", KIND_U32, FIELD(clock_skew_s), 0, 86400, "300", NULL, false, false},
+	{"taps", "amount_fen_max", KIND_U32, FIELD(amount_fen_max), 1, 100000000, "100000", NULL, false, false},
+	{"keys", "validator_key_file", KIND_STRING, FIELD(validator_key_file), 0, 0, "config/dev-validators.keys", NULL, false, true},
+	{"keys", "qr_platform_public_key", KIND_HEX32, FIELD(qr_public_key), 0, 0, NULL, NULL, true, true},
 	{"dpdk", "eal_args", KIND_STRING, FIELD(dpdk_eal_args), 0, 0,
-	 "-l 0,1 --no-huge -m 512 --no-pci --file-prefix tapgate --vdev=net_tap0,iface=tapgate0", NULL, false},
-	{"dpdk", "port", KIND_STRING, FIELD(dpdk_port), 0, 0, "net_tap0", NULL, false},
-	{"dpdk", "lcore", KIND_U32, FIELD(dpdk_lcore), 0, 1023, "1", NULL, false},
-	{"dpdk", "address", KIND_IPV4, FIELD(dpdk_address), 0, 0, "10.77.0.2", NULL, false},
-	{"dpdk", "mac", KIND_MAC, FIELD(dpdk_mac), 0, 0, "port", NULL, false},
-	{"dpdk", "udp_port", KIND_U32, FIELD(dpdk_udp_port), 1, 65535, "7700", NULL, false},
-	{"dpdk", "rx_descriptors", KIND_U32, FIELD(dpdk_rx_descriptors), 64, 16384, "1024", NULL, false},
-	{"dpdk", "tx_descriptors", KIND_U32, FIELD(dpdk_tx_descriptors), 64, 16384, "1024", NULL, false},
-	{"dpdk", "mbufs", KIND_U32, FIELD(dpdk_mbufs), 1023, 4194303, "16383", NULL, false},
-	{"dpdk", "idle_sleep_us", KIND_U32, FIELD(dpdk_idle_sleep_us), 0, 100000, "0", NULL, false},
-	{"dpdk", "icmp_echo", KIND_ENUM, FIELD(dpdk_icmp_echo), 0, 0, "on", switch_names, false},
-	{"fares", "feed", KIND_STRING, FIELD(fares_feed), 0, 0, "config/fares-demo", NULL, false},
-	{"fares", "rated_path", KIND_STRING, FIELD(fares_rated_path), 0, 0, "var/rated", NULL, false},
-	{"fares", "timezone", KIND_STRING, FIELD(fares_timezone), 0, 0, "Asia/Shanghai", NULL, false},
-	{"fares", "day_cutoff", KIND_STRING, FIELD(fares_day_cutoff), 0, 0, "04:30", NULL, false},
-	{"fares", "grace_s", KIND_U32, FIELD(fares_grace_s), 0, 604800, "7200", NULL, false},
-	{"settle", "path", KIND_STRING, FIELD(settle_path), 0, 0, "var/settle", NULL, false},
-	{"settle", "outbox", KIND_STRING, FIELD(settle_outbox), 0, 0, "var/outbox", NULL, false},
-	{"settle", "counterparties", KIND_STRING, FIELD(settle_counterparties), 0, 0, "config/counterparties.conf", NULL, false},
-	{"settle", "poll_s", KIND_U32, FIELD(settle_poll_s), 1, 3600, "10", NULL, false},
-	{"settle", "write_off_fen", KIND_U32, FIELD(settle_write_off_fen), 0, 100000000, "500", NULL, false},
-	{"settle", "retry_count", KIND_U32, FIELD(settle_retry_count), 0, 30, "3", NULL, false},
-	{"settle", "retry_days", KIND_U32, FIELD(settle_retry_days), 1, 30, "2", NULL, false},
+	 "-l 0,1 --no-huge -m 512 --no-pci --file-prefix tapgate --vdev=net_tap0,iface=tapgate0", NULL, false, false},
+	{"dpdk", "port", KIND_STRING, FIELD(dpdk_port), 0, 0, "net_tap0", NULL, false, false},
+	{"dpdk", "lcore", KIND_U32, FIELD(dpdk_lcore), 0, 1023, "1", NULL, false, false},
+	{"dpdk", "address", KIND_IPV4, FIELD(dpdk_address), 0, 0, "10.77.0.2", NULL, false, false},
+	{"dpdk", "mac", KIND_MAC, FIELD(dpdk_mac), 0, 0, "port", NULL, false, false},
+	{"dpdk", "udp_port", KIND_U32, FIELD(dpdk_udp_port), 1, 65535, "7700", NULL, false, false},
+	{"dpdk", "rx_descriptors", KIND_U32, FIELD(dpdk_rx_descriptors), 64, 16384, "1024", NULL, false, false},
+	{"dpdk", "tx_descriptors", KIND_U32, FIELD(dpdk_tx_descriptors), 64, 16384, "1024", NULL, false, false},
+	{"dpdk", "mbufs", KIND_U32, FIELD(dpdk_mbufs), 1023, 4194303, "16383", NULL, false, false},
+	{"dpdk", "idle_sleep_us", KIND_U32, FIELD(dpdk_idle_sleep_us), 0, 100000, "0", NULL, false, false},
+	{"dpdk", "icmp_echo", KIND_ENUM, FIELD(dpdk_icmp_echo), 0, 0, "on", switch_names, false, false},
+	{"fares", "feed", KIND_STRING, FIELD(fares_feed), 0, 0, "config/fares-demo", NULL, false, false},
+	{"fares", "rated_path", KIND_STRING, FIELD(fares_rated_path), 0, 0, "var/rated", NULL, false, false},
+	{"fares", "timezone", KIND_STRING, FIELD(fares_timezone), 0, 0, "Asia/Shanghai", NULL, false, false},
+	{"fares", "day_cutoff", KIND_STRING, FIELD(fares_day_cutoff), 0, 0, "04:30", NULL, false, false},
+	{"fares", "grace_s", KIND_U32, FIELD(fares_grace_s), 0, 604800, "7200", NULL, false, false},
+	{"settle", "path", KIND_STRING, FIELD(settle_path), 0, 0, "var/settle", NULL, false, false},
+	{"settle", "outbox", KIND_STRING, FIELD(settle_outbox), 0, 0, "var/outbox", NULL, false, false},
+	{"settle", "counterparties", KIND_STRING, FIELD(settle_counterparties), 0, 0, "config/counterparties.conf", NULL, false, false},
+	{"settle", "poll_s", KIND_U32, FIELD(settle_poll_s), 1, 3600, "10", NULL, false, false},
+	{"settle", "write_off_fen", KIND_U32, FIELD(settle_write_off_fen), 0, 100000000, "500", NULL, false, false},
+	{"settle", "retry_count", KIND_U32, FIELD(settle_retry_count), 0, 30, "3", NULL, false, false},
+	{"settle", "retry_days", KIND_U32, FIELD(settle_retry_days), 1, 30, "2", NULL, false, false},
 };
 #define ROWS_COUNT (sizeof(rows) / sizeof(rows[0]))
 
@@ -275,6 +278,44 @@ int cfg_load(struct cfg *c, const char *path, char *err, size_t err_len)
 	return s.err;
 }
 
+struct line_find {
+	const char *section, *name;
+};
+
+/* inih's handler: an "error" at the key sought makes inih return its line. */
+static int on_line_find(void *user, const char *section, const char *name, const char *value)
+{
+	const struct line_find *f = user;
+	(void)value;
+	return !(strcmp(section, f->section) == 0 && strcmp(name, f->name) == 0);
+}
+
+int cfg_key_line(const char *path, const char *section, const char *name)
+{
+	struct line_find f = {section, name};
+	int line = ini_parse(path, on_line_find, &f);
+	return line > 0 ? line : 0;
+}
+
+void cfg_key_origin(const char *path, const char *const *sets, unsigned nsets, const char *section,
+		    const char *name, char *out, size_t out_len)
+{
+	size_t ns = strlen(section), nn = strlen(name);
+	for (unsigned i = nsets; i-- > 0;) {
+		const char *a = sets[i];
+		if (strncmp(a, section, ns) == 0 && a[ns] == '.' && strncmp(a + ns + 1, name, nn) == 0 &&
+		    a[ns + 1 + nn] == '=') {
+			snprintf(out, out_len, "command line: key '%s.%s'", section, name);
+			return;
+		}
+	}
+	int line = cfg_key_line(path, section, name);
+	if (line > 0)
+		snprintf(out, out_len, "%s:%d: key '%s.%s'", path, line, section, name);
+	else
+		snprintf(out, out_len, "%s: key '%s.%s' (its default)", path, section, name);
+}
+
 int cfg_set(struct cfg *c, const char *assignment, char *err, size_t err_len)
 {
 	char section[64], name[64], why[CFG_ERR_MAX / 2];
@@ -311,6 +352,32 @@ int cfg_validate(const struct cfg *c, char *err, size_t err_len)
 		return CFG_ERR_VALUE;
 	}
 	return 0;
+}
+
+static bool row_differs(const struct cfg *a, const struct cfg *b, const struct cfg_row *r)
+{
+	const char *fa = (const char *)a + r->offset, *fb = (const char *)b + r->offset;
+	switch (r->kind) {
+	case KIND_STRING:
+	case KIND_IPV4:
+	case KIND_MAC:
+		return strcmp(fa, fb) != 0; /* bytes after the terminator may differ */
+	default:
+		return memcmp(fa, fb, r->size) != 0;
+	}
+}
+
+unsigned cfg_diff(const struct cfg *a, const struct cfg *b, cfg_diff_fn fn, void *arg)
+{
+	unsigned n = 0;
+	for (size_t i = 0; i < ROWS_COUNT; i++) {
+		if (!row_differs(a, b, &rows[i]))
+			continue;
+		n++;
+		if (fn != NULL)
+			fn(arg, rows[i].section, rows[i].name, rows[i].reload);
+	}
+	return n;
 }
 
 void cfg_print(const struct cfg *c, void *file)

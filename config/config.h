@@ -35,6 +35,8 @@ struct cfg {
 	uint32_t ingress; /* enum cfg_ingress */
 	char metrics_address[64];
 	uint32_t metrics_port; /* 0: no metrics endpoint */
+	char log_file[CFG_PATH_MAX]; /* "-": standard error */
+	uint32_t stop_timeout_s;
 	/* [store] */
 	char store_path[CFG_PATH_MAX];
 	uint64_t map_size_mb;
@@ -104,8 +106,31 @@ int cfg_load(struct cfg *c, const char *path, char *err, size_t err_len);
  */
 int cfg_set(struct cfg *c, const char *assignment, char *err, size_t err_len);
 
+/*
+ * The first line of path that sets section.name, or 0 if the file does not
+ * set it: for messages about a value that is well-formed but unusable (a
+ * path that cannot be written).
+ */
+int cfg_key_line(const char *path, const char *section, const char *name);
+
+/*
+ * Where section.name got its value, for a message: "command line: key 'S.N'"
+ * if one of sets (the "S.N=V" overrides, applied after the file) sets it,
+ * else "PATH:LINE: key 'S.N'", else "PATH: key 'S.N' (its default)".
+ */
+void cfg_key_origin(const char *path, const char *const *sets, unsigned nsets, const char *section,
+		    const char *name, char *out, size_t out_len);
+
 /* Check what a file cannot check line by line (required keys). Returns 0 or CFG_ERR_MISSING. */
 int cfg_validate(const struct cfg *c, char *err, size_t err_len);
+
+/*
+ * Call fn for every key whose value differs between a and b, saying whether
+ * a running gateway can put the new value in force by a reload (SIGHUP).
+ * Returns how many keys differ.
+ */
+typedef void (*cfg_diff_fn)(void *arg, const char *section, const char *name, bool reloadable);
+unsigned cfg_diff(const struct cfg *a, const struct cfg *b, cfg_diff_fn fn, void *arg);
 
 /* Print every key with its current value, as a config file would hold it. */
 void cfg_print(const struct cfg *c, void *file /* FILE* */);

@@ -301,8 +301,9 @@ uint64_t fp_tap_content(const uint8_t *rec, size_t len, const struct fp_frame_he
 /* ------------------------------------------------------------------ keys */
 
 /*
- * Validator keys: loaded once at start-up from the key file (INI, see
- * config/dev-validators.keys), looked up per frame.
+ * Validator keys: loaded from the key file (INI, see
+ * config/dev-validators.keys) at start-up and at each reload (SIGHUP),
+ * looked up per frame.
  */
 #define FP_VALIDATORS_MAX 65536u
 #define FP_KEYS_PER_VALIDATOR_MAX 4u
@@ -310,12 +311,14 @@ uint64_t fp_tap_content(const uint8_t *rec, size_t len, const struct fp_frame_he
 struct fp_keys;
 
 /*
- * Load a key file. On error returns NULL and writes a message naming the
- * file, line and key into err.
+ * Load a key file. It must be a regular file readable by its owner only
+ * (mode 0600 or 0400), and no key may be all zeros. On error returns NULL
+ * and writes a message naming the file, line and key into err.
  */
 struct fp_keys *fp_keys_load(const char *path, char *err, size_t err_len);
 void fp_keys_free(struct fp_keys *keys);
-unsigned fp_keys_count(const struct fp_keys *keys);
+unsigned fp_keys_count(const struct fp_keys *keys); /* validators */
+unsigned fp_keys_total(const struct fp_keys *keys); /* keys of all validators */
 /* The key, or NULL: *why is set to FP_ERR_VALIDATOR or FP_ERR_KEY. */
 const uint8_t *fp_keys_find(const struct fp_keys *keys, uint32_t validator_id, uint16_t key_id,
 			    int *why);
@@ -441,6 +444,7 @@ struct fp_counters {
 	_Atomic uint64_t acks_send_errors;
 	_Atomic uint64_t dedup_entries;
 	_Atomic uint64_t dedup_expired;
+	_Atomic uint64_t key_reloads; /* reloads put in force (fp_pipeline_auth_replace) */
 	/* writer */
 	_Atomic uint64_t commits;
 	_Atomic uint64_t commit_taps;
@@ -479,7 +483,11 @@ struct fp_pipeline_options {
 	uint32_t amount_fen_max;
 	uint8_t qr_public_key[32];
 	bool log_rebuild_progress;
+	/* While stopping, how long the writer retries a store that refuses to
+	 * commit before it gives up (0: FP_STOP_RETRY_US_DEFAULT). */
+	uint64_t stop_retry_us;
 };
+#define FP_STOP_RETRY_US_DEFAULT 10000000u
 
 struct fp_pipeline;
 
@@ -490,16 +498,27 @@ enum fp_pipeline_error {
 	FP_PIPE_ERR_THREAD = -102,
 	FP_PIPE_ERR_OPTIONS = -103,
 };
+const char *fp_pipeline_strerror(int err);
 
 /*
  * Create the pipeline: allocate the ring and dedup set, rebuild the dedup set
- * from the store's recent window, start the writer thread. keys and env stay
- * owned by the caller and must outlive the pipeline.
+ * from the store's recent window, start the writer thread. The pipeline owns
+ * keys from here on (it frees them, on failure too); env stays the caller's
+ * and must outlive the pipeline.
  * Returns 0, or FP_PIPE_ERR_NOMEM, FP_PIPE_ERR_STORE, FP_PIPE_ERR_THREAD,
  * FP_PIPE_ERR_OPTIONS.
  */
 int fp_pipeline_create(struct fp_pipeline **out, const struct fp_pipeline_options *opt,
-		       const struct fp_keys *keys, struct st_env *env, struct fp_counters *ctr);
+		       struct fp_keys *keys, struct st_env *env, struct fp_counters *ctr);
+
+/*
+ * A reload (any thread): from the next burst on, frames are authenticated
+ * with keys and QR codes checked against qr_public_key. The pipeline owns
+ * keys from here on (on failure too). Frames already queued were checked with
+ * the keys in force when they arrived: nothing queued is dropped or checked
+ * twice. Returns 0 or FP_PIPE_ERR_NOMEM.
+ */
+int fp_pipeline_auth_replace(struct fp_pipeline *p, struct fp_keys *keys, const uint8_t qr_public_key[32]);
 
 /*
  * Stop (call it from the ingress thread, between bursts): the ingress queues
@@ -550,7 +569,11 @@ bool fp_pipeline_writer_done(const struct fp_pipeline *p);
  * queued frame committed and its ack released.
  */
 bool fp_ingress_done(struct fp_pipeline *p, volatile sig_atomic_t *stop, bool *stopping);
-/* 0, or the st_error the writer gave up with while stopping. */
+/*
+ * 0, or the st_error the writer gave up with while stopping (after retrying
+ * for stop_retry_us). The ingress then ends once the acks of every committed
+ * frame have left; frames never committed are never acknowledged.
+ */
 int fp_pipeline_writer_status(const struct fp_pipeline *p);
 
 /* ------------------------------------------------------------- ingress */

@@ -6,8 +6,13 @@
  * FP_KEYS_PER_VALIDATOR_MAX keys at once so that keys can be rotated: the
  * validator names the key id it used in every frame. Lookup is one probe
  * sequence in an open-addressing table sized at load time.
+ *
+ * The file is a secret: it must be a regular file that only its owner can
+ * read (proc_secret_open), and no key may be all zeros (a placeholder left
+ * in a template, which anyone could compute MACs with).
  */
 #include "fastpath/fastpath.h"
+#include "proc/proc.h"
 
 #include <errno.h>
 #include <ini.h>
@@ -22,6 +27,8 @@
 #define KEY_LINE_BYTES_MIN (4u + 2u * FP_KEY_BYTES + 1u)
 #define KEY_SLOTS_MIN 16u
 #define KEY_SLOTS_MAX (2u * FP_VALIDATORS_MAX) /* the table is at most half full */
+/* A file with a line per key of every validator allowed, and as much again of comments. */
+#define KEY_FILE_BYTES_MAX (2ull * FP_VALIDATORS_MAX * FP_KEYS_PER_VALIDATOR_MAX * 160u)
 
 struct key_entry {
 	uint16_t key_id;
@@ -139,6 +146,10 @@ static int key_add(struct load_state *s, const char *section, const char *name, 
 			 name, 2 * FP_KEY_BYTES);
 		return 0;
 	}
+	if (sodium_is_zero(e.key, sizeof(e.key))) {
+		snprintf(s->why, sizeof(s->why), "key '%.64s': all zeros is a placeholder, not a key", name);
+		return 0;
+	}
 	e.key_id = key_id;
 	struct validator_keys *v = slot_find(s->keys, validator_id);
 	if (v->validator_id == 0 && s->keys->validators == s->keys->validators_max) {
@@ -207,17 +218,13 @@ struct fp_keys *fp_keys_load(const char *path, char *err, size_t err_len)
 {
 	struct load_state s = {.at_line_start = true, .why = ""};
 	struct stat st;
+	int why;
 	if (sodium_init() < 0) /* for sodium_hex2bin and the MACs that follow */
 		return load_fail(NULL, err, err_len, path, 0, "libsodium cannot start");
-	s.file = fopen(path, "r");
-	if (s.file == NULL) {
-		snprintf(s.why, sizeof(s.why), "cannot read: %s", strerror(errno));
-		return load_fail(NULL, err, err_len, path, 0, s.why);
-	}
-	/* A pipe or device has no length: size for the most validators allowed. */
-	uint64_t file_bytes = fstat(fileno(s.file), &st) == 0 && S_ISREG(st.st_mode)
-				      ? (uint64_t)st.st_size
-				      : (uint64_t)KEY_SLOTS_MAX * KEY_LINE_BYTES_MIN;
+	s.file = proc_secret_open(path, KEY_FILE_BYTES_MAX, &why, err, err_len);
+	if (s.file == NULL)
+		return NULL; /* err names the file and what is wrong with it */
+	uint64_t file_bytes = fstat(fileno(s.file), &st) == 0 ? (uint64_t)st.st_size : KEY_FILE_BYTES_MAX;
 	s.keys = calloc(1, sizeof(*s.keys));
 	if (s.keys == NULL || keys_alloc(s.keys, file_bytes) != 0) {
 		fclose(s.file);
@@ -248,6 +255,14 @@ void fp_keys_free(struct fp_keys *keys)
 unsigned fp_keys_count(const struct fp_keys *keys)
 {
 	return keys->validators;
+}
+
+unsigned fp_keys_total(const struct fp_keys *keys)
+{
+	unsigned total = 0;
+	for (uint32_t i = 0; i < keys->slots_count; i++)
+		total += keys->slots[i].count;
+	return total;
 }
 
 const uint8_t *fp_keys_find(const struct fp_keys *keys, uint32_t validator_id, uint16_t key_id, int *why)

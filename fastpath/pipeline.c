@@ -54,6 +54,12 @@ struct fp_job {
 	uint8_t frame[FP_FRAME_BYTES_MAX];
 };
 
+/* What a reload replaces: the validators' keys and the QR platform's key. */
+struct auth_update {
+	struct fp_keys *keys;
+	uint8_t qr_public_key[32];
+};
+
 struct validator_slot {
 	struct st_validator_state s;
 	bool used, dirty;
@@ -72,7 +78,8 @@ struct fp_pipeline {
 	_Alignas(64) uint64_t released;
 	uint64_t peeked;
 	struct fp_dedup *dedup;
-	const struct fp_keys *keys;
+	struct fp_keys *keys;  /* owned; replaced between bursts by auth_take() */
+	_Atomic(struct auth_update *) auth_next; /* a reload waiting for the next burst */
 	/* deny list: entries below deny_count are written once, then only read */
 	_Alignas(64) _Atomic uint32_t deny_count;
 	struct fp_deny_entry *deny;
@@ -314,8 +321,47 @@ static bool ingest_one(struct fp_pipeline *p, const struct fp_rx *rx, uint64_t n
 	return true;
 }
 
+/*
+ * Put a reload in force, on the ingress thread between two bursts: every
+ * frame is checked whole against one key set, and the ingress is the only
+ * reader of the keys, so the old set can be freed here at once.
+ */
+static void auth_take(struct fp_pipeline *p)
+{
+	if (atomic_load_explicit(&p->auth_next, PX_RELAXED) == NULL)
+		return;
+	struct auth_update *u = atomic_exchange(&p->auth_next, NULL);
+	if (u == NULL)
+		return;
+	fp_keys_free(p->keys);
+	p->keys = u->keys;
+	memcpy(p->opt.qr_public_key, u->qr_public_key, sizeof(p->opt.qr_public_key));
+	sodium_memzero(u, sizeof(*u));
+	free(u);
+	ctr_add(p->ctr->key_reloads, 1);
+}
+
+int fp_pipeline_auth_replace(struct fp_pipeline *p, struct fp_keys *keys, const uint8_t qr_public_key[32])
+{
+	struct auth_update *u = calloc(1, sizeof(*u));
+	if (u == NULL) {
+		fp_keys_free(keys);
+		return FP_PIPE_ERR_NOMEM;
+	}
+	u->keys = keys;
+	memcpy(u->qr_public_key, qr_public_key, sizeof(u->qr_public_key));
+	/* A reload the ingress has not taken yet is overtaken: only one can be taken. */
+	struct auth_update *old = atomic_exchange(&p->auth_next, u);
+	if (old != NULL) {
+		fp_keys_free(old->keys);
+		free(old);
+	}
+	return 0;
+}
+
 unsigned fp_ingest_burst(struct fp_pipeline *p, const struct fp_rx *rx, unsigned n)
 {
+	auth_take(p);
 	uint64_t now_us = fp_now_us(), mono_us = fp_mono_us();
 	uint64_t produced = atomic_load_explicit(&p->produced, PX_RELAXED);
 	uint64_t queued = 0, bytes = 0;
@@ -392,7 +438,13 @@ bool fp_ingress_done(struct fp_pipeline *p, volatile sig_atomic_t *stop, bool *s
 		*stopping = true;
 		fp_pipeline_stop(p);
 	}
-	return *stopping && fp_pipeline_writer_done(p) && fp_pipeline_idle(p);
+	if (!*stopping || !fp_pipeline_writer_done(p))
+		return false;
+	/* A writer that gave up commits nothing more: done once the acks of what
+	 * it did commit have left; the rest is never acked, and is sent again. */
+	if (atomic_load(&p->writer_status) != 0)
+		return p->released == atomic_load(&p->committed);
+	return fp_pipeline_idle(p);
 }
 
 bool fp_pipeline_writer_done(const struct fp_pipeline *p)
@@ -635,7 +687,7 @@ static void *writer_main(void *arg)
 			batch_failed(p, rc, &failures);
 			if (stopping && stop_failing_since_us == 0)
 				stop_failing_since_us = fp_mono_us();
-			if (stopping && fp_mono_us() - stop_failing_since_us > 10000000u) {
+			if (stopping && fp_mono_us() - stop_failing_since_us > p->opt.stop_retry_us) {
 				fprintf(stderr, "tapgate: giving up on the store while stopping: "
 						"unacknowledged taps will be retransmitted\n");
 				atomic_store(&p->writer_status, rc);
@@ -737,18 +789,34 @@ static int pipeline_alloc(struct fp_pipeline *p)
 	return 0;
 }
 
+const char *fp_pipeline_strerror(int err)
+{
+	switch (err) {
+	case 0: return "ok";
+	case FP_PIPE_ERR_NOMEM: return "out of memory";
+	case FP_PIPE_ERR_STORE: return "the store cannot be read or written";
+	case FP_PIPE_ERR_THREAD: return "the writer thread cannot start";
+	case FP_PIPE_ERR_OPTIONS: return "invalid pipeline options";
+	default: return "unknown pipeline error";
+	}
+}
+
 int fp_pipeline_create(struct fp_pipeline **out, const struct fp_pipeline_options *opt,
-		       const struct fp_keys *keys, struct st_env *env, struct fp_counters *ctr)
+		       struct fp_keys *keys, struct st_env *env, struct fp_counters *ctr)
 {
 	if (opt->ring_frames == 0 || (opt->ring_frames & (opt->ring_frames - 1)) != 0 ||
-	    opt->commit_batch_taps == 0 || opt->dedup_taps_max == 0)
+	    opt->commit_batch_taps == 0 || opt->dedup_taps_max == 0) {
+		fp_keys_free(keys);
 		return FP_PIPE_ERR_OPTIONS;
-	if (sodium_init() < 0)
+	}
+	struct fp_pipeline *p = sodium_init() < 0 ? NULL : calloc(1, sizeof(*p));
+	if (p == NULL) {
+		fp_keys_free(keys);
 		return FP_PIPE_ERR_NOMEM;
-	struct fp_pipeline *p = calloc(1, sizeof(*p));
-	if (p == NULL)
-		return FP_PIPE_ERR_NOMEM;
+	}
 	p->opt = *opt;
+	if (p->opt.stop_retry_us == 0)
+		p->opt.stop_retry_us = FP_STOP_RETRY_US_DEFAULT;
 	p->mask = opt->ring_frames - 1;
 	p->keys = keys;
 	p->env = env;
@@ -791,6 +859,12 @@ void fp_pipeline_destroy(struct fp_pipeline *p)
 		fp_pipeline_stop(p);
 		pthread_join(p->writer, NULL);
 	}
+	struct auth_update *u = atomic_exchange(&p->auth_next, NULL);
+	if (u != NULL) {
+		fp_keys_free(u->keys);
+		free(u);
+	}
+	fp_keys_free(p->keys);
 	if (p->writer_efd >= 0)
 		close(p->writer_efd);
 	if (p->ack_efd >= 0)

@@ -135,6 +135,7 @@ static size_t metrics_render(const struct fp_counters *cc, char *buf)
 	counter(&t, "ack_send_errors_total", "Acknowledgements the socket refused.", &c->acks_send_errors);
 	gauge(&t, "dedup_entries", "Identity keys in the dedup set.", get(&c->dedup_entries));
 	counter(&t, "dedup_expired_total", "Identity keys expired from the dedup set.", &c->dedup_expired);
+	counter(&t, "key_reloads_total", "Reloads of the validator and QR platform keys put in force (SIGHUP).", &c->key_reloads);
 	counter(&t, "commits_total", "Store transactions committed.", &c->commits);
 	counter(&t, "commit_failures_total", "Store transactions that failed and were retried.", &c->commit_failures);
 	counter(&t, "map_grows_total", "Times the store map was grown.", &c->map_grows);

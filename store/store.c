@@ -26,11 +26,15 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
 #include <lmdb.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -46,6 +50,8 @@ static_assert(ST_RECORD_BYTES_MAX <= UINT16_MAX, "record_len is 16 bits");
 #define QUARANTINE_KEY_BYTES 24u    /* id_lo, id_hi, content_hash */
 #define SCAN_KEY_BYTES_MAX QUARANTINE_KEY_BYTES
 #define SCHEMA_KEY "schema_version"
+#define LOCK_FILE "tapgate.lock"
+#define LOCK_PATH_BYTES_MAX 4096u
 
 struct st_wtxn {
 	struct st_env *env;
@@ -56,6 +62,7 @@ struct st_env {
 	MDB_env *env;
 	MDB_dbi log, quarantine, validators, meta;
 	bool read_only;
+	int lock_fd;    /* writable opens: PATH/tapgate.lock, flock()ed; -1 otherwise */
 	bool have_dbs;  /* false: a read-only open before any gateway created the DBs */
 	bool unmapped;  /* a remap failed: LMDB has no map left, refuse every txn */
 	_Atomic uint64_t map_size_bytes;
@@ -76,6 +83,7 @@ const char *st_strerror(int err)
 	case ST_ERR_OPEN: return "store cannot be opened";
 	case ST_ERR_INVALID: return "invalid argument";
 	case ST_ERR_READERS: return "too many store readers";
+	case ST_ERR_LOCKED: return "store in use by another process";
 	default: return "unknown store error";
 	}
 }
@@ -314,6 +322,56 @@ static int map_size_initial(struct st_env *e, uint64_t want_bytes)
 	return map_resize(e, want_bytes);
 }
 
+static int lock_path(const char *path, char out[LOCK_PATH_BYTES_MAX])
+{
+	int n = snprintf(out, LOCK_PATH_BYTES_MAX, "%s/" LOCK_FILE, path);
+	return n > 0 && (unsigned)n < LOCK_PATH_BYTES_MAX ? 0 : -1;
+}
+
+long st_env_lock_holder(const char *path)
+{
+	char lock[LOCK_PATH_BYTES_MAX], text[32] = "";
+	if (lock_path(path, lock) != 0)
+		return 0;
+	int fd = open(lock, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return 0;
+	ssize_t n = read(fd, text, sizeof(text) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	text[n] = 0;
+	long pid = strtol(text, NULL, 10);
+	return pid > 0 ? pid : 0;
+}
+
+/*
+ * Take PATH/tapgate.lock (flock: released by the kernel when the process
+ * dies, however it dies, so a kill -9 leaves no stale lock) and record our
+ * pid in it for the message of the next process that is refused.
+ * Returns the fd, ST_ERR_LOCKED, or ST_ERR_OPEN.
+ */
+static int lock_take(const char *path)
+{
+	char lock[LOCK_PATH_BYTES_MAX], pid[32];
+	if (lock_path(path, lock) != 0)
+		return ST_ERR_OPEN;
+	int fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0640);
+	if (fd < 0)
+		return ST_ERR_OPEN;
+	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+		int why = errno;
+		close(fd);
+		return why == EWOULDBLOCK ? ST_ERR_LOCKED : ST_ERR_OPEN;
+	}
+	int n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+	if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)n, 0) != n) {
+		close(fd);
+		return ST_ERR_OPEN;
+	}
+	return fd;
+}
+
 int st_env_open(struct st_env **out, const struct st_options *opt)
 {
 	assert(out != NULL && opt != NULL && opt->path != NULL);
@@ -324,9 +382,15 @@ int st_env_open(struct st_env **out, const struct st_options *opt)
 	if (e == NULL)
 		return ST_ERR_IO;
 	e->read_only = opt->read_only;
+	e->lock_fd = -1;
+	if (!opt->read_only && (e->lock_fd = lock_take(opt->path)) < 0) {
+		int rc = e->lock_fd;
+		free(e);
+		return rc;
+	}
 	int rc = pthread_rwlock_init(&e->map_lock, NULL) != 0 ? ST_ERR_IO : ST_OK;
 	if (rc != 0)
-		goto out_free;
+		goto out_unlock;
 	int lmdb_rc = env_open(e, opt);
 	if (lmdb_rc != 0) {
 		rc = open_err(lmdb_rc);
@@ -343,7 +407,9 @@ out_close_env:
 	mdb_env_close(e->env);
 out_destroy_lock:
 	pthread_rwlock_destroy(&e->map_lock);
-out_free:
+out_unlock:
+	if (e->lock_fd >= 0)
+		close(e->lock_fd);
 	free(e);
 	return rc;
 }
@@ -355,6 +421,8 @@ void st_env_close(struct st_env *e)
 	assert(e->wtxn.txn == NULL); /* commit or abort first */
 	mdb_env_close(e->env);
 	pthread_rwlock_destroy(&e->map_lock);
+	if (e->lock_fd >= 0)
+		close(e->lock_fd); /* after LMDB's own close: the lock covers the whole use */
 	free(e);
 }
 

@@ -35,6 +35,7 @@ enum st_error {
 	ST_ERR_OPEN = -206,     /* environment cannot be opened (path, permissions) */
 	ST_ERR_INVALID = -207,  /* bad argument */
 	ST_ERR_READERS = -208,  /* too many readers */
+	ST_ERR_LOCKED = -220,   /* a writable open: another process holds the store (st_env_lock_holder) */
 };
 const char *st_strerror(int err);
 
@@ -80,8 +81,16 @@ struct st_options {
 	bool read_only;
 };
 
-/* Returns 0, ST_ERR_OPEN, ST_ERR_SCHEMA, ST_ERR_IO. */
+/*
+ * Open (a writable open: create) the environment. A writable open takes an
+ * exclusive lock on PATH/tapgate.lock, held until st_env_close(), and writes
+ * its pid there: one writer process per store, because two gateways on one
+ * log would give taps the same sequence numbers.
+ * Returns 0, ST_ERR_OPEN, ST_ERR_SCHEMA, ST_ERR_IO, ST_ERR_LOCKED.
+ */
 int st_env_open(struct st_env **out, const struct st_options *opt);
+/* The pid recorded by the process that holds path's lock, or 0 if unknown. */
+long st_env_lock_holder(const char *path);
 void st_env_close(struct st_env *env);
 /* Double the map size. Only with no write transaction open. Returns 0 or ST_ERR_IO. */
 int st_env_grow(struct st_env *env);

@@ -9,6 +9,7 @@ grep -q "store.sync" "$T/out" || fail "-s error does not name the key: $(cat "$T
 if "$BIN/tapgate" -c "$T/missing.conf" >"$T/out" 2>&1; then fail "a missing file was accepted"; fi
 grep -q "missing.conf: cannot read" "$T/out" || fail "missing file not named: $(cat "$T/out")"
 printf '[validator_keys]\n1001/1 = 00zz\n' >"$T/bad.keys"
+chmod 600 "$T/bad.keys" # a key file others can read is refused before its lines are read
 if "$BIN/tapgate" -c config/tapgate.conf -s "keys.validator_key_file=$T/bad.keys" >"$T/out" 2>&1; then fail "a bad key file was accepted"; fi
 grep -q "bad.keys:2" "$T/out" || fail "bad key file line not named: $(cat "$T/out")"
 "$BIN/tapgate" -c config/tapgate.conf --print-config | grep -q '^commit_batch_taps = 4096$' || fail "--print-config"

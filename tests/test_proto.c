@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* ------------------------------------------------------------- fixtures */
@@ -1227,6 +1228,44 @@ static void test_keys_errors(void **state)
 	assert_string_equal(err, "/nonexistent/keys: cannot read: No such file or directory");
 }
 
+/*
+ * A key file is a secret: refused if group or others may read or write it,
+ * if it is not a regular file (a FIFO would block, /dev/zero never ends),
+ * and if a key is all zeros (a template's placeholder).
+ */
+static void test_keys_secret_checks(void **state)
+{
+	(void)state;
+	char err[512], want[600], fifo[] = "/tmp/test_proto_fifo.XXXXXX";
+	expect_key_error("[validator_keys]\n1001/1 = " HEX_A "\n1002/1 = "
+			 "0000000000000000000000000000000000000000000000000000000000000000\n",
+			 3, "key '1002/1': all zeros is a placeholder, not a key");
+	static const unsigned modes[] = {0644, 0640, 0604, 0660, 0666, 0601};
+	for (unsigned i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+		const char *path = key_file("[validator_keys]\n1001/1 = " HEX_A "\n");
+		assert_int_equal(chmod(path, modes[i]), 0);
+		assert_null(fp_keys_load(path, err, sizeof(err)));
+		snprintf(want, sizeof(want), "%s: mode %04o: a key file must not be readable or writable by group or "
+					     "others; chmod 600 %s", path, modes[i], path);
+		assert_string_equal(err, want);
+		assert_int_equal(chmod(path, 0400), 0); /* owner-only, read-only: accepted */
+		struct fp_keys *k = fp_keys_load(path, err, sizeof(err));
+		assert_non_null(k);
+		fp_keys_free(k);
+		unlink(path);
+	}
+	assert_null(fp_keys_load("/dev/zero", err, sizeof(err)));
+	assert_string_equal(err, "/dev/zero: not a regular file (a key file is a plain file, not a FIFO, device or directory)");
+	assert_non_null(mkdtemp(fifo));
+	char fifo_path[64];
+	snprintf(fifo_path, sizeof(fifo_path), "%s/keys", fifo);
+	assert_int_equal(mkfifo(fifo_path, 0600), 0);
+	assert_null(fp_keys_load(fifo_path, err, sizeof(err))); /* returns at once: no writer needed */
+	assert_non_null(strstr(err, ": not a regular file"));
+	unlink(fifo_path);
+	rmdir(fifo);
+}
+
 /* Two keys of one validator during a rotation; lookups say why they fail. */
 static void test_keys_rotation_and_misses(void **state)
 {
@@ -1287,7 +1326,7 @@ static void test_keys_development_file(void **state)
 	fp_keys_free(k);
 }
 
-/* A key file of n validators 100000, 100007, ...; key bytes 0 .. 0, i. */
+/* A key file of n validators 100000, 100007, ...; key bytes 0 .. 0, i + 1 (never all zeros). */
 static const char *many_keys_file(uint32_t n)
 {
 	snprintf(tmp_path, sizeof(tmp_path), "/tmp/test_proto_many.XXXXXX");
@@ -1297,7 +1336,7 @@ static const char *many_keys_file(uint32_t n)
 	assert_non_null(f);
 	fprintf(f, "[validator_keys]\n");
 	for (uint32_t i = 0; i < n; i++)
-		fprintf(f, "%u/1 = %056x%08x\n", 100000 + i * 7, 0u, i);
+		fprintf(f, "%u/1 = %056x%08x\n", 100000 + i * 7, 0u, i + 1);
 	fclose(f);
 	return tmp_path;
 }
@@ -1320,7 +1359,7 @@ static void test_keys_capacity(void **state)
 		int why = 0;
 		const uint8_t *key = fp_keys_find(k, 100000 + i * 7, 1, &why);
 		assert_non_null(key);
-		assert_int_equal(key[30] << 8 | key[31], i & 0xffff);
+		assert_int_equal(key[30] << 8 | key[31], (i + 1) & 0xffff);
 	}
 	int why = 0;
 	assert_null(fp_keys_find(k, 100001, 1, &why));
@@ -1369,6 +1408,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_worked_example_decodes),
 		cmocka_unit_test(test_worked_example_in_doc),
 		cmocka_unit_test(test_keys_errors),
+		cmocka_unit_test(test_keys_secret_checks),
 		cmocka_unit_test(test_keys_rotation_and_misses),
 		cmocka_unit_test(test_keys_development_file),
 		cmocka_unit_test(test_keys_capacity),

@@ -8,6 +8,7 @@
  * never through floating point.
  */
 #include "fastpath/fastpath.h"
+#include "proc/proc.h"
 #include "store/store.h"
 
 #include <errno.h>
@@ -305,6 +306,7 @@ int main(int argc, char **argv)
 {
 	const char *dir = NULL;
 	int opt;
+	proc_tool_init(); /* umask 027; SIGTERM and SIGINT end the tool at once, with a line */
 	while ((opt = getopt(argc, argv, "+s:h")) != -1) {
 		switch (opt) {
 		case 's': dir = optarg; break;

@@ -7,6 +7,7 @@
  * 0 done, 1 bad input (feed, token, day), 2 store or system error, 64 usage.
  */
 #include "config/config.h"
+#include "proc/proc.h"
 #include "fare/fare.h"
 #include "store/store.h"
 
@@ -187,6 +188,7 @@ int main(int argc, char **argv)
 	const char *config = NULL;
 	char err[CFG_ERR_MAX];
 	int c;
+	proc_tool_init(); /* umask 027; SIGTERM and SIGINT end the tool at once, with a line */
 	cfg_defaults(&a.cfg);
 	if (argc > 1 && strcmp(argv[1], "--help") == 0) {
 		usage(stdout);

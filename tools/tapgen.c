@@ -18,6 +18,7 @@
  */
 #include "tools/demo_fares.h"
 #include "fastpath/fastpath.h"
+#include "proc/proc.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -89,6 +90,7 @@ struct rider {
 struct options {
 	const char *gateway, *keys_path, *qr_key_path, *out_path, *json_path;
 	uint32_t validators, first_validator, window, taps_per_frame, retry_ms, linger_ms;
+	uint16_t key_id; /* the key of each validator that signs its frames */
 	uint64_t taps, rate, seed;
 	double duration_s, retransmit_rate, give_up_s;
 	unsigned mix[3];
@@ -186,6 +188,7 @@ static void usage(void)
 	printf("usage: tapgen [options]\n"
 	       "  --gateway ADDR:PORT     gateway to send to (127.0.0.1:7700)\n"
 	       "  --keys FILE             validator key file (config/dev-validators.keys)\n"
+	       "  --key-id K              the key id each validator signs with (1): rotations\n"
 	       "  --qr-key FILE           QR platform keypair, to sign QR codes (config/dev-qr-platform.key)\n"
 	       "  --validators N          validators to simulate (64); ids from --first-validator (1001)\n"
 	       "  --taps N                unique taps to generate (10000)\n"
@@ -239,7 +242,7 @@ static void options_parse(int argc, char **argv, struct options *o)
 {
 	enum { O_BASE = 256, O_GW, O_KEYS, O_QRKEY, O_VAL, O_FIRST, O_TAPS, O_DUR, O_RATE, O_TPF, O_WIN, O_MIX,
 	       O_MED, O_RETX, O_DEPOT, O_RETRY, O_GIVEUP, O_BC, O_BM, O_BV, O_BK, O_BT, O_BO, O_BG, O_RQ,
-	       O_CONF, O_OUT, O_JSON, O_SEED, O_PROG, O_LINGER, O_HELP, O_NET, O_SPREAD };
+	       O_CONF, O_OUT, O_JSON, O_SEED, O_PROG, O_LINGER, O_HELP, O_NET, O_SPREAD, O_KEYID };
 	static const struct option longopts[] = {
 		{"gateway", 1, 0, O_GW}, {"keys", 1, 0, O_KEYS}, {"qr-key", 1, 0, O_QRKEY},
 		{"validators", 1, 0, O_VAL}, {"first-validator", 1, 0, O_FIRST}, {"taps", 1, 0, O_TAPS},
@@ -251,10 +254,11 @@ static void options_parse(int argc, char **argv, struct options *o)
 		{"bad-oversized", 1, 0, O_BO}, {"bad-garbage", 1, 0, O_BG}, {"replay-qr", 1, 0, O_RQ},
 		{"conflict", 1, 0, O_CONF}, {"out", 1, 0, O_OUT}, {"json", 1, 0, O_JSON},
 		{"seed", 1, 0, O_SEED}, {"progress", 0, 0, O_PROG}, {"linger-ms", 1, 0, O_LINGER},
-		{"help", 0, 0, O_HELP}, {"network", 1, 0, O_NET}, {"spread-s", 1, 0, O_SPREAD}, {0}};
+		{"help", 0, 0, O_HELP}, {"network", 1, 0, O_NET}, {"spread-s", 1, 0, O_SPREAD},
+		{"key-id", 1, 0, O_KEYID}, {0}};
 	*o = (struct options){.gateway = "127.0.0.1:7700", .keys_path = "config/dev-validators.keys",
 			      .qr_key_path = "config/dev-qr-platform.key", .validators = 64,
-			      .first_validator = 1001, .window = 4, .taps_per_frame = 1, .retry_ms = 200,
+			      .first_validator = 1001, .window = 4, .taps_per_frame = 1, .retry_ms = 200, .key_id = 1,
 			      .taps = 10000, .seed = 1, .give_up_s = 30, .mix = {60, 30, 10}};
 	int c;
 	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
@@ -281,6 +285,7 @@ static void options_parse(int argc, char **argv, struct options *o)
 			}
 			o->demo_network = true;
 			break;
+		case O_KEYID: o->key_id = (uint16_t)parse_u64("key-id", optarg, UINT16_MAX); break;
 		case O_SPREAD: o->spread_s = parse_u64(name, optarg, 14 * 86400); break;
 		case O_RETRY: o->retry_ms = (uint32_t)parse_u64(name, optarg, RETRY_MAX_MS); break;
 		case O_GIVEUP: o->give_up_s = parse_double(name, optarg, 86400); break;
@@ -397,9 +402,9 @@ static void validators_setup(struct gen *g)
 		struct validator *v = &g->v[i];
 		int why;
 		v->id = g->o.first_validator + i;
-		v->key = fp_keys_find(g->keys, v->id, 1, &why);
+		v->key = fp_keys_find(g->keys, v->id, g->o.key_id, &why);
 		if (v->key == NULL) {
-			fprintf(stderr, "tapgen: validator %u has no key 1 in %s\n", v->id, g->o.keys_path);
+			fprintf(stderr, "tapgen: validator %u has no key %u in %s\n", v->id, g->o.key_id, g->o.keys_path);
 			exit(2);
 		}
 		unsigned role = i % 10;
@@ -549,7 +554,7 @@ static void deny_ask(struct gen *g, struct validator *v, uint64_t now_us)
 {
 	if (v->deny_asked_us && now_us - v->deny_asked_us < 500000u)
 		return;
-	struct fp_deny_request rq = {.validator_id = v->id, .key_id = 1, .request_seq = ++v->deny_seq,
+	struct fp_deny_request rq = {.validator_id = v->id, .key_id = g->o.key_id, .request_seq = ++v->deny_seq,
 				     .send_time_us = fp_now_us(), .since_version = v->deny_version};
 	if (fp_deny_request_encode(&rq, v->key, v->deny_req, sizeof(v->deny_req)) < 0)
 		return;
@@ -728,7 +733,7 @@ static bool frame_build(struct gen *g, struct validator *v, uint64_t now_us)
 		taps[f->count] = g->taps[t].tap;
 		f->taps[f->count++] = t;
 	}
-	struct fp_frame_header h = {.validator_id = v->id, .key_id = 1, .frame_seq = ++v->frame_seq,
+	struct fp_frame_header h = {.validator_id = v->id, .key_id = g->o.key_id, .frame_seq = ++v->frame_seq,
 				    .send_time_us = fp_now_us(), .operator_id = v->operator_id,
 				    .route_id = v->route_id, .vehicle_id = v->vehicle_id};
 	int len = fp_frame_encode(&h, taps, f->count, v->key, f->bytes, sizeof(f->bytes));
@@ -1145,6 +1150,7 @@ static void report(struct gen *g, int rc)
 int main(int argc, char **argv)
 {
 	static struct gen g;
+	proc_tool_init(); /* umask 027; SIGTERM and SIGINT end the tool at once, with a line */
 	options_parse(argc, argv, &g.o);
 	if (sodium_init() < 0)
 		return 1;

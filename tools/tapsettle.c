@@ -20,9 +20,11 @@
  */
 #include "config/config.h"
 #include "fare/fare.h"
+#include "proc/proc.h"
 #include "settle/settle.h"
 #include "store/store.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -34,18 +36,16 @@
 #define EXIT_SYSTEM 2
 #define EXIT_MISMATCH 3
 #define EXIT_USAGE 64
+#define EXIT_CONFIG 78 /* --check: sysexits.h EX_CONFIG */
+#define SETS_MAX 64
 
 static volatile sig_atomic_t stopping;
 
-static void on_signal(int sig)
-{
-	(void)sig;
-	stopping = 1;
-}
-
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: tapsettle [-c CONFIG] [-o section.key=value]... COMMAND\n"
+	fprintf(f, "usage: tapsettle [-c CONFIG] [-o section.key=value]... [--check] COMMAND\n"
+		   "  --check                    check the settings, feed, counterparties and paths, and exit:\n"
+		   "                             0, or 78 with the first error (file, line, key)\n"
 		   "  run                        follow the log: rate and close each day after its cutoff + grace\n"
 		   "  close --day YYYYMMDD [--force]   rate through the day and close it (batches and files);\n"
 		   "                             --force: a day whose cutoff + grace has not passed yet\n"
@@ -55,7 +55,9 @@ static void usage(FILE *f)
 		   "  resend --batch ID          write a batch's file again (identical) and mark it sent\n"
 		   "  deny                       print the deny list\n"
 		   "  recover --day YYYYMMDD     present again the declined debts due by that day (recovery batches)\n"
-		   "Settings: [store], [fares], [settle] of CONFIG (default config/tapgate.conf).\n");
+		   "Settings: [store], [fares], [settle] of CONFIG (default config/tapgate.conf).\n"
+		   "run: SIGTERM or SIGINT stop it between steps (within 30 s; a second one at once);\n"
+		   "SIGHUP reloads the feed and the counterparties before the next cycle.\n");
 }
 
 struct app {
@@ -167,37 +169,74 @@ static uint32_t closable_day(struct app *a)
 	return fare_clock_day(&a->clk, noon - 86400ull * 1000000u);
 }
 
+/*
+ * SIGHUP, between cycles: the feed and the counterparties again. A reload
+ * that fails keeps what is in force and says why.
+ */
+static void inputs_reload(struct app *a)
+{
+	char err[SETTLE_ERR_MAX > FARE_ERR_MAX ? SETTLE_ERR_MAX : FARE_ERR_MAX];
+	struct settle_parties parties;
+	struct fare_feed *feed = NULL;
+	if (settle_parties_load(&parties, a->cfg.settle_counterparties, err, sizeof(err)) != 0 ||
+	    fare_feed_load(&feed, a->cfg.fares_feed, err, sizeof(err)) != 0) {
+		fprintf(stderr, "tapsettle: reload failed, the running feed and counterparties stay in force: %s\n", err);
+		return;
+	}
+	fare_feed_free(a->feed);
+	a->feed = feed;
+	a->parties = parties; /* a->ctx.parties points here */
+	fprintf(stderr, "tapsettle: reloaded: feed %s (version %llu%s%s), counterparties %s (%u operators)\n",
+		a->cfg.fares_feed, (unsigned long long)fare_feed_version(feed),
+		fare_feed_version_label(feed)[0] ? ", " : "", fare_feed_version_label(feed), a->cfg.settle_counterparties,
+		parties.noperators);
+}
+
+/* One cycle of run: rate, close each closable day, present due debts. Returns 0 or an exit status. */
+static int run_cycle(struct app *a)
+{
+	uint32_t through = closable_day(a), *days = NULL;
+	size_t n = 0;
+	char err[FARE_ERR_MAX];
+	int rc = rate_through(a, through);
+	if (rc == 0 && fare_db_rated_days(a->rated, &days, &n, err, sizeof(err)) != 0) {
+		fprintf(stderr, "tapsettle: %s\n", err);
+		rc = EXIT_SYSTEM;
+	}
+	for (size_t i = 0; i < n && rc == 0 && !stopping; i++)
+		if (days[i] <= through)
+			rc = close_day(a, days[i]);
+	free(days);
+	if (rc == 0 && !stopping && settle_recover(&a->ctx, through, stdout, err, sizeof(err)) != 0) {
+		fprintf(stderr, "tapsettle: recovery: %s\n", err);
+		rc = EXIT_SYSTEM;
+	}
+	return rc;
+}
+
 static int cmd_run(struct app *a)
 {
-	struct sigaction sa = {.sa_handler = on_signal};
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
+	struct proc_signals *signals;
+	if (proc_signals_start(&signals, "tapsettle", PROC_STOP_TIMEOUT_S_DEFAULT, &stopping, NULL, NULL) != 0) {
+		fprintf(stderr, "tapsettle: %s\n", proc_strerror(PROC_ERR_THREAD));
+		return EXIT_SYSTEM;
+	}
 	fprintf(stderr, "tapsettle: following %s every %u s; days close %u s after their cutoff\n", a->cfg.store_path,
 		a->cfg.settle_poll_s, a->cfg.fares_grace_s);
-	while (!stopping) {
-		uint32_t through = closable_day(a), *days = NULL;
-		size_t n = 0;
-		char err[FARE_ERR_MAX];
-		int rc = rate_through(a, through);
-		if (rc == 0 && fare_db_rated_days(a->rated, &days, &n, err, sizeof(err)) != 0) {
-			fprintf(stderr, "tapsettle: %s\n", err);
-			rc = EXIT_SYSTEM;
+	uint64_t hups = 0;
+	int rc = 0;
+	while (!stopping && rc != EXIT_SYSTEM) {
+		if (proc_signals_hups(signals) != hups) {
+			hups = proc_signals_hups(signals);
+			inputs_reload(a);
 		}
-		for (size_t i = 0; i < n && rc == 0 && !stopping; i++)
-			if (days[i] <= through)
-				rc = close_day(a, days[i]);
-		free(days);
-		if (rc == 0 && !stopping && settle_recover(&a->ctx, through, stdout, err, sizeof(err)) != 0) {
-			fprintf(stderr, "tapsettle: recovery: %s\n", err);
-			rc = EXIT_SYSTEM;
-		}
-		if (rc == EXIT_SYSTEM)
-			return rc;
-		for (uint32_t s = 0; s < a->cfg.settle_poll_s && !stopping; s++)
-			sleep(1);
+		rc = run_cycle(a);
+		if (rc != EXIT_SYSTEM)
+			proc_signals_sleep(signals, a->cfg.settle_poll_s * 1000u);
 	}
-	fprintf(stderr, "tapsettle: stopped\n");
-	return 0;
+	fprintf(stderr, rc == EXIT_SYSTEM ? "tapsettle: stopped by the error above\n" : "tapsettle: stopped\n");
+	proc_signals_stop(signals);
+	return rc == EXIT_SYSTEM ? rc : 0;
 }
 
 static bool force; /* close --force: a day that has not ended yet */
@@ -228,45 +267,120 @@ static int day_option(int argc, char **argv, uint32_t *day)
 	return 0;
 }
 
-int main(int argc, char **argv)
+/* Where the settings come from, for --check's messages. */
+struct settings {
+	const char *path;
+	const char *sets[SETS_MAX];
+	unsigned nsets;
+	bool check;
+};
+
+static int check_path(const struct settings *st, const char *section, const char *name, const char *path, bool dir)
 {
-	struct app a = {0};
-	const char *config = NULL;
+	char why[CFG_ERR_MAX], where[CFG_PATH_MAX + 64];
+	if (proc_path_writable(path, dir, why, sizeof(why)) == 0)
+		return 0;
+	cfg_key_origin(st->path, st->sets, st->nsets, section, name, where, sizeof(where));
+	printf("tapsettle: check failed: %s: %s\n", where, why);
+	return EXIT_CONFIG;
+}
+
+/*
+ * --check: what a start of tapsettle run needs, without opening a store for
+ * writing: counterparties, business-day clock, feed, and writable paths.
+ * Returns 0 or EXIT_CONFIG.
+ */
+static int cmd_check(struct app *a, const struct settings *st)
+{
+	char err[SETTLE_ERR_MAX > FARE_ERR_MAX ? SETTLE_ERR_MAX : FARE_ERR_MAX];
+	if (settle_parties_load(&a->parties, a->cfg.settle_counterparties, err, sizeof(err)) != 0 ||
+	    fare_feed_load(&a->feed, a->cfg.fares_feed, err, sizeof(err)) != 0) {
+		printf("tapsettle: check failed: %s\n", err);
+		return EXIT_CONFIG;
+	}
+	if (fare_clock_init(&a->clk, a->cfg.fares_timezone, a->cfg.fares_day_cutoff) != 0) {
+		printf("tapsettle: check failed: fares.timezone \"%s\" or fares.day_cutoff \"%s\" is not valid\n",
+		       a->cfg.fares_timezone, a->cfg.fares_day_cutoff);
+		return EXIT_CONFIG;
+	}
+	int rc = check_path(st, "fares", "rated_path", a->cfg.fares_rated_path, true);
+	if (rc == 0)
+		rc = check_path(st, "settle", "path", a->cfg.settle_path, true);
+	if (rc == 0)
+		rc = check_path(st, "settle", "outbox", a->cfg.settle_outbox, true);
+	if (rc == 0 && access(a->cfg.store_path, R_OK | X_OK) != 0)
+		printf("tapsettle: note: the gateway store %s cannot be read yet (%s): tapsettle run waits for none, "
+		       "it fails until the gateway has created it\n", a->cfg.store_path, strerror(errno));
+	if (rc == 0)
+		printf("tapsettle: %s: configuration OK: feed %s (version %llu), %u operators in %s\n", st->path,
+		       a->cfg.fares_feed, (unsigned long long)fare_feed_version(a->feed), a->parties.noperators,
+		       a->cfg.settle_counterparties);
+	return rc;
+}
+
+/* -c, -o (in order, after the file) and --check. Returns 0, or an exit status. */
+static int settings_load(int argc, char **argv, struct app *a, struct settings *st)
+{
+	static const struct option top[] = {{"help", no_argument, NULL, 'h'}, {"check", no_argument, NULL, 't'},
+					    {NULL, 0, NULL, 0}};
 	char err[CFG_ERR_MAX];
 	int c;
-	cfg_defaults(&a.cfg);
-	static const struct option top[] = {{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
-	/* settings first: -c before -o, whatever their order */
+	*st = (struct settings){.path = "config/tapgate.conf"};
+	cfg_defaults(&a->cfg);
 	while ((c = getopt_long(argc, argv, "+c:o:h", top, NULL)) != -1) {
 		if (c == 'c')
-			config = optarg;
+			st->path = optarg;
+		else if (c == 'o' && st->nsets < SETS_MAX)
+			st->sets[st->nsets++] = optarg;
+		else if (c == 't')
+			st->check = true;
 		else if (c == 'h') {
 			usage(stdout);
-			return 0;
-		} else if (c != 'o') {
+			exit(0);
+		} else {
 			usage(stderr);
 			return EXIT_USAGE;
 		}
 	}
-	if (cfg_load(&a.cfg, config ? config : "config/tapgate.conf", err, sizeof(err)) != 0) {
-		fprintf(stderr, "tapsettle: %s\n", err);
-		return EXIT_INPUT;
+	if (cfg_load(&a->cfg, st->path, err, sizeof(err)) != 0) {
+		fprintf(st->check ? stdout : stderr, "tapsettle: %s%s\n", st->check ? "check failed: " : "", err);
+		return st->check ? EXIT_CONFIG : EXIT_INPUT;
 	}
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "+c:o:h", top, NULL)) != -1)
-		if (c == 'o' && cfg_set(&a.cfg, optarg, err, sizeof(err)) != 0) {
-			fprintf(stderr, "tapsettle: -o %s: %s\n", optarg, err);
-			return EXIT_INPUT;
+	for (unsigned i = 0; i < st->nsets; i++)
+		if (cfg_set(&a->cfg, st->sets[i], err, sizeof(err)) != 0) {
+			fprintf(st->check ? stdout : stderr, "tapsettle: %s-o %s: %s\n", st->check ? "check failed: " : "",
+				st->sets[i], err);
+			return st->check ? EXIT_CONFIG : EXIT_INPUT;
 		}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static struct app a;
+	static struct settings st;
+	char err[CFG_ERR_MAX];
+	int rc = settings_load(argc, argv, &a, &st);
+	if (rc != 0)
+		return rc;
+	if (st.check) {
+		proc_tool_init();
+		rc = cmd_check(&a, &st);
+		fare_feed_free(a.feed);
+		return rc;
+	}
 	if (optind >= argc) {
 		usage(stderr);
 		return EXIT_USAGE;
 	}
+	if (strcmp(argv[optind], "run") == 0)
+		proc_init(); /* run's signal thread takes SIGTERM, SIGINT and SIGHUP */
+	else
+		proc_tool_init();
 	const char *cmd = argv[optind];
 	int sub_argc = argc - optind;
 	char **sub_argv = argv + optind;
 	uint32_t day = 0;
-	int rc;
 	if (strcmp(cmd, "run") == 0) {
 		if ((rc = open_all(&a, true, true)) == 0)
 			rc = cmd_run(&a);
