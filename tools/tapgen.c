@@ -91,6 +91,7 @@ struct options {
 	const char *gateway, *keys_path, *qr_key_path, *out_path, *json_path;
 	uint32_t validators, first_validator, window, taps_per_frame, retry_ms, linger_ms;
 	uint16_t key_id; /* the key of each validator that signs its frames */
+	uint64_t first_rider; /* riders' cards and tokens are numbered from here */
 	uint64_t taps, rate, seed;
 	double duration_s, retransmit_rate, give_up_s;
 	unsigned mix[3];
@@ -189,6 +190,7 @@ static void usage(void)
 	       "  --gateway ADDR:PORT     gateway to send to (127.0.0.1:7700)\n"
 	       "  --keys FILE             validator key file (config/dev-validators.keys)\n"
 	       "  --key-id K              the key id each validator signs with (1): rotations\n"
+	       "  --first-rider N         number riders' cards and tokens from N (0): runs whose taps must not meet\n"
 	       "  --qr-key FILE           QR platform keypair, to sign QR codes (config/dev-qr-platform.key)\n"
 	       "  --validators N          validators to simulate (64); ids from --first-validator (1001)\n"
 	       "  --taps N                unique taps to generate (10000)\n"
@@ -242,7 +244,7 @@ static void options_parse(int argc, char **argv, struct options *o)
 {
 	enum { O_BASE = 256, O_GW, O_KEYS, O_QRKEY, O_VAL, O_FIRST, O_TAPS, O_DUR, O_RATE, O_TPF, O_WIN, O_MIX,
 	       O_MED, O_RETX, O_DEPOT, O_RETRY, O_GIVEUP, O_BC, O_BM, O_BV, O_BK, O_BT, O_BO, O_BG, O_RQ,
-	       O_CONF, O_OUT, O_JSON, O_SEED, O_PROG, O_LINGER, O_HELP, O_NET, O_SPREAD, O_KEYID };
+	       O_CONF, O_OUT, O_JSON, O_SEED, O_PROG, O_LINGER, O_HELP, O_NET, O_SPREAD, O_KEYID, O_RIDER };
 	static const struct option longopts[] = {
 		{"gateway", 1, 0, O_GW}, {"keys", 1, 0, O_KEYS}, {"qr-key", 1, 0, O_QRKEY},
 		{"validators", 1, 0, O_VAL}, {"first-validator", 1, 0, O_FIRST}, {"taps", 1, 0, O_TAPS},
@@ -255,7 +257,7 @@ static void options_parse(int argc, char **argv, struct options *o)
 		{"conflict", 1, 0, O_CONF}, {"out", 1, 0, O_OUT}, {"json", 1, 0, O_JSON},
 		{"seed", 1, 0, O_SEED}, {"progress", 0, 0, O_PROG}, {"linger-ms", 1, 0, O_LINGER},
 		{"help", 0, 0, O_HELP}, {"network", 1, 0, O_NET}, {"spread-s", 1, 0, O_SPREAD},
-		{"key-id", 1, 0, O_KEYID}, {0}};
+		{"key-id", 1, 0, O_KEYID}, {"first-rider", 1, 0, O_RIDER}, {0}};
 	*o = (struct options){.gateway = "127.0.0.1:7700", .keys_path = "config/dev-validators.keys",
 			      .qr_key_path = "config/dev-qr-platform.key", .validators = 64,
 			      .first_validator = 1001, .window = 4, .taps_per_frame = 1, .retry_ms = 200, .key_id = 1,
@@ -285,6 +287,7 @@ static void options_parse(int argc, char **argv, struct options *o)
 			}
 			o->demo_network = true;
 			break;
+		case O_RIDER: o->first_rider = parse_u64("first-rider", optarg, 1000000000); break;
 		case O_KEYID: o->key_id = (uint16_t)parse_u64("key-id", optarg, UINT16_MAX); break;
 		case O_SPREAD: o->spread_s = parse_u64(name, optarg, 14 * 86400); break;
 		case O_RETRY: o->retry_ms = (uint32_t)parse_u64(name, optarg, RETRY_MAX_MS); break;
@@ -473,7 +476,7 @@ static void epurse_fill(struct gen *g, struct validator *v, uint32_t r, struct f
 	if (rd->balance_fen < t->amount_fen)
 		rd->balance_fen += 10000; /* recharged at a service point */
 	e->issuer_code = 2660 + r % 3; /* Qingdao and two neighbours */
-	e->card_number = 3104266000000000000ull + r;
+	e->card_number = 3104266000000000000ull + g->o.first_rider + r;
 	e->ctc = ++rd->ctc;
 	e->balance_before_fen = rd->balance_fen;
 	e->balance_after_fen = rd->balance_fen - t->amount_fen;
@@ -490,7 +493,7 @@ static void qr_fill(struct gen *g, uint32_t r, struct fp_tap *t)
 	struct fp_qr *q = &t->u.qr;
 	uint8_t signed_bytes[FP_QR_PAYLOAD_BYTES];
 	q->qr_version = 1;
-	q->account_token = 0x5100000000ull + r;
+	q->account_token = 0x5100000000ull + g->o.first_rider + r;
 	q->issued_at_s = (uint32_t)(t->tap_time_us / 1000000u) - 5;
 	q->expires_at_s = q->issued_at_s + 60;
 	uint64_t a = rnd(g), b = rnd(g);
@@ -646,7 +649,7 @@ static void tap_generate(struct gen *g, uint64_t now_us)
 	if (tap->medium == FP_MEDIUM_EPURSE)
 		epurse_fill(g, v, r, tap);
 	else if (tap->medium == FP_MEDIUM_QUICKPASS)
-		tap->u.quickpass = (struct fp_quickpass){.account_token = 0x7100000000ull + r,
+		tap->u.quickpass = (struct fp_quickpass){.account_token = 0x7100000000ull + g->o.first_rider + r,
 							 .atc = ++g->riders[r].atc, .expiry_yymm = 2912};
 	else
 		qr_fill(g, r, tap);
