@@ -74,11 +74,12 @@ int proc_signals_start(struct proc_signals **out, const char *name, uint32_t sto
 /* How many SIGHUPs have arrived since the start. */
 uint64_t proc_signals_hups(struct proc_signals *s);
 /*
- * Sleep up to timeout_ms, returning early when a stop is requested or a
- * SIGHUP arrives: the sleep of a daemon between cycles. Returns true if it
+ * Sleep up to timeout_ms, the sleep of a daemon between cycles: returns at
+ * once, or early, when a stop is asked for or the SIGHUP count is not
+ * hups_seen (the count the caller last acted on). Returns true if it
  * returned early.
  */
-bool proc_signals_sleep(struct proc_signals *s, uint32_t timeout_ms);
+bool proc_signals_sleep(struct proc_signals *s, uint32_t timeout_ms, uint64_t hups_seen);
 /* Stop and join the signal thread (NULL: nothing). */
 void proc_signals_stop(struct proc_signals *s);
 

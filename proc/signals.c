@@ -33,9 +33,8 @@ struct proc_signals {
 	_Atomic bool quit;
 	_Atomic uint64_t hups;
 	uint64_t deadline_us; /* signal thread only: 0 until a stop is asked for */
-	pthread_mutex_t lock; /* events and wake: proc_signals_sleep */
+	pthread_mutex_t lock; /* with wake: proc_signals_sleep */
 	pthread_cond_t wake;
-	uint64_t events;
 };
 
 const char *proc_strerror(int err)
@@ -76,10 +75,10 @@ static uint64_t mono_us(void)
 	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
-static void events_bump(struct proc_signals *s)
+/* Wake proc_signals_sleep: under the lock, so a sleeper between its check and its wait is not missed. */
+static void sleepers_wake(struct proc_signals *s)
 {
 	pthread_mutex_lock(&s->lock);
-	s->events++;
 	pthread_cond_broadcast(&s->wake);
 	pthread_mutex_unlock(&s->lock);
 }
@@ -96,7 +95,7 @@ static void on_stop_signal(struct proc_signals *s, int sig)
 		sigabbrev_np(sig), s->stop_timeout_s);
 	*s->stop = 1;
 	s->deadline_us = mono_us() + (uint64_t)s->stop_timeout_s * 1000000u;
-	events_bump(s);
+	sleepers_wake(s);
 }
 
 static void on_hup(struct proc_signals *s)
@@ -108,7 +107,7 @@ static void on_hup(struct proc_signals *s)
 	atomic_fetch_add(&s->hups, 1);
 	if (s->reload != NULL)
 		s->reload(s->arg);
-	events_bump(s);
+	sleepers_wake(s);
 }
 
 static void *signals_main(void *arg)
@@ -191,7 +190,7 @@ uint64_t proc_signals_hups(struct proc_signals *s)
 	return s != NULL ? atomic_load(&s->hups) : 0;
 }
 
-bool proc_signals_sleep(struct proc_signals *s, uint32_t timeout_ms)
+bool proc_signals_sleep(struct proc_signals *s, uint32_t timeout_ms, uint64_t hups_seen)
 {
 	struct timespec until;
 	clock_gettime(CLOCK_MONOTONIC, &until);
@@ -202,11 +201,11 @@ bool proc_signals_sleep(struct proc_signals *s, uint32_t timeout_ms)
 		until.tv_nsec -= 1000000000;
 	}
 	pthread_mutex_lock(&s->lock);
-	uint64_t seen = s->events;
 	int rc = 0;
-	while (s->events == seen && !*s->stop && rc != ETIMEDOUT)
+	/* A SIGHUP that came before the sleep began counts too: nothing is missed. */
+	while (atomic_load(&s->hups) == hups_seen && !*s->stop && rc != ETIMEDOUT)
 		rc = pthread_cond_timedwait(&s->wake, &s->lock, &until);
-	bool early = s->events != seen || *s->stop;
+	bool early = atomic_load(&s->hups) != hups_seen || *s->stop;
 	pthread_mutex_unlock(&s->lock);
 	return early;
 }

@@ -232,7 +232,7 @@ static int cmd_run(struct app *a)
 		}
 		rc = run_cycle(a);
 		if (rc != EXIT_SYSTEM)
-			proc_signals_sleep(signals, a->cfg.settle_poll_s * 1000u);
+			proc_signals_sleep(signals, a->cfg.settle_poll_s * 1000u, hups);
 	}
 	fprintf(stderr, rc == EXIT_SYSTEM ? "tapsettle: stopped by the error above\n" : "tapsettle: stopped\n");
 	proc_signals_stop(signals);
