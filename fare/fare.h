@@ -131,7 +131,11 @@ void fare_clock_local(struct fare_clock *c, uint64_t time_us, uint32_t *sec_of_d
 /* UTC microseconds of a local date and time (for tests and tools). */
 uint64_t fare_clock_utc_us(struct fare_clock *c, uint32_t date, uint32_t sec_of_day);
 
-/* Fill t from a log record (fastpath/ decoder); t->day from the clock. Returns 0 or -1 (undecodable). */
+/*
+ * Fill t from a log record (fastpath/ decoder); t->day from the clock.
+ * Returns 0, or non-zero when the record is not sound (does not decode, or
+ * its identity key or content hash is not its own): fp_tap_stored_text names it.
+ */
 struct st_tap_meta;
 int fare_tap_from_log(struct fare_clock *c, uint64_t seq, const struct st_tap_meta *meta,
 		      const uint8_t *record, struct fare_tap *t);

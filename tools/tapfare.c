@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 
 #define EXIT_INPUT 1
 #define EXIT_SYSTEM 2
@@ -188,6 +189,7 @@ int main(int argc, char **argv)
 	char err[CFG_ERR_MAX];
 	int c;
 	cfg_defaults(&a.cfg);
+	umask(027); /* what it creates (stores, outbox files, CSV) is never world-readable */
 	if (argc > 1 && strcmp(argv[1], "--help") == 0) {
 		usage(stdout);
 		return 0;

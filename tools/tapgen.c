@@ -31,6 +31,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <sys/stat.h>
 
 #define IO_BATCH 64u
 #define RETRY_MAX_MS 5000u
@@ -1145,6 +1146,7 @@ static void report(struct gen *g, int rc)
 int main(int argc, char **argv)
 {
 	static struct gen g;
+	umask(027); /* what it creates (stores, outbox files, CSV) is never world-readable */
 	options_parse(argc, argv, &g.o);
 	if (sodium_init() < 0)
 		return 1;

@@ -29,6 +29,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/stat.h>
 
 #define EXIT_INPUT 1
 #define EXIT_SYSTEM 2
@@ -235,6 +236,7 @@ int main(int argc, char **argv)
 	char err[CFG_ERR_MAX];
 	int c;
 	cfg_defaults(&a.cfg);
+	umask(027); /* what it creates (stores, outbox files, CSV) is never world-readable */
 	static const struct option top[] = {{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
 	/* settings first: -c before -o, whatever their order */
 	while ((c = getopt_long(argc, argv, "+c:o:h", top, NULL)) != -1) {
