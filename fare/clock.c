@@ -170,6 +170,8 @@ const char *fare_strerror(int err)
 	case FARE_ERR_INVALID: return "invalid argument";
 	case FARE_ERR_VERSION: return "feed version not in the rated store";
 	case FARE_ERR_TZ: return "unknown time zone";
+	case FARE_ERR_FULL: return "rated store full (disk full): free space and run again";
+	case FARE_ERR_LOG: return "the gateway's log is not sound";
 	default: return "unknown error";
 	}
 }

@@ -33,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 static_assert(sizeof(struct st_tap_meta) == ST_META_BYTES, "st_tap_meta is 56 bytes, no padding");
@@ -923,4 +924,61 @@ int st_counts(struct st_env *e, struct st_counts *out)
 	}
 	txn_end(e, txn);
 	return read_err(rc);
+}
+
+/* ------------------------------------------- the other environments' maps */
+
+int st_mdb_map_open(MDB_env *env, uint64_t initial_bytes, bool read_only)
+{
+	MDB_envinfo info;
+	MDB_stat st;
+	if (read_only)
+		return 0;
+	int rc = mdb_env_info(env, &info);
+	if (rc == 0)
+		rc = mdb_env_stat(env, &st);
+	if (rc != 0)
+		return rc;
+	uint64_t used_bytes = (uint64_t)(info.me_last_pgno + 1) * st.ms_psize, want_bytes = initial_bytes;
+	if (want_bytes < 2 * used_bytes)
+		want_bytes = 2 * used_bytes; /* room for a transaction as large as the store */
+	if (want_bytes > ST_MDB_MAP_BYTES_MAX)
+		want_bytes = ST_MDB_MAP_BYTES_MAX;
+	return want_bytes > info.me_mapsize ? mdb_env_set_mapsize(env, (size_t)want_bytes) : 0;
+}
+
+int st_mdb_txn_begin(MDB_env *env, unsigned flags, MDB_txn **txn)
+{
+	int rc = 0;
+	for (unsigned attempt = 0; attempt <= MAP_RESIZED_RETRIES_MAX; attempt++) {
+		rc = mdb_txn_begin(env, NULL, flags, txn);
+		if (rc != MDB_MAP_RESIZED)
+			return rc;
+		if ((rc = mdb_env_set_mapsize(env, 0)) != 0) /* 0: the size the file records now */
+			return rc;
+	}
+	return rc;
+}
+
+int st_mdb_grow(MDB_env *env, uint64_t *now_bytes)
+{
+	MDB_envinfo info;
+	int rc = mdb_env_info(env, &info);
+	if (rc != 0)
+		return rc;
+	if (info.me_mapsize >= ST_MDB_MAP_BYTES_MAX)
+		return MDB_MAP_FULL;
+	uint64_t want_bytes = 2 * (uint64_t)info.me_mapsize;
+	want_bytes = want_bytes < ST_MDB_MAP_BYTES_MAX ? want_bytes : ST_MDB_MAP_BYTES_MAX;
+	if ((rc = mdb_env_set_mapsize(env, (size_t)want_bytes)) == 0 && now_bytes)
+		*now_bytes = want_bytes;
+	return rc;
+}
+
+int st_mdb_write_errno(const char *dir, int rc)
+{
+	struct statvfs fs;
+	if (rc != EIO || statvfs(dir, &fs) != 0)
+		return rc;
+	return (uint64_t)fs.f_bavail * fs.f_frsize < ST_DISK_FULL_BYTES ? ENOSPC : rc;
 }

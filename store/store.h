@@ -182,4 +182,30 @@ struct st_counts {
 };
 int st_counts(struct st_env *env, struct st_counts *out);
 
+/*
+ * --- the map policy of tapgate's other LMDB environments (fare/'s rated
+ * store, settle/'s settle store), which grow like this one: opened at the
+ * larger of what the file records, an initial size and twice what is used;
+ * doubled on MDB_MAP_FULL; followed on MDB_MAP_RESIZED when another process
+ * grew it. Their modules call LMDB themselves, so these return LMDB codes
+ * (0, MDB_MAP_FULL: at ST_MDB_MAP_BYTES_MAX already, or LMDB's errors) for
+ * those modules to map to their own.
+ */
+struct MDB_env;
+struct MDB_txn;
+#define ST_MDB_MAP_BYTES_MAX (1ull << 44) /* 16 TiB */
+/* Just after mdb_env_open: set the map (writers only; a reader keeps the file's). */
+int st_mdb_map_open(struct MDB_env *env, uint64_t initial_bytes, bool read_only);
+/* mdb_txn_begin, adopting another process's larger map (bounded retries). */
+int st_mdb_txn_begin(struct MDB_env *env, unsigned flags, struct MDB_txn **txn);
+/* Double the map. Only with no transaction of this process open on env. */
+int st_mdb_grow(struct MDB_env *env, uint64_t *now_bytes);
+/*
+ * A failed write's code as the disk means it: LMDB turns a short write on a
+ * full disk into EIO, so EIO on a file system at dir with less than
+ * ST_DISK_FULL_BYTES free is ENOSPC. Any other code is returned as it is.
+ */
+#define ST_DISK_FULL_BYTES (1ull << 20)
+int st_mdb_write_errno(const char *dir, int rc);
+
 #endif
