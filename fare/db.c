@@ -32,11 +32,10 @@
 
 int fare_db_fail(struct fare_db *db, char *err, size_t err_len, const char *what, int rc)
 {
+	char why[160];
 	assert(rc != 0); /* a failure is never "ok" */
-	rc = st_mdb_write_errno(db->path, rc);
-	bool full = rc == ENOSPC || rc == EDQUOT || rc == MDB_MAP_FULL;
-	snprintf(err, err_len, "rated store %s: %s: %s%s", db->path, what, mdb_strerror(rc),
-		 full ? " (free space and run again: the run resumes)" : "");
+	bool full = st_mdb_why(db->path, rc, why, sizeof(why));
+	snprintf(err, err_len, "rated store %s: %s: %s", db->path, what, why);
 	return full ? FARE_ERR_FULL : rc == ENOMEM ? FARE_ERR_NOMEM : FARE_ERR_STORE;
 }
 

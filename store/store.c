@@ -43,7 +43,7 @@ static_assert(ST_RECORD_BYTES_MAX <= UINT16_MAX, "record_len is 16 bits");
 
 #define DBS_MAX 8u
 #define READERS_MAX 126u
-#define MAP_BYTES_MAX (1ull << 44)  /* 16 TiB: st_env_grow stops doubling here */
+#define MAP_BYTES_MAX ST_MDB_MAP_BYTES_MAX /* 16 TiB: st_env_grow stops doubling here */
 #define MAP_RESIZED_RETRIES_MAX 8u  /* another process may grow again while we follow */
 #define QUARANTINE_KEY_BYTES 24u    /* id_lo, id_hi, content_hash */
 #define SCAN_KEY_BYTES_MAX QUARANTINE_KEY_BYTES
@@ -975,10 +975,12 @@ int st_mdb_grow(MDB_env *env, uint64_t *now_bytes)
 	return rc;
 }
 
-int st_mdb_write_errno(const char *dir, int rc)
+bool st_mdb_why(const char *dir, int rc, char *why, size_t cap)
 {
 	struct statvfs fs;
-	if (rc != EIO || statvfs(dir, &fs) != 0)
-		return rc;
-	return (uint64_t)fs.f_bavail * fs.f_frsize < ST_DISK_FULL_BYTES ? ENOSPC : rc;
+	if (rc == EIO && statvfs(dir, &fs) == 0 && (uint64_t)fs.f_bavail * fs.f_frsize < ST_DISK_FULL_BYTES)
+		rc = ENOSPC;
+	bool full = rc == ENOSPC || rc == EDQUOT || rc == MDB_MAP_FULL;
+	snprintf(why, cap, "%s%s", mdb_strerror(rc), full ? " (free space and run again: what failed was not recorded)" : "");
+	return full;
 }

@@ -201,11 +201,13 @@ int st_mdb_txn_begin(struct MDB_env *env, unsigned flags, struct MDB_txn **txn);
 /* Double the map. Only with no transaction of this process open on env. */
 int st_mdb_grow(struct MDB_env *env, uint64_t *now_bytes);
 /*
- * A failed write's code as the disk means it: LMDB turns a short write on a
- * full disk into EIO, so EIO on a file system at dir with less than
- * ST_DISK_FULL_BYTES free is ENOSPC. Any other code is returned as it is.
+ * Why an LMDB call on the environment in dir failed (rc: LMDB's or errno's
+ * code, not 0), as text in why, for the caller's message. LMDB turns a short
+ * write on a full disk into EIO, so EIO on a file system with less than
+ * ST_DISK_FULL_BYTES free is said as the full disk it is. Returns true when
+ * the failure is a full disk or map (free space and run again).
  */
 #define ST_DISK_FULL_BYTES (1ull << 20)
-int st_mdb_write_errno(const char *dir, int rc);
+bool st_mdb_why(const char *dir, int rc, char *why, size_t cap);
 
 #endif
