@@ -84,8 +84,9 @@ int fare_tap_from_log(struct fare_clock *c, uint64_t seq, const struct st_tap_me
 		      struct fare_tap *t)
 {
 	struct fp_tap tap;
-	if (fp_tap_decode(record, meta->record_len, &tap) != 0)
-		return -1;
+	int rc = fp_tap_stored(meta, record, &tap);
+	if (rc != 0)
+		return rc;
 	memset(t, 0, sizeof(*t));
 	t->seq = seq;
 	t->time_us = tap.tap_time_us;
@@ -169,6 +170,8 @@ const char *fare_strerror(int err)
 	case FARE_ERR_INVALID: return "invalid argument";
 	case FARE_ERR_VERSION: return "feed version not in the rated store";
 	case FARE_ERR_TZ: return "unknown time zone";
+	case FARE_ERR_FULL: return "rated store full (disk full): free space and run again";
+	case FARE_ERR_LOG: return "the gateway's log is not sound";
 	default: return "unknown error";
 	}
 }

@@ -6,37 +6,61 @@
  * transaction commits the cursor, so a run is durable as a whole and a crash
  * leaves either the previous state or (for days being written) marks that
  * the next run undoes first.
+ *
+ * No MDB_WRITEMAP: written through a shared map, a page the disk has no room
+ * for is a SIGBUS at the store, not an error. Written with pwrite at commit,
+ * a full disk is ENOSPC from the commit: the run says so, exits non-zero, and
+ * the next run resumes. The map grows like the gateway's (store/store.h).
+ *
+ * This file is fare/'s boundary with LMDB's codes: fare_db_fail maps them to
+ * the module's own (FARE_ERR_FULL, FARE_ERR_STORE) with a message naming the
+ * store, and fare_db_begin/fare_db_grow are how the rest of fare/ begins a
+ * transaction and grows the map.
  */
 #include "fare/db.h"
 
+#include "store/store.h"
+
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
-#define RATED_MAP_BYTES (1ull << 36) /* 64 GiB of address space (a sparse file) */
+#define RATED_MAP_BYTES_INITIAL (1ull << 30) /* 1 GiB; doubled when full */
 #define RATED_DBS 10u
 
-int fare_db_open(struct fare_db **out, const char *path, bool read_only, char *err, size_t err_len)
+int fare_db_fail(struct fare_db *db, char *err, size_t err_len, const char *what, int rc)
 {
-	struct fare_db *db = calloc(1, sizeof(*db));
+	char why[160];
+	assert(rc != 0); /* a failure is never "ok" */
+	bool full = st_mdb_why(db->path, rc, why, sizeof(why));
+	snprintf(err, err_len, "rated store %s: %s: %s", db->path, what, why);
+	return full ? FARE_ERR_FULL : rc == ENOMEM ? FARE_ERR_NOMEM : FARE_ERR_STORE;
+}
+
+int fare_db_begin(struct fare_db *db, unsigned flags, MDB_txn **txn)
+{
+	return st_mdb_txn_begin(db->env, flags, txn);
+}
+
+int fare_db_grow(struct fare_db *db, uint64_t *now_bytes)
+{
+	return st_mdb_grow(db->env, now_bytes);
+}
+
+/* Open the environment and its databases. Returns an LMDB or errno code. */
+static int db_open_env(struct fare_db *db, const char *path, bool read_only)
+{
 	MDB_txn *txn = NULL;
-	int rc;
-	*out = NULL;
-	if (!db)
-		return FARE_ERR_NOMEM;
-	db->read_only = read_only;
-	if (!read_only && mkdir(path, 0750) != 0 && errno != EEXIST) {
-		snprintf(err, err_len, "%s: cannot create: %s", path, strerror(errno));
-		free(db);
-		return FARE_ERR_STORE;
-	}
-	if ((rc = mdb_env_create(&db->env)) == 0 && (rc = mdb_env_set_maxdbs(db->env, RATED_DBS)) == 0 &&
-	    (rc = mdb_env_set_mapsize(db->env, RATED_MAP_BYTES)) == 0)
-		rc = mdb_env_open(db->env, path, MDB_NOSYNC | MDB_NOTLS | (read_only ? MDB_RDONLY : MDB_WRITEMAP), 0640);
-	if (rc == 0)
-		rc = mdb_txn_begin(db->env, NULL, read_only ? MDB_RDONLY : 0, &txn);
 	unsigned create = read_only ? 0 : MDB_CREATE;
+	int rc = mdb_env_create(&db->env);
+	if (rc == 0 && (rc = mdb_env_set_maxdbs(db->env, RATED_DBS)) == 0)
+		rc = mdb_env_open(db->env, path, MDB_NOSYNC | MDB_NOTLS | (read_only ? MDB_RDONLY : 0), 0640);
+	if (rc == 0)
+		rc = st_mdb_map_open(db->env, RATED_MAP_BYTES_INITIAL, read_only);
+	if (rc == 0)
+		rc = fare_db_begin(db, read_only ? MDB_RDONLY : 0, &txn);
 	struct { const char *name; MDB_dbi *dbi; } dbs[] = {
 		{"meta", &db->meta}, {"feeds", &db->feeds}, {"legs", &db->legs}, {"audit", &db->audit},
 		{"days", &db->days}, {"daymin", &db->daymin}, {"promos", &db->promos}, {"weeks", &db->weeks},
@@ -48,13 +72,29 @@ int fare_db_open(struct fare_db **out, const char *path, bool read_only, char *e
 		rc = mdb_txn_commit(txn);
 	else if (txn)
 		mdb_txn_abort(txn);
+	return rc;
+}
+
+int fare_db_open(struct fare_db **out, const char *path, bool read_only, char *err, size_t err_len)
+{
+	struct fare_db *db = calloc(1, sizeof(*db));
+	*out = NULL;
+	if (!db)
+		return FARE_ERR_NOMEM;
+	db->read_only = read_only;
+	snprintf(db->path, sizeof(db->path), "%s", path);
+	if (!read_only && mkdir(path, 0750) != 0 && errno != EEXIST) {
+		int rc = fare_db_fail(db, err, err_len, "cannot create its directory", errno);
+		free(db);
+		return rc;
+	}
+	int rc = db_open_env(db, path, read_only);
 	if (rc != 0) {
-		snprintf(err, err_len, "%s: rated store: %s%s", path, mdb_strerror(rc),
-			 rc == MDB_NOTFOUND ? " (nothing rated yet)" : "");
+		int frc = fare_db_fail(db, err, err_len, rc == MDB_NOTFOUND ? "nothing rated yet" : "cannot open", rc);
 		if (db->env)
 			mdb_env_close(db->env);
 		free(db);
-		return FARE_ERR_STORE;
+		return frc;
 	}
 	*out = db;
 	return 0;
@@ -97,7 +137,7 @@ int fare_db_feed(struct fare_db *db, MDB_txn *txn, uint64_t version, struct fare
 	be64_put(key, version);
 	int rc = mdb_cursor_open(txn, db->feeds, &c);
 	if (rc != 0)
-		return FARE_ERR_STORE;
+		return fare_db_fail(db, err, err_len, "reading the feed versions", rc);
 	for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); rc == 0 && n < FARE_FILES_MAX;
 	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
 		if (k.mv_size <= 8 || be64_get(k.mv_data) != version || k.mv_size - 8 >= FARE_ID_MAX)

@@ -23,11 +23,25 @@
 #define LEG_KEY_BYTES 21u
 #define TOKEN_DAY_KEY_BYTES 17u
 
+#define FARE_DB_PATH_MAX 512u
+
 struct fare_db {
 	MDB_env *env;
 	MDB_dbi meta, feeds, legs, audit, days, daymin, promos, weeks, cards;
 	bool read_only;
+	char path[FARE_DB_PATH_MAX]; /* for messages */
 };
+
+/*
+ * fare/'s one mapping of LMDB and errno codes (rc, not 0): "rated store PATH:
+ * WHAT: why" in err. Returns FARE_ERR_FULL (a full disk or map), FARE_ERR_NOMEM
+ * (ENOMEM) or FARE_ERR_STORE.
+ */
+int fare_db_fail(struct fare_db *db, char *err, size_t err_len, const char *what, int rc);
+/* Begin a transaction, following another process's map growth. Returns an LMDB code. */
+int fare_db_begin(struct fare_db *db, unsigned flags, MDB_txn **txn);
+/* Double the map (no transaction of this process open). Returns an LMDB code. */
+int fare_db_grow(struct fare_db *db, uint64_t *now_bytes);
 
 struct run_mark {
 	uint32_t run, pad;

@@ -32,6 +32,8 @@ enum fare_error {
 	FARE_ERR_INVALID = -403, /* bad argument */
 	FARE_ERR_VERSION = -404, /* a leg's feed version is not in the rated store */
 	FARE_ERR_TZ = -405,      /* unknown time zone */
+	FARE_ERR_FULL = -406,    /* the rated store's disk is full: free space, run again (it resumes) */
+	FARE_ERR_LOG = -407,     /* the gateway's log is not sound: the message names the seq */
 };
 const char *fare_strerror(int err);
 
@@ -131,7 +133,11 @@ void fare_clock_local(struct fare_clock *c, uint64_t time_us, uint32_t *sec_of_d
 /* UTC microseconds of a local date and time (for tests and tools). */
 uint64_t fare_clock_utc_us(struct fare_clock *c, uint32_t date, uint32_t sec_of_day);
 
-/* Fill t from a log record (fastpath/ decoder); t->day from the clock. Returns 0 or -1 (undecodable). */
+/*
+ * Fill t from a log record (fastpath/ decoder); t->day from the clock.
+ * Returns 0, or non-zero when the record is not sound (does not decode, or
+ * its identity key or content hash is not its own): fp_tap_stored_text names it.
+ */
 struct st_tap_meta;
 int fare_tap_from_log(struct fare_clock *c, uint64_t seq, const struct st_tap_meta *meta,
 		      const uint8_t *record, struct fare_tap *t);
@@ -141,7 +147,13 @@ int fare_tap_from_log(struct fare_clock *c, uint64_t seq, const struct st_tap_me
 struct fare_db;
 struct st_env;
 
-/* Returns 0, FARE_ERR_STORE (err says why). */
+/*
+ * Open the rated store at path (a directory, created 0750 if missing; files
+ * 0640 at most, less under the umask). A writer's map starts at the larger of
+ * what the file records, 1 GiB and twice what is used, and doubles whenever a
+ * rating run fills it. Returns 0, FARE_ERR_STORE, FARE_ERR_FULL (err names
+ * the path and why), FARE_ERR_NOMEM.
+ */
 int fare_db_open(struct fare_db **out, const char *path, bool read_only, char *err, size_t err_len);
 void fare_db_close(struct fare_db *db);
 
@@ -162,8 +174,11 @@ struct fare_run_stats {
  * One rating run: read the gateway log's taps from the rated store's cursor
  * on, rate every unrated business day up to opt->through_day, re-rate the
  * token-days of late taps into adjustment legs, and commit. A crashed run is
- * undone at the next run's start. Returns 0, FARE_ERR_STORE, FARE_ERR_NOMEM,
- * with err filled.
+ * undone at the next run's start, so a run that failed (a full disk) is
+ * simply run again. The log is walked with st_log_check and every tap is
+ * checked (fare_tap_from_log): a fault fails the run. Returns 0,
+ * FARE_ERR_STORE, FARE_ERR_FULL, FARE_ERR_LOG, FARE_ERR_NOMEM, FARE_ERR_INVALID,
+ * with err filled (naming the store and what failed).
  */
 int fare_run(struct fare_db *db, struct st_env *log, const struct fare_feed *feed, struct fare_clock *clk,
 	     const struct fare_run_options *opt, struct fare_run_stats *stats, char *err, size_t err_len);

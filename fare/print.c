@@ -81,19 +81,17 @@ int fare_legs_each(struct fare_db *db, const struct fare_query *q, fare_leg_fn f
 	uint8_t start[4];
 	be32_put(start, q->day);
 	MDB_val k = {.mv_size = 4, .mv_data = start}, v;
-	int rc = mdb_txn_begin(db->env, NULL, MDB_RDONLY, &txn);
+	int rc = fare_db_begin(db, MDB_RDONLY, &txn);
 	if (rc == 0 && (rc = mdb_cursor_open(txn, db->legs, &c)) != 0)
 		mdb_txn_abort(txn);
-	if (rc != 0) {
-		snprintf(err, err_len, "rated store: %s", mdb_strerror(rc));
-		return FARE_ERR_STORE;
-	}
+	if (rc != 0)
+		return fare_db_fail(db, err, err_len, "reading the legs", rc);
 	int result = 0;
 	for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); rc == 0 && result == 0;
 	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
 		struct fare_leg l;
 		if (k.mv_size != LEG_KEY_BYTES || v.mv_size != sizeof(l)) {
-			snprintf(err, err_len, "rated store: a leg of the wrong size");
+			snprintf(err, err_len, "rated store %s: a leg of the wrong size", db->path);
 			result = FARE_ERR_STORE;
 			break;
 		}
@@ -105,6 +103,8 @@ int fare_legs_each(struct fare_db *db, const struct fare_query *q, fare_leg_fn f
 		const struct fare_feed *f = version_feed(db, txn, &vs, l.version, err, err_len);
 		result = f ? fn(arg, &l, f) : FARE_ERR_VERSION;
 	}
+	if (result == 0 && rc != 0 && rc != MDB_NOTFOUND) /* the walk broke off: never a short answer */
+		result = fare_db_fail(db, err, err_len, "reading the legs", rc);
 	mdb_cursor_close(c);
 	mdb_txn_abort(txn);
 	for (unsigned i = 0; i < vs.n; i++)
@@ -137,18 +137,14 @@ int fare_db_last_run(struct fare_db *db, uint32_t *run, uint64_t *at_us, char *e
 	MDB_txn *txn;
 	MDB_val k = {.mv_size = 4, .mv_data = "runs"}, v;
 	struct run_mark mark = {0};
-	int rc = mdb_txn_begin(db->env, NULL, MDB_RDONLY, &txn);
-	if (rc != 0) {
-		snprintf(err, err_len, "rated store: %s", mdb_strerror(rc));
-		return FARE_ERR_STORE;
-	}
+	int rc = fare_db_begin(db, MDB_RDONLY, &txn);
+	if (rc != 0)
+		return fare_db_fail(db, err, err_len, "reading the last run", rc);
 	if ((rc = mdb_get(txn, db->meta, &k, &v)) == 0 && v.mv_size == sizeof(mark))
 		memcpy(&mark, v.mv_data, sizeof(mark));
 	mdb_txn_abort(txn);
-	if (rc != 0 && rc != MDB_NOTFOUND) {
-		snprintf(err, err_len, "rated store: %s", mdb_strerror(rc));
-		return FARE_ERR_STORE;
-	}
+	if (rc != 0 && rc != MDB_NOTFOUND)
+		return fare_db_fail(db, err, err_len, "reading the last run", rc);
 	*run = mark.run;
 	if (at_us)
 		*at_us = mark.at_us;
@@ -162,13 +158,11 @@ int fare_print_audit(struct fare_db *db, const struct fare_query *q, FILE *out, 
 	uint8_t start[4];
 	be32_put(start, q->day);
 	MDB_val k = {.mv_size = 4, .mv_data = start}, v;
-	int rc = mdb_txn_begin(db->env, NULL, MDB_RDONLY, &txn);
+	int rc = fare_db_begin(db, MDB_RDONLY, &txn);
 	if (rc == 0 && (rc = mdb_cursor_open(txn, db->audit, &c)) != 0)
 		mdb_txn_abort(txn);
-	if (rc != 0) {
-		snprintf(err, err_len, "rated store: %s", mdb_strerror(rc));
-		return FARE_ERR_STORE;
-	}
+	if (rc != 0)
+		return fare_db_fail(db, err, err_len, "reading the audit table", rc);
 	for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
 		const uint8_t *key = k.mv_data;
 		char token[64];
@@ -181,7 +175,7 @@ int fare_print_audit(struct fare_db *db, const struct fare_query *q, FILE *out, 
 	}
 	mdb_cursor_close(c);
 	mdb_txn_abort(txn);
-	return 0;
+	return rc == 0 || rc == MDB_NOTFOUND ? 0 : fare_db_fail(db, err, err_len, "reading the audit table", rc);
 }
 
 int fare_db_day_rated(struct fare_db *db, uint32_t day, bool *rated, char *err, size_t err_len)
@@ -190,16 +184,14 @@ int fare_db_day_rated(struct fare_db *db, uint32_t day, bool *rated, char *err, 
 	uint8_t dk[4];
 	be32_put(dk, day);
 	MDB_val k = {.mv_size = 4, .mv_data = dk}, v;
-	int rc = mdb_txn_begin(db->env, NULL, MDB_RDONLY, &txn);
+	int rc = fare_db_begin(db, MDB_RDONLY, &txn);
 	if (rc == 0) {
 		rc = mdb_get(txn, db->days, &k, &v);
 		mdb_txn_abort(txn);
 	}
 	*rated = rc == 0;
-	if (rc != 0 && rc != MDB_NOTFOUND) {
-		snprintf(err, err_len, "rated store: %s", mdb_strerror(rc));
-		return FARE_ERR_STORE;
-	}
+	if (rc != 0 && rc != MDB_NOTFOUND)
+		return fare_db_fail(db, err, err_len, "reading the rated days", rc);
 	return 0;
 }
 
@@ -211,13 +203,11 @@ int fare_db_rated_days(struct fare_db *db, uint32_t **days, size_t *n, char *err
 	size_t cap = 0;
 	*days = NULL;
 	*n = 0;
-	int rc = mdb_txn_begin(db->env, NULL, MDB_RDONLY, &txn);
+	int rc = fare_db_begin(db, MDB_RDONLY, &txn);
 	if (rc == 0 && (rc = mdb_cursor_open(txn, db->days, &c)) != 0)
 		mdb_txn_abort(txn);
-	if (rc != 0) {
-		snprintf(err, err_len, "rated store: %s", mdb_strerror(rc));
-		return FARE_ERR_STORE;
-	}
+	if (rc != 0)
+		return fare_db_fail(db, err, err_len, "reading the rated days", rc);
 	while ((rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) == 0) {
 		if (*n == cap) {
 			cap = cap ? cap * 2 : 64;
@@ -235,8 +225,11 @@ int fare_db_rated_days(struct fare_db *db, uint32_t **days, size_t *n, char *err
 	if (rc != MDB_NOTFOUND) {
 		free(*days);
 		*days = NULL;
-		snprintf(err, err_len, "rated store: %s", rc == ENOMEM ? "out of memory" : mdb_strerror(rc));
-		return rc == ENOMEM ? FARE_ERR_NOMEM : FARE_ERR_STORE;
+		if (rc == ENOMEM) {
+			snprintf(err, err_len, "rated store %s: out of memory listing the rated days", db->path);
+			return FARE_ERR_NOMEM;
+		}
+		return fare_db_fail(db, err, err_len, "reading the rated days", rc);
 	}
 	return 0;
 }

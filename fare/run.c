@@ -11,12 +11,22 @@
  * 6. write the new days' legs (chunked transactions), then in one last
  *    transaction the adjustment legs, audits, promotion budgets, weekly totals,
  *    cards, the rated days and the cursor; sync once.
+ *
+ * Each write transaction is a step that leaves nothing behind when it fails:
+ * on MDB_MAP_FULL the map is doubled and the step runs again (with_room). A
+ * full disk fails the run (FARE_ERR_FULL): the days it marked in progress are
+ * undone by the next run, which rates them again from the same cursor.
+ * The log is walked with st_log_check, every tap checked: a gap, a record
+ * that is not sound or counts that disagree fail the run (FARE_ERR_LOG),
+ * naming the seq, before anything is written.
  */
 #include "fare/db.h"
 #include "fare/rate.h"
+#include "fastpath/fastpath.h"
 #include "store/store.h"
 
 #include <assert.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -26,6 +36,7 @@
 #define WRITE_CHUNK_LEGS 200000u
 #define AUDIT_LINES_MAX 256u
 #define PROGRESS_TAPS 2000000u
+#define MAP_GROWS_MAX 16u /* 1 GiB doubled 16 times is past ST_MDB_MAP_BYTES_MAX */
 
 struct day_set {
 	uint32_t *days;
@@ -69,12 +80,51 @@ struct run {
 	struct promo_state promo[FARE_PROMOTIONS_MAX];
 	bool week_caps[4];
 	uint64_t now_us;
+	int scan_rc; /* why the log walk stopped early: FARE_ERR_LOG, FARE_ERR_NOMEM (err says) */
 };
 
+/* A failed LMDB call on the rated store (rc: its code, never 0). Returns a FARE_ERR_*. */
 static int fail_store(struct run *r, const char *what, int rc)
 {
-	snprintf(r->err, r->err_len, "rated store: %s: %s", what, rc > 0 ? mdb_strerror(rc) : st_strerror(rc));
-	return FARE_ERR_STORE;
+	return fare_db_fail(r->db, r->err, r->err_len, what, rc);
+}
+
+/* A failed read of the gateway's log (rc: an st_error). Returns FARE_ERR_LOG or FARE_ERR_STORE. */
+static int fail_log(struct run *r, const char *what, uint64_t seq, int rc)
+{
+	snprintf(r->err, r->err_len, "gateway log: %s, seq %llu: %s", what, (unsigned long long)seq, st_strerror(rc));
+	return rc == ST_ERR_CORRUPT || rc == ST_ERR_NOTFOUND ? FARE_ERR_LOG : FARE_ERR_STORE;
+}
+
+/* A tap of the log that is not sound (bad: what fare_tap_from_log returned). Returns FARE_ERR_LOG. */
+static int fail_tap(struct run *r, uint64_t seq, int bad)
+{
+	snprintf(r->err, r->err_len, "gateway log is not sound: seq %llu: %s (tapdump verify lists every fault)",
+		 (unsigned long long)seq, fp_tap_stored_text(bad));
+	return FARE_ERR_LOG;
+}
+
+/*
+ * Run one write step (a whole transaction, which leaves nothing behind when
+ * it fails); on MDB_MAP_FULL double the map and run it again, its counts
+ * counted again. Returns an LMDB code.
+ */
+typedef int (*write_step_fn)(struct run *r, void *arg);
+static int with_room(struct run *r, write_step_fn step, void *arg)
+{
+	struct fare_run_stats before = *r->st;
+	for (unsigned grows = 0;; grows++) {
+		int rc = step(r, arg);
+		if (rc != MDB_MAP_FULL || grows == MAP_GROWS_MAX)
+			return rc;
+		*r->st = before;
+		uint64_t now_bytes = 0;
+		if ((rc = fare_db_grow(r->db, &now_bytes)) != 0)
+			return rc;
+		if (!r->opt->quiet)
+			fprintf(stderr, "tapfare: rated store map full: grown to %llu MiB, writing again\n",
+				(unsigned long long)(now_bytes >> 20));
+	}
 }
 
 static bool set_has(const struct day_set *s, uint32_t day)
@@ -115,6 +165,15 @@ static int push_tap(struct run *r, const struct fare_tap *t)
 
 /* --- 1. state */
 
+/* daymin_seq as long as daymin_days can grow. Returns false when out of memory. */
+static bool daymin_room(struct run *r)
+{
+	uint64_t *grown = realloc(r->daymin_seq, r->daymin_days.cap * sizeof(uint64_t));
+	if (grown)
+		r->daymin_seq = grown;
+	return grown != NULL;
+}
+
 static int load_state(struct run *r, MDB_txn *txn)
 {
 	MDB_val k = {.mv_size = 6, .mv_data = "cursor"}, v;
@@ -129,20 +188,23 @@ static int load_state(struct run *r, MDB_txn *txn)
 		memcpy(&mark, rv.mv_data, sizeof(mark));
 	r->run_no = mark.run + 1;
 	if ((rc = mdb_cursor_open(txn, r->db->days, &c)) != 0)
-		return fail_store(r, "days", rc);
+		return fail_store(r, "reading the rated days", rc);
 	while ((rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) == 0)
 		if (set_add(&r->rated, be32_get(k.mv_data)) != 0)
 			break;
 	mdb_cursor_close(c);
+	if (rc != MDB_NOTFOUND)
+		return rc == 0 ? FARE_ERR_NOMEM : fail_store(r, "reading the rated days", rc);
 	if ((rc = mdb_cursor_open(txn, r->db->daymin, &c)) != 0)
-		return fail_store(r, "daymin", rc);
+		return fail_store(r, "reading the days not rated yet", rc);
 	while ((rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) == 0) {
-		if (set_add(&r->daymin_days, be32_get(k.mv_data)) != 0)
+		if (set_add(&r->daymin_days, be32_get(k.mv_data)) != 0 || !daymin_room(r))
 			break;
-		r->daymin_seq = realloc(r->daymin_seq, r->daymin_days.cap * sizeof(uint64_t));
 		memcpy(&r->daymin_seq[r->daymin_days.n - 1], v.mv_data, 8);
 	}
 	mdb_cursor_close(c);
+	if (rc != MDB_NOTFOUND)
+		return rc == 0 ? FARE_ERR_NOMEM : fail_store(r, "reading the days not rated yet", rc);
 	for (uint32_t p = 0; p < r->feed->npromotions && p < FARE_PROMOTIONS_MAX; p++) {
 		const char *id = r->feed->promotions.names[p];
 		MDB_val pk = {.mv_size = strlen(id), .mv_data = (void *)id};
@@ -174,34 +236,42 @@ static int delete_prefix(MDB_txn *txn, MDB_dbi dbi, const uint8_t *prefix, size_
 	return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
-/* A run that crashed while writing days left marks: remove what it wrote. */
-static int undo_crashed(struct run *r)
+/*
+ * A run that crashed or failed while writing days left marks: remove what it
+ * wrote, in one transaction. A write step (with_room). Returns an LMDB code.
+ */
+static int undo_step(struct run *r, void *arg)
 {
 	MDB_txn *txn;
 	MDB_val k = {.mv_size = 10, .mv_data = "inprogress"}, v;
-	int rc = mdb_txn_begin(r->db->env, NULL, 0, &txn);
+	(void)arg;
+	int rc = fare_db_begin(r->db, 0, &txn);
 	if (rc != 0)
-		return fail_store(r, "begin", rc);
-	if ((rc = mdb_get(txn, r->db->meta, &k, &v)) == 0) {
-		size_t n = v.mv_size / 4;
-		uint32_t *days = malloc(v.mv_size + 4);
-		memcpy(days, v.mv_data, v.mv_size);
-		for (size_t i = 0; i < n && rc == 0; i++) {
-			uint8_t p[4];
-			be32_put(p, days[i]);
-			if ((rc = delete_prefix(txn, r->db->legs, p, 4)) == 0)
-				rc = delete_prefix(txn, r->db->audit, p, 4);
-		}
-		free(days);
-		if (rc == 0)
-			rc = mdb_del(txn, r->db->meta, &k, NULL);
-	} else if (rc == MDB_NOTFOUND) {
-		rc = 0;
+		return rc;
+	if ((rc = mdb_get(txn, r->db->meta, &k, &v)) == MDB_NOTFOUND) {
+		mdb_txn_abort(txn);
+		return 0;
 	}
+	size_t n = rc == 0 ? v.mv_size / 4 : 0;
+	uint32_t *days = rc == 0 ? malloc(v.mv_size + 4) : NULL;
+	if (rc == 0 && !days)
+		rc = ENOMEM;
 	if (rc == 0)
-		return mdb_txn_commit(txn) == 0 ? 0 : fail_store(r, "commit", rc);
-	mdb_txn_abort(txn);
-	return fail_store(r, "undo of a crashed run", rc);
+		memcpy(days, v.mv_data, v.mv_size); /* v points into a page the deletes may move */
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		uint8_t p[4];
+		be32_put(p, days[i]);
+		if ((rc = delete_prefix(txn, r->db->legs, p, 4)) == 0)
+			rc = delete_prefix(txn, r->db->audit, p, 4);
+	}
+	free(days);
+	if (rc == 0)
+		rc = mdb_del(txn, r->db->meta, &k, NULL);
+	if (rc != 0) {
+		mdb_txn_abort(txn);
+		return rc;
+	}
+	return mdb_txn_commit(txn);
 }
 
 /* --- 2. scan */
@@ -240,19 +310,20 @@ static int on_tap(void *arg, uint64_t seq, const struct st_tap_meta *meta, const
 	if (!r->opt->quiet && r->st->taps_scanned % PROGRESS_TAPS == 0)
 		fprintf(stderr, "tapfare: read %llu taps of the log (seq %llu)\n",
 			(unsigned long long)r->st->taps_scanned, (unsigned long long)seq);
-	if (fare_tap_from_log(r->clk, seq, meta, record, &t) != 0) {
-		r->st->taps_undecodable += seq > r->cursor;
-		return 0;
+	int bad = fare_tap_from_log(r->clk, seq, meta, record, &t);
+	if (bad != 0) {
+		r->scan_rc = fail_tap(r, seq, bad);
+		return 1;
 	}
 	if (set_has(&r->rated, t.day)) {
 		if (seq <= r->cursor)
 			return 0;
 		r->st->taps_late++;
 		t.pad = 1; /* late */
-		return push_tap(r, &t) != 0;
+		return (r->scan_rc = push_tap(r, &t)) != 0;
 	}
 	if (to_rate(r, t.day))
-		return push_tap(r, &t) != 0;
+		return (r->scan_rc = push_tap(r, &t)) != 0;
 	if (seq > r->cursor) { /* a day for a later run: remember where it starts */
 		for (size_t i = 0; i < r->daymin_days.n; i++)
 			if (r->daymin_days.days[i] == t.day) {
@@ -260,12 +331,24 @@ static int on_tap(void *arg, uint64_t seq, const struct st_tap_meta *meta, const
 					r->daymin_seq[i] = seq;
 				return 0;
 			}
-		if (set_add(&r->daymin_days, t.day) != 0)
+		if (set_add(&r->daymin_days, t.day) != 0 || !daymin_room(r)) {
+			r->scan_rc = FARE_ERR_NOMEM;
 			return 1;
-		r->daymin_seq = realloc(r->daymin_seq, r->daymin_days.cap * sizeof(uint64_t));
+		}
 		r->daymin_seq[r->daymin_days.n - 1] = seq;
 	}
 	return 0;
+}
+
+/* A fault st_log_check found: the run fails, naming it. */
+static int on_log_fault(void *arg, const struct st_log_fault *f)
+{
+	struct run *r = arg;
+	char text[160];
+	snprintf(r->err, r->err_len, "gateway log is not sound: %s (tapdump verify lists every fault)",
+		 st_log_fault_text(f, text, sizeof(text)));
+	r->scan_rc = FARE_ERR_LOG;
+	return 1;
 }
 
 static int scan_log(struct run *r)
@@ -275,9 +358,11 @@ static int scan_log(struct run *r)
 		if (to_rate(r, r->daymin_days.days[i]) && r->daymin_seq[i] < from)
 			from = r->daymin_seq[i];
 	r->last_seq = r->cursor;
-	int rc = st_log_scan(r->log, from, false, on_tap, r);
+	int rc = st_log_check(r->log, from, on_tap, on_log_fault, r);
+	if (r->scan_rc != 0)
+		return r->scan_rc;
 	if (rc != 0)
-		return fail_store(r, "reading the gateway's log", rc);
+		return fail_log(r, "reading on after", r->last_seq, rc);
 	if (r->last_seq < r->cursor)
 		r->last_seq = r->cursor;
 	return 0;
@@ -438,8 +523,12 @@ static int collect_old(void *arg, const struct fare_leg *l)
 		if (seen)
 			continue;
 		if (a->n == a->cap) {
-			a->cap = a->cap ? a->cap * 2 : 64;
-			a->seqs = realloc(a->seqs, a->cap * sizeof(uint64_t));
+			size_t cap = a->cap ? a->cap * 2 : 64;
+			uint64_t *grown = realloc(a->seqs, cap * sizeof(uint64_t));
+			if (!grown)
+				return ENOMEM;
+			a->seqs = grown;
+			a->cap = cap;
 		}
 		a->seqs[a->n++] = l->tap_seq[i];
 	}
@@ -469,23 +558,31 @@ static int64_t week_monday(uint32_t day)
 	return days - ((days % 7 + 7 + 3) % 7);
 }
 
-/* Add the taps the legs of one token-day cover (taps already there excluded). */
+/*
+ * Add the taps the legs of one token-day cover (taps already there excluded).
+ * Returns 0 or a FARE_ERR_* with r->err filled (a tap a leg names is missing
+ * or not sound: the seq).
+ */
 static int add_token_day(struct run *r, MDB_txn *txn, const struct token_day *td)
 {
 	uint8_t p[TOKEN_DAY_KEY_BYTES];
 	struct old_taps_arg a = {.r = r};
 	token_day_key(p, td->day, td->tap->medium, td->tap->issuer, td->tap->token_id);
 	int rc = legs_of(r->db, txn, p, collect_old, &a);
+	if (rc != 0)
+		rc = fail_store(r, "reading the legs of a late token-day", rc);
 	for (size_t j = 0; j < a.n && rc == 0; j++) {
 		struct st_tap_meta meta;
 		uint8_t rec[ST_RECORD_BYTES_MAX];
 		struct fare_tap t;
+		int bad;
 		if ((rc = st_log_get(r->log, a.seqs[j], &meta, rec)) != 0)
-			break;
-		if (fare_tap_from_log(r->clk, a.seqs[j], &meta, rec, &t) == 0) {
-			t.pad = 2; /* rated before */
+			rc = fail_log(r, "a tap that a rated leg names", a.seqs[j], rc);
+		else if ((bad = fare_tap_from_log(r->clk, a.seqs[j], &meta, rec, &t)) != 0)
+			rc = fail_tap(r, a.seqs[j], bad);
+		t.pad = 2; /* rated before */
+		if (rc == 0)
 			rc = push_tap(r, &t);
-		}
 	}
 	free(a.seqs);
 	if (rc == 0 && a.n > 0)
@@ -535,7 +632,7 @@ static int add_old_taps(struct run *r, MDB_txn *txn)
 			rc = add_token_day(r, txn, &tds[i]);
 	free(tds);
 	free(late);
-	return rc != 0 ? fail_store(r, "reading the legs of a late token-day", rc) : 0;
+	return rc; /* add_token_day's message is in r->err */
 }
 
 /* --- 4. rating */
@@ -735,45 +832,77 @@ static int put_days_in_progress(struct run *r, MDB_txn *txn, const struct day_se
 	return days->n ? mdb_put(txn, r->db->meta, &k, &v, 0) : 0;
 }
 
-/* The new days' legs, in chunks: the days are marked in progress first. */
-static int write_new_legs(struct run *r, struct day_set *new_days)
+/* Mark the new days in progress (the next run undoes them if this one does not finish). A write step. */
+static int mark_step(struct run *r, void *arg)
 {
 	MDB_txn *txn;
-	bool append = true;
+	int rc = fare_db_begin(r->db, 0, &txn);
+	if (rc == 0 && (rc = put_days_in_progress(r, txn, arg)) != 0)
+		mdb_txn_abort(txn);
+	return rc == 0 ? mdb_txn_commit(txn) : rc;
+}
+
+/* Where the new days' legs are written up to: group, leg of the group. */
+struct chunk_pos {
+	size_t g;
+	uint32_t i;
+	bool append, done;
+};
+
+/* Up to WRITE_CHUNK_LEGS legs from pos in one transaction; pos moves on when it commits. A write step. */
+static int chunk_step(struct run *r, void *arg)
+{
+	struct chunk_pos *pos = arg, at = *pos;
+	MDB_txn *txn;
+	size_t in_txn = 0;
+	int rc = fare_db_begin(r->db, 0, &txn);
+	if (rc != 0)
+		return rc;
+	while (rc == 0 && at.g < r->ngroups && in_txn < WRITE_CHUNK_LEGS) {
+		const struct group *gr = &r->groups[at.g];
+		if (gr->rerate || at.i >= gr->nlegs) { /* re-rated token-days are adjustments: write_final */
+			at.g++;
+			at.i = 0;
+			continue;
+		}
+		struct fare_leg *l = &r->legs[gr->leg_first + at.i].leg;
+		l->version = r->feed->version;
+		if ((rc = put_leg(r, txn, l, &at.append)) == 0)
+			at.i++, in_txn++;
+	}
+	if (rc != 0) {
+		mdb_txn_abort(txn);
+		return rc;
+	}
+	if ((rc = mdb_txn_commit(txn)) != 0)
+		return rc;
+	at.done = at.g >= r->ngroups;
+	*pos = at;
+	return 0;
+}
+
+/* The new days' legs, in chunks: the days are marked in progress first. Returns 0 or a FARE_ERR_*. */
+static int write_new_legs(struct run *r, struct day_set *new_days)
+{
 	int rc = 0;
 	for (size_t g = 0; g < r->ngroups; g++)
 		if (!r->groups[g].rerate && !set_has(new_days, r->taps[r->groups[g].first].day) &&
 		    (rc = set_add(new_days, r->taps[r->groups[g].first].day)) != 0)
 			return rc;
-	if ((rc = mdb_txn_begin(r->db->env, NULL, 0, &txn)) != 0 || (rc = put_days_in_progress(r, txn, new_days)) != 0)
-		return fail_store(r, "marking days in progress", rc);
-	size_t in_txn = 0;
-	for (size_t g = 0; g < r->ngroups && rc == 0; g++) {
-		const struct group *gr = &r->groups[g];
-		for (uint32_t i = 0; i < gr->nlegs && !gr->rerate && rc == 0; i++) {
-			struct fare_leg *l = &r->legs[gr->leg_first + i].leg;
-			l->version = r->feed->version;
-			rc = put_leg(r, txn, l, &append);
-			if (rc == 0 && ++in_txn == WRITE_CHUNK_LEGS) {
-				int fd;
-				if ((rc = mdb_txn_commit(txn)) == 0)
-					rc = mdb_txn_begin(r->db->env, NULL, 0, &txn);
-				in_txn = 0;
-				/* start writing the chunk back now: the sync at the end of the run has less to wait for */
-				if (rc == 0 && mdb_env_get_fd(r->db->env, &fd) == 0)
-					(void)sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
-				if (!r->opt->quiet)
-					fprintf(stderr, "tapfare: wrote %llu legs\n", (unsigned long long)r->st->legs_written);
-				if (rc != 0)
-					return fail_store(r, "writing legs", rc);
-			}
-		}
+	if ((rc = with_room(r, mark_step, new_days)) != 0)
+		return fail_store(r, "marking the days being written", rc);
+	struct chunk_pos pos = {.append = true};
+	while (!pos.done) { /* each chunk writes WRITE_CHUNK_LEGS legs, or is the last */
+		int fd;
+		if ((rc = with_room(r, chunk_step, &pos)) != 0)
+			return fail_store(r, "writing the new days' legs", rc);
+		/* start writing the chunk back now: the sync at the end of the run has less to wait for */
+		if (mdb_env_get_fd(r->db->env, &fd) == 0)
+			(void)sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+		if (!r->opt->quiet && !pos.done)
+			fprintf(stderr, "tapfare: wrote %llu legs\n", (unsigned long long)r->st->legs_written);
 	}
-	if (rc != 0) {
-		mdb_txn_abort(txn);
-		return fail_store(r, "writing legs", rc);
-	}
-	return mdb_txn_commit(txn) == 0 ? 0 : fail_store(r, "commit", rc);
+	return 0;
 }
 
 struct sum_arg {
@@ -940,14 +1069,10 @@ static int write_week(struct run *r, MDB_txn *txn, struct group *g)
 	return mdb_put(txn, r->db->weeks, &k, &v, 0);
 }
 
-static int write_final(struct run *r, const struct day_set *new_days)
+/* The last transaction's per token-day part: the feed, adjustments, audits, weeks, promotions. */
+static int final_groups(struct run *r, MDB_txn *txn)
 {
-	MDB_txn *txn;
-	int rc = mdb_txn_begin(r->db->env, NULL, 0, &txn);
-	if (rc != 0)
-		return fail_store(r, "begin", rc);
-	if (r->ngroups > 0)
-		rc = fare_db_put_feed(r->db, txn, r->feed);
+	int rc = r->ngroups > 0 ? fare_db_put_feed(r->db, txn, r->feed) : 0;
 	for (size_t g = 0; g < r->ngroups && rc == 0; g++) {
 		struct group *gr = &r->groups[g];
 		if (gr->rerate)
@@ -963,6 +1088,13 @@ static int write_final(struct run *r, const struct day_set *new_days)
 		MDB_val v = {.mv_size = sizeof(r->promo[p]), .mv_data = &r->promo[p]};
 		rc = mdb_put(txn, r->db->promos, &k, &v, 0);
 	}
+	return rc;
+}
+
+/* The last transaction's run part: the rated days, the days still to rate, the cursor, the run mark. */
+static int final_days(struct run *r, MDB_txn *txn, const struct day_set *new_days)
+{
+	int rc = 0;
 	for (size_t i = 0; i < new_days->n && rc == 0; i++) {
 		uint8_t dk[4];
 		struct day_state ds = {.version = r->feed->version, .rated_at_us = r->now_us};
@@ -991,15 +1123,34 @@ static int write_final(struct run *r, const struct day_set *new_days)
 		rc = mdb_put(txn, r->db->meta, &rk, &rv, 0);
 	if (rc == 0 && (rc = mdb_del(txn, r->db->meta, &ik, NULL)) == MDB_NOTFOUND)
 		rc = 0;
+	return rc;
+}
+
+/*
+ * The run's last transaction; the chunks are synced before the commit that
+ * names them, and the commit after. A write step. Returns an LMDB code.
+ */
+static int final_step(struct run *r, void *arg)
+{
+	MDB_txn *txn;
+	int rc = fare_db_begin(r->db, 0, &txn);
+	if (rc != 0)
+		return rc;
+	if ((rc = final_groups(r, txn)) == 0 && (rc = final_days(r, txn, arg)) == 0)
+		rc = mdb_env_sync(r->db->env, 1);
 	if (rc != 0) {
 		mdb_txn_abort(txn);
-		return fail_store(r, "writing the run's end", rc);
+		return rc;
 	}
-	if ((rc = mdb_env_sync(r->db->env, 1)) != 0) /* the chunks, before the commit that names them */
-		return fail_store(r, "sync", rc);
-	if ((rc = mdb_txn_commit(txn)) != 0 || (rc = mdb_env_sync(r->db->env, 1)) != 0)
-		return fail_store(r, "commit", rc);
-	return 0;
+	if ((rc = mdb_txn_commit(txn)) != 0)
+		return rc;
+	return mdb_env_sync(r->db->env, 1);
+}
+
+static int write_final(struct run *r, struct day_set *new_days)
+{
+	int rc = with_room(r, final_step, new_days);
+	return rc == 0 ? 0 : fail_store(r, "committing the run (adjustments, audits, the cursor)", rc);
 }
 
 static void run_free(struct run *r)
@@ -1024,6 +1175,7 @@ int fare_run(struct fare_db *db, struct st_env *log, const struct fare_feed *fee
 	clock_gettime(CLOCK_REALTIME, &ts);
 	r.now_us = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 	memset(stats, 0, sizeof(*stats));
+	err[0] = '\0';
 	if (db->read_only || feed->npromotions > FARE_PROMOTIONS_MAX || feed->nsubsidies > FARE_SUBSIDIES_MAX) {
 		snprintf(err, err_len, "rated store read-only, or more than %u promotions or subsidies",
 			 FARE_PROMOTIONS_MAX);
@@ -1033,10 +1185,10 @@ int fare_run(struct fare_db *db, struct st_env *log, const struct fare_feed *fee
 	r.ctx.clock = clk;
 	r.start_ns = mono_ns();
 	int rc = (r.ctx.memo = calloc(FARE_MEMO_SLOTS, sizeof(*r.ctx.memo))) ? 0 : FARE_ERR_NOMEM;
-	if (rc == 0)
-		rc = undo_crashed(&r);
-	if (rc == 0 && (rc = mdb_txn_begin(db->env, NULL, MDB_RDONLY, &txn)) != 0)
-		rc = fail_store(&r, "begin", rc);
+	if (rc == 0 && (rc = with_room(&r, undo_step, NULL)) != 0)
+		rc = fail_store(&r, "undoing the days a run did not finish", rc);
+	if (rc == 0 && (rc = fare_db_begin(db, MDB_RDONLY, &txn)) != 0)
+		rc = fail_store(&r, "beginning a read", rc);
 	if (rc == 0)
 		rc = load_state(&r, txn);
 	if (rc == 0)
@@ -1067,7 +1219,7 @@ int fare_run(struct fare_db *db, struct st_env *log, const struct fare_feed *fee
 		progress(&r, "committed: %llu legs, %llu adjustment legs, %llu audit lines", (unsigned long long)stats->legs_written, (unsigned long long)stats->adjustment_legs, (unsigned long long)stats->audit_lines);
 	for (size_t i = 0; i < r.nlegs; i++)
 		stats->norule_legs += (r.legs[i].leg.flags & FARE_LEG_NORULE) != 0;
-	if (rc == FARE_ERR_NOMEM)
+	if (rc == FARE_ERR_NOMEM && err[0] == '\0')
 		snprintf(err, err_len, "out of memory");
 	free(new_days.days);
 	run_free(&r);

@@ -185,6 +185,7 @@ enum fp_error {
 	FP_ERR_KEY = -9,        /* unknown key id for that validator */
 	FP_ERR_NOSPACE = -10,   /* encoder: output buffer too small */
 	FP_ERR_INVALID = -11,   /* encoder: a field out of range */
+	FP_ERR_STORED = -12,    /* a stored record: its identity key or content hash is not its own */
 };
 
 const char *fp_strerror(int err);
@@ -297,6 +298,21 @@ struct fp_key {
 };
 struct fp_key fp_tap_identity(const struct fp_tap *tap, uint32_t validator_id);
 uint64_t fp_tap_content(const uint8_t *rec, size_t len, const struct fp_frame_header *hdr);
+
+/*
+ * A record read back from the store (tapdump, the fare engine, settlement),
+ * checked against what the gateway computed when it stored it: it decodes,
+ * and the identity key and content hash kept beside it in meta are its own
+ * (the content hash also covers meta's frame fields), so a flipped byte in
+ * the record or in them is found. Returns 0 with tap filled, a positive enum
+ * fp_reason (the record does not decode), or FP_ERR_STORED.
+ */
+struct st_tap_meta;
+int fp_tap_stored(const struct st_tap_meta *meta, const uint8_t *rec, struct fp_tap *tap);
+/* What fp_tap_stored found, as text: "ok", "undecodable record (medium)", ... */
+const char *fp_tap_stored_text(int rc);
+/* Fill meta's identity key and content hash as the gateway does (tests and benches writing a log). */
+void fp_tap_stored_seal(struct st_tap_meta *meta, const uint8_t *rec);
 
 /* ------------------------------------------------------------------ keys */
 

@@ -9,6 +9,7 @@
  * does not know can be rejected on its own without losing the frame.
  */
 #include "fastpath/fastpath.h"
+#include "store/store.h"
 
 #include <assert.h>
 #include <pthread.h>
@@ -61,6 +62,7 @@ const char *fp_strerror(int err)
 	case FP_ERR_KEY: return "unknown key id";
 	case FP_ERR_NOSPACE: return "does not fit";
 	case FP_ERR_INVALID: return "field out of range";
+	case FP_ERR_STORED: return "stored record does not match its identity key or content hash";
 	default: return "unknown protocol error";
 	}
 }
@@ -567,6 +569,54 @@ uint64_t fp_tap_content(const uint8_t *rec, size_t len, const struct fp_frame_he
 	put32(b + 10, hdr->vehicle_id);
 	memcpy(b + 14, rec, len);
 	return XXH3_64bits(b, 14 + len);
+}
+
+/* The frame fields a stored tap keeps in its meta block, as a header for fp_tap_content. */
+static struct fp_frame_header stored_header(const struct st_tap_meta *meta)
+{
+	return (struct fp_frame_header){.validator_id = meta->validator_id, .operator_id = meta->operator_id,
+					.route_id = meta->route_id, .vehicle_id = meta->vehicle_id};
+}
+
+int fp_tap_stored(const struct st_tap_meta *meta, const uint8_t *rec, struct fp_tap *tap)
+{
+	/* the gateway stores rec[0] bytes: a length byte that disagrees is no record of its */
+	if (meta->record_len == 0 || meta->record_len > UINT8_MAX || rec[0] != meta->record_len)
+		return FP_REASON_LENGTH;
+	int reason = fp_tap_decode(rec, meta->record_len, tap);
+	if (reason != 0)
+		return reason;
+	struct fp_frame_header hdr = stored_header(meta);
+	struct fp_key key = fp_tap_identity(tap, meta->validator_id);
+	if (key.lo != meta->id_lo || key.hi != meta->id_hi ||
+	    fp_tap_content(rec, meta->record_len, &hdr) != meta->content_hash)
+		return FP_ERR_STORED;
+	return 0;
+}
+
+const char *fp_tap_stored_text(int rc)
+{
+	static const char *const undecodable[FP_REASON_COUNT] = {
+		"ok", "undecodable record (unknown medium)", "undecodable record (length)",
+		"undecodable record (kind)", "undecodable record (category)", "undecodable record (time)",
+		"undecodable record (time)", "undecodable record (amount)", "undecodable record (a field out of range)",
+		"undecodable record (QR signature)", "undecodable record (QR validity)", "undecodable record (QR reuse)"};
+	if (rc >= 0)
+		return rc < FP_REASON_COUNT ? undecodable[rc] : "undecodable record";
+	return fp_strerror(rc);
+}
+
+void fp_tap_stored_seal(struct st_tap_meta *meta, const uint8_t *rec)
+{
+	struct fp_tap tap;
+	struct fp_frame_header hdr = stored_header(meta);
+	int reason = fp_tap_decode(rec, meta->record_len, &tap);
+	assert(reason == 0); /* sealing is for records just encoded */
+	(void)reason;
+	struct fp_key key = fp_tap_identity(&tap, meta->validator_id);
+	meta->id_lo = key.lo;
+	meta->id_hi = key.hi;
+	meta->content_hash = fp_tap_content(rec, meta->record_len, &hdr);
 }
 
 /* ----------------------------------------------------------- deny list */

@@ -186,10 +186,11 @@ static int epurse_detail(struct builder *bd, const struct fare_leg *l, struct fp
 		uint8_t rec[ST_RECORD_BYTES_MAX];
 		struct fp_tap t;
 		int rc = bd->reader ? st_reader_get(bd->reader, l->tap_seq[i], &meta, rec) : ST_ERR_IO;
-		if (rc != 0 || fp_tap_decode(rec, meta.record_len, &t) != 0) {
-			snprintf(bd->err, bd->err_len, "tap log: tap %llu of leg %u of %u epurse:%u:%llu: %s",
+		int bad = rc == 0 ? fp_tap_stored(&meta, rec, &t) : 0;
+		if (rc != 0 || bad != 0) {
+			snprintf(bd->err, bd->err_len, "the gateway's log: seq %llu, tap of leg %u of %u epurse:%u:%llu: %s",
 				 (unsigned long long)l->tap_seq[i], l->leg_no, l->day, l->issuer,
-				 (unsigned long long)l->token_id, rc ? st_strerror(rc) : "undecodable");
+				 (unsigned long long)l->token_id, rc ? st_strerror(rc) : fp_tap_stored_text(bad));
 			return SETTLE_ERR_STORE;
 		}
 		*deducted += t.amount_fen;
@@ -495,7 +496,7 @@ int settle_build_round(struct settle_ctx *c, struct round *rd, bool dry, struct 
 	int rc = dry ? 0 : st_reader_open(c->log, &bd->reader);
 	if (rc != 0) {
 		free(bd);
-		snprintf(err, err_len, "tap log: %s", st_strerror(rc));
+		snprintf(err, err_len, "the gateway's log: %s", st_strerror(rc));
 		return SETTLE_ERR_STORE;
 	}
 	rc = fare_legs_each(c->rated, &q, on_leg, bd, ferr, sizeof(ferr));

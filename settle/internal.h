@@ -21,10 +21,13 @@
  *   deny     medium (1) token (8, BE) -> struct deny_entry: the deny list
  *   denylog  version (4, BE) -> struct deny_change; meta "denyver" -> u32 the list's version
  */
+#define SETTLE_PATH_MAX 512u
+
 struct settle_db {
 	MDB_env *env;
 	MDB_dbi meta, rounds, batches, deny, denylog;
 	int lock_fd; /* tapsettle.lock, held (flock) by the one writing process; -1 read only */
+	char path[SETTLE_PATH_MAX]; /* for messages */
 };
 
 struct deny_entry {
@@ -120,8 +123,16 @@ void out_abort(struct out_file *o);
 int settle_build_round(struct settle_ctx *c, struct round *rd, bool dry, struct batch **out, unsigned *nout,
 		       char *err, size_t err_len);
 
-/* "settle store: WHAT: LMDB's message" in err; returns SETTLE_ERR_STORE. */
-int settle_store_fail(char *err, size_t err_len, const char *what, int rc);
+/*
+ * settle/'s one mapping of LMDB and errno codes (rc, never 0): "settle store
+ * PATH: WHAT: why" in err (a full disk or map says so). Returns
+ * SETTLE_ERR_STORE, or SETTLE_ERR_NOMEM for ENOMEM.
+ */
+int settle_store_fail(struct settle_db *db, char *err, size_t err_len, const char *what, int rc);
+/* Begin a transaction of the settle store (grows the map first when needed). Returns an LMDB code. */
+int settle_txn_begin(struct settle_db *db, unsigned flags, MDB_txn **txn);
+/* Record a batch (its state) in a transaction of its own. Returns 0 or SETTLE_ERR_*. */
+int settle_batch_put(struct settle_db *db, const struct batch *b, char *err, size_t err_len);
 
 /* The rounds of a day, in order (free *out). Returns 0 or SETTLE_ERR_*. */
 int settle_rounds(struct settle_db *db, uint32_t day, struct round **out, unsigned *n, char *err, size_t err_len);

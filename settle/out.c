@@ -26,11 +26,11 @@ static int mkdirs(const char *path)
 		if (*p != '/')
 			continue;
 		*p = 0;
-		if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+		if (mkdir(buf, 0750) != 0 && errno != EEXIST)
 			return -1;
 		*p = '/';
 	}
-	return mkdir(buf, 0755) != 0 && errno != EEXIST ? -1 : 0;
+	return mkdir(buf, 0750) != 0 && errno != EEXIST ? -1 : 0;
 }
 
 static int sync_dir(const char *dir)
@@ -43,6 +43,19 @@ static int sync_dir(const char *dir)
 	return rc;
 }
 
+/* A new file, 0640 at most whatever the umask: outbox files hold payment data. NULL with errno set. */
+static FILE *create_private(const char *path)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+	FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+	if (fd >= 0 && !f) {
+		int saved = errno;
+		close(fd);
+		errno = saved;
+	}
+	return f;
+}
+
 int out_open(struct out_file *o, const char *outbox, const char *party, const char *name, char *err, size_t err_len)
 {
 	memset(o, 0, sizeof(*o));
@@ -50,8 +63,12 @@ int out_open(struct out_file *o, const char *outbox, const char *party, const ch
 	snprintf(o->name, sizeof(o->name), "%s", name);
 	snprintf(o->path, sizeof(o->path), "%s/%s", o->dir, name);
 	snprintf(o->tmp, sizeof(o->tmp), "%s/.%s.tmp", o->dir, name);
-	if (mkdirs(o->dir) != 0 || !(o->f = fopen(o->tmp, "w"))) {
-		snprintf(err, err_len, "%s: %s", o->f ? o->tmp : o->dir, strerror(errno));
+	if (mkdirs(o->dir) != 0) {
+		snprintf(err, err_len, "outbox %s: %s", o->dir, strerror(errno));
+		return SETTLE_ERR_IO;
+	}
+	if (!(o->f = create_private(o->tmp))) {
+		snprintf(err, err_len, "outbox %s: %s", o->tmp, strerror(errno));
 		return SETTLE_ERR_IO;
 	}
 	if (!(o->md = EVP_MD_CTX_new()) || EVP_DigestInit_ex(o->md, EVP_sha256(), NULL) != 1) {
@@ -203,7 +220,7 @@ void out_printf(struct out_file *o, const char *fmt, ...)
 
 static int write_atomic(const char *dir, const char *tmp, const char *path, const void *data, size_t len)
 {
-	FILE *f = fopen(tmp, "w");
+	FILE *f = create_private(tmp);
 	if (!f)
 		return -1;
 	bool ok = fwrite(data, 1, len, f) == len && fflush(f) == 0 && fsync(fileno(f)) == 0;

@@ -13,6 +13,7 @@
 #include "settle/pain001.h"
 
 #include "fare/fare.h"
+#include "fastpath/fastpath.h"
 #include "store/store.h"
 
 #include <libxml/parser.h>
@@ -93,21 +94,30 @@ struct log_scan {
 	struct fare_clock *clk;
 	uint32_t day;
 	struct u64s seqs;
-	uint64_t undecodable, quarantined;
+	uint64_t quarantined;
 	bool nomem;
+	char fault[200]; /* the log is not sound: where (reconciliation fails, naming it) */
 };
 
 static int on_log(void *arg, uint64_t seq, const struct st_tap_meta *meta, const uint8_t *record)
 {
 	struct log_scan *s = arg;
 	struct fare_tap t;
-	if (fare_tap_from_log(s->clk, seq, meta, record, &t) != 0) {
-		s->undecodable++;
-		return 0;
+	int bad = fare_tap_from_log(s->clk, seq, meta, record, &t);
+	if (bad != 0) {
+		snprintf(s->fault, sizeof(s->fault), "seq %llu: %s", (unsigned long long)seq, fp_tap_stored_text(bad));
+		return 1;
 	}
 	if (t.day == s->day && push(&s->seqs, seq) != 0)
 		s->nomem = true;
 	return s->nomem;
+}
+
+static int on_log_fault(void *arg, const struct st_log_fault *f)
+{
+	struct log_scan *s = arg;
+	st_log_fault_text(f, s->fault, sizeof(s->fault));
+	return 1;
 }
 
 static int on_quarantine(void *arg, uint64_t seq, const struct st_tap_meta *meta, const uint8_t *record)
@@ -302,8 +312,12 @@ int settle_reconcile(struct settle_ctx *c, uint32_t day, FILE *out, char *err, s
 	struct log_scan ls = {.clk = c->clk, .day = day};
 	struct leg_scan gs = {.rounds = rounds, .nrounds = nrounds};
 	struct fare_query q = {.day = day};
-	if ((rc = st_log_scan(c->log, 1, false, on_log, &ls)) != 0 || (rc = st_quarantine_scan(c->log, on_quarantine, &ls)) != 0) {
-		snprintf(err, err_len, "tap log: %s", st_strerror(rc));
+	rc = st_log_check(c->log, 1, on_log, on_log_fault, &ls);
+	if (ls.fault[0]) {
+		snprintf(err, err_len, "the gateway's log is not sound: %s (tapdump verify lists every fault)", ls.fault);
+		rc = SETTLE_ERR_STORE;
+	} else if (rc != 0 || (rc = st_quarantine_scan(c->log, on_quarantine, &ls)) != 0) {
+		snprintf(err, err_len, "the gateway's log: %s", st_strerror(rc));
 		rc = SETTLE_ERR_STORE;
 	} else if (ls.nomem) {
 		rc = SETTLE_ERR_NOMEM;
@@ -327,8 +341,8 @@ int settle_reconcile(struct settle_ctx *c, uint32_t day, FILE *out, char *err, s
 	}
 	say(&r, ls.seqs.n != both || gs.seqs.n != both,
 	    "taps: %zu recorded in the log for the day, %zu rated (covered by legs), %zu both; %llu quarantined "
-	    "(conflicts, not settled), %llu undecodable in the whole log",
-	    ls.seqs.n, gs.seqs.n, both, (unsigned long long)ls.quarantined, (unsigned long long)ls.undecodable);
+	    "(conflicts, not settled); every record of the log sound",
+	    ls.seqs.n, gs.seqs.n, both, (unsigned long long)ls.quarantined);
 	say(&r, gs.unbatched != 0, "legs: %llu, %llu in no round%s", (unsigned long long)gs.legs,
 	    (unsigned long long)gs.unbatched, gs.unbatched ? " (rated after the last close: run tapsettle close)" : "");
 	say(&r, gs.leg_money_bad != 0, "legs where rider + funders != operator: %llu", (unsigned long long)gs.leg_money_bad);

@@ -86,9 +86,9 @@ int settle_deny_changes(struct settle_db *db, uint32_t since, settle_deny_fn fn,
 	uint8_t vk[4] = {(uint8_t)((since + 1) >> 24), (uint8_t)((since + 1) >> 16), (uint8_t)((since + 1) >> 8),
 			 (uint8_t)(since + 1)};
 	MDB_val k = {.mv_size = 4, .mv_data = vk}, v;
-	int rc = mdb_txn_begin(db->env, NULL, MDB_RDONLY, &txn);
+	int rc = settle_txn_begin(db, MDB_RDONLY, &txn);
 	if (rc != 0)
-		return settle_store_fail(err, err_len, "begin", rc);
+		return settle_store_fail(db, err, err_len, "beginning a transaction", rc);
 	*version = get_version(db, txn);
 	if ((rc = mdb_cursor_open(txn, db->denylog, &c)) == 0) {
 		int stop = 0;
@@ -104,7 +104,7 @@ int settle_deny_changes(struct settle_db *db, uint32_t since, settle_deny_fn fn,
 		mdb_cursor_close(c);
 	}
 	mdb_txn_abort(txn);
-	return rc == 0 || rc == MDB_NOTFOUND ? 0 : settle_store_fail(err, err_len, "deny list", rc);
+	return rc == 0 || rc == MDB_NOTFOUND ? 0 : settle_store_fail(db, err, err_len, "deny list", rc);
 }
 
 static int put_batch(struct settle_db *db, MDB_txn *txn, const struct batch *b)
@@ -191,9 +191,9 @@ static int ingest_charges(struct settle_ctx *c, const char *path, char *data, FI
 	if ((rc = batch_items(c, &b, &items, &n, err, err_len)) != 0)
 		return rc;
 	MDB_txn *txn;
-	if ((rc = mdb_txn_begin(c->db->env, NULL, 0, &txn)) != 0) {
+	if ((rc = settle_txn_begin(c->db, 0, &txn)) != 0) {
 		free(items);
-		return settle_store_fail(err, err_len, "begin", rc);
+		return settle_store_fail(c->db, err, err_len, "beginning a transaction", rc);
 	}
 	uint64_t seen = 0, approved = 0, declined = 0, listed = 0, cleared = 0, written_off = 0;
 	int64_t approved_fen = 0, declined_fen = 0, written_off_fen = 0;
@@ -229,7 +229,11 @@ static int ingest_charges(struct settle_ctx *c, const char *path, char *data, FI
 			bool was;
 			approved++;
 			approved_fen += (int64_t)amount;
-			if ((rc = settle_deny_remove(c->db, txn, medium, token, &was)) == 0 && was) {
+			if ((rc = settle_deny_remove(c->db, txn, medium, token, &was)) != 0) {
+				rc = settle_store_fail(c->db, err, err_len, "taking a token off the deny list", rc);
+				break;
+			}
+			if (was) {
 				cleared++;
 				fprintf(out, "approved: %s:%llu is off the deny list\n", medium == 2 ? "quickpass" : "qr", token);
 			}
@@ -256,11 +260,13 @@ static int ingest_charges(struct settle_ctx *c, const char *path, char *data, FI
 				       .next_retry_day = settle_day_add(b.day, c->retry_days)};
 		snprintf(e.reason, sizeof(e.reason), "%s", reason);
 		snprintf(e.batch, sizeof(e.batch), "%s", id);
-		if ((rc = settle_deny_add(c->db, txn, &e)) == 0) {
-			listed++;
-			fprintf(out, "declined: %s:%llu owes %llu fen (%s): deny-listed, %u recovery retries from %u\n",
-				medium == 2 ? "quickpass" : "qr", token, amount, reason, c->retry_count, e.next_retry_day);
+		if ((rc = settle_deny_add(c->db, txn, &e)) != 0) {
+			rc = settle_store_fail(c->db, err, err_len, "putting a token on the deny list", rc);
+			break;
 		}
+		listed++;
+		fprintf(out, "declined: %s:%llu owes %llu fen (%s): deny-listed, %u recovery retries from %u\n",
+			medium == 2 ? "quickpass" : "qr", token, amount, reason, c->retry_count, e.next_retry_day);
 	}
 	if (rc == 0 && !trailer) {
 		snprintf(err, err_len, "%s: no trailer record T,COUNT,APPROVED_FEN,DECLINED_FEN", path);
@@ -272,18 +278,17 @@ static int ingest_charges(struct settle_ctx *c, const char *path, char *data, FI
 	}
 	if (rc == 0) {
 		b.state = declined ? BATCH_ACKNOWLEDGED : BATCH_SETTLED;
-		rc = put_batch(c->db, txn, &b);
+		if ((rc = put_batch(c->db, txn, &b)) != 0)
+			rc = settle_store_fail(c->db, err, err_len, "recording the batch's state", rc);
 	}
 	free(items);
-	if (rc > 0)
-		rc = settle_store_fail(err, err_len, "deny list", rc);
 	if (rc != 0) {
 		mdb_txn_abort(txn);
 		return rc;
 	}
 	uint32_t ver = get_version(c->db, txn);
 	if ((rc = mdb_txn_commit(txn)) != 0)
-		return settle_store_fail(err, err_len, "commit", rc);
+		return settle_store_fail(c->db, err, err_len, "committing", rc);
 	fprintf(out, "batch %s %s: %llu approved (%lld fen), %llu declined (%lld fen): %llu deny-listed, %llu written off "
 		     "(%lld fen), %llu taken off the list; deny list version %u\n",
 		id, declined ? "acknowledged" : "settled", (unsigned long long)approved, (long long)approved_fen,
@@ -347,10 +352,8 @@ static int ingest_pain002(struct settle_ctx *c, const char *path, const char *da
 	bool settled = strcmp(sts, "ACSC") == 0 && rejected == 0;
 	bool bad = strcmp(sts, "RJCT") == 0;
 	b.state = settled ? BATCH_SETTLED : bad ? BATCH_CLOSED : BATCH_ACKNOWLEDGED;
-	MDB_txn *txn;
-	if ((rc = mdb_txn_begin(c->db->env, NULL, 0, &txn)) != 0 || (rc = put_batch(c->db, txn, &b)) != 0 ||
-	    (rc = mdb_txn_commit(txn)) != 0)
-		return settle_store_fail(err, err_len, "batch state", rc);
+	if ((rc = settle_batch_put(c->db, &b, err, err_len)) != 0)
+		return rc;
 	fprintf(out, "batch %s: bank status %s, %u payments accepted, %u rejected: %s\n", id, sts[0] ? sts : "(none)",
 		accepted, rejected, settled ? "settled" : bad ? "rejected whole, still closed" : "acknowledged");
 	return rejected || bad ? SETTLE_ERR_MISMATCH : 0;
@@ -381,9 +384,9 @@ int settle_deny_print(struct settle_ctx *c, FILE *out, char *err, size_t err_len
 	MDB_txn *txn;
 	MDB_cursor *cur;
 	MDB_val k, v;
-	int rc = mdb_txn_begin(c->db->env, NULL, MDB_RDONLY, &txn);
+	int rc = settle_txn_begin(c->db, MDB_RDONLY, &txn);
 	if (rc != 0)
-		return settle_store_fail(err, err_len, "begin", rc);
+		return settle_store_fail(c->db, err, err_len, "beginning a transaction", rc);
 	fprintf(out, "deny list version %u\n", get_version(c->db, txn));
 	if ((rc = mdb_cursor_open(txn, c->db->deny, &cur)) == 0) {
 		while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
@@ -398,7 +401,7 @@ int settle_deny_print(struct settle_ctx *c, FILE *out, char *err, size_t err_len
 		mdb_cursor_close(cur);
 	}
 	mdb_txn_abort(txn);
-	return rc == MDB_NOTFOUND || rc == 0 ? 0 : settle_store_fail(err, err_len, "deny list", rc);
+	return rc == MDB_NOTFOUND || rc == 0 ? 0 : settle_store_fail(c->db, err, err_len, "deny list", rc);
 }
 
 /*
@@ -412,9 +415,9 @@ int settle_recover(struct settle_ctx *c, uint32_t day, FILE *out, char *err, siz
 	MDB_txn *txn;
 	MDB_cursor *cur;
 	MDB_val k, v;
-	int rc = mdb_txn_begin(c->db->env, NULL, 0, &txn);
+	int rc = settle_txn_begin(c->db, 0, &txn);
 	if (rc != 0)
-		return settle_store_fail(err, err_len, "begin", rc);
+		return settle_store_fail(c->db, err, err_len, "beginning a transaction", rc);
 	struct batch b[2] = {0};
 	struct out_file o[2];
 	bool open[2] = {false, false};
@@ -433,7 +436,7 @@ int settle_recover(struct settle_ctx *c, uint32_t day, FILE *out, char *err, siz
 	unsigned presented = 0, exhausted = 0;
 	if ((rc = mdb_cursor_open(txn, c->db->deny, &cur)) != 0) {
 		mdb_txn_abort(txn);
-		return settle_store_fail(err, err_len, "deny list", rc);
+		return settle_store_fail(c->db, err, err_len, "deny list", rc);
 	}
 	int result = 0;
 	while (result == 0 && (rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
@@ -494,13 +497,13 @@ int settle_recover(struct settle_ctx *c, uint32_t day, FILE *out, char *err, siz
 		if (open[w])
 			out_abort(&o[w]);
 	if (result == 0 && rc != 0 && rc != MDB_NOTFOUND)
-		result = settle_store_fail(err, err_len, "recovery", rc);
+		result = settle_store_fail(c->db, err, err_len, "recovery", rc);
 	if (result != 0) {
 		mdb_txn_abort(txn);
 		return result;
 	}
 	if ((rc = mdb_txn_commit(txn)) != 0)
-		return settle_store_fail(err, err_len, "commit", rc);
+		return settle_store_fail(c->db, err, err_len, "committing", rc);
 	fprintf(out, "recovery on %u: %u debts presented again%s%s%s, %u with no retry left\n", day, presented,
 		b[0].items ? " in " : "", b[0].items ? b[0].id : "", b[1].items ? " and the QR platform's batch" : "",
 		exhausted);

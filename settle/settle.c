@@ -10,8 +10,12 @@
  */
 #include "settle/internal.h"
 
-#include "fare/fare.h"
+#define SETTLE_MAP_BYTES_INITIAL (1ull << 30) /* doubled when half full (settle_txn_begin) */
 
+#include "fare/fare.h"
+#include "store/store.h"
+
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -35,58 +39,95 @@ const char *settle_strerror(int err)
 	}
 }
 
-int settle_store_fail(char *err, size_t err_len, const char *what, int rc)
+int settle_store_fail(struct settle_db *db, char *err, size_t err_len, const char *what, int rc)
 {
-	snprintf(err, err_len, "settle store: %s: %s", what, mdb_strerror(rc));
+	char why[160];
+	assert(rc != 0); /* a failure is never "ok" */
+	st_mdb_why(db->path, rc, why, sizeof(why));
+	snprintf(err, err_len, "settle store %s: %s: %s", db->path, what, why);
+	return rc == ENOMEM ? SETTLE_ERR_NOMEM : SETTLE_ERR_STORE;
+}
+
+/*
+ * Every transaction of the settle store begins here: it follows another
+ * process's growth of the map (the gateway reads the deny list while
+ * tapsettle writes), and a write transaction first doubles the map when more
+ * than half of it is used, so that a transaction (a round's batches, a
+ * response's deny entries: small beside the store) never fills it.
+ */
+int settle_txn_begin(struct settle_db *db, unsigned flags, MDB_txn **txn)
+{
+	MDB_envinfo info;
+	MDB_stat st;
+	if (!(flags & MDB_RDONLY) && mdb_env_info(db->env, &info) == 0 && mdb_env_stat(db->env, &st) == 0 &&
+	    2 * (uint64_t)(info.me_last_pgno + 1) * st.ms_psize > info.me_mapsize) {
+		int rc = st_mdb_grow(db->env, NULL);
+		if (rc != 0)
+			return rc;
+	}
+	return st_mdb_txn_begin(db->env, flags, txn);
+}
+
+/* One tapsettle at a time: two closes would write the same files. Returns 0 or SETTLE_ERR_STORE. */
+static int lock_take(struct settle_db *db, char *err, size_t err_len)
+{
+	char lock[SETTLE_PATH_MAX + 32];
+	snprintf(lock, sizeof(lock), "%s/tapsettle.lock", db->path);
+	db->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (db->lock_fd >= 0 && flock(db->lock_fd, LOCK_EX | LOCK_NB) == 0)
+		return 0;
+	snprintf(err, err_len, "%s: %s", lock,
+		 db->lock_fd < 0 ? strerror(errno) : "another tapsettle process is using this settle store; wait for it, or stop it");
+	if (db->lock_fd >= 0)
+		close(db->lock_fd);
+	db->lock_fd = -1;
 	return SETTLE_ERR_STORE;
+}
+
+/* The environment and its databases. Returns an LMDB or errno code. */
+static int env_open(struct settle_db *db, bool read_only)
+{
+	MDB_txn *txn = NULL;
+	unsigned create = read_only ? 0 : MDB_CREATE;
+	int rc;
+	if ((rc = mdb_env_create(&db->env)) != 0 || (rc = mdb_env_set_maxdbs(db->env, 8)) != 0 ||
+	    (rc = mdb_env_open(db->env, db->path, read_only ? MDB_RDONLY : 0, 0640)) != 0 ||
+	    (rc = st_mdb_map_open(db->env, SETTLE_MAP_BYTES_INITIAL, read_only)) != 0 ||
+	    (rc = settle_txn_begin(db, read_only ? MDB_RDONLY : 0, &txn)) != 0)
+		return rc;
+	if ((rc = mdb_dbi_open(txn, "meta", create, &db->meta)) != 0 ||
+	    (rc = mdb_dbi_open(txn, "rounds", create, &db->rounds)) != 0 ||
+	    (rc = mdb_dbi_open(txn, "batches", create, &db->batches)) != 0 ||
+	    (rc = mdb_dbi_open(txn, "deny", create, &db->deny)) != 0 ||
+	    (rc = mdb_dbi_open(txn, "denylog", create, &db->denylog)) != 0) {
+		mdb_txn_abort(txn);
+		return rc;
+	}
+	return mdb_txn_commit(txn);
 }
 
 int settle_db_open(struct settle_db **out, const char *path, bool read_only, char *err, size_t err_len)
 {
 	struct settle_db *db = calloc(1, sizeof(*db));
-	MDB_txn *txn = NULL;
-	int rc;
 	if (!db)
 		return SETTLE_ERR_NOMEM;
-	if (!read_only && mkdir(path, 0755) != 0 && errno != EEXIST) {
-		snprintf(err, err_len, "%s: %s", path, strerror(errno));
-		free(db);
-		return SETTLE_ERR_STORE;
-	}
+	snprintf(db->path, sizeof(db->path), "%s", path);
 	db->lock_fd = -1;
-	if (!read_only) { /* one tapsettle at a time: two closes would write the same files */
-		char lock[600];
-		snprintf(lock, sizeof(lock), "%s/tapsettle.lock", path);
-		db->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-		if (db->lock_fd < 0 || flock(db->lock_fd, LOCK_EX | LOCK_NB) != 0) {
-			snprintf(err, err_len, "%s: %s", lock,
-				 db->lock_fd < 0 ? strerror(errno)
-						 : "another tapsettle process is using this settle store; wait for it, or stop it");
-			if (db->lock_fd >= 0)
-				close(db->lock_fd);
-			free(db);
-			return SETTLE_ERR_STORE;
-		}
-	}
-	unsigned create = read_only ? 0 : MDB_CREATE;
-	if ((rc = mdb_env_create(&db->env)) != 0 || (rc = mdb_env_set_maxdbs(db->env, 8)) != 0 ||
-	    (rc = mdb_env_set_mapsize(db->env, (size_t)1 << 30)) != 0 ||
-	    (rc = mdb_env_open(db->env, path, read_only ? MDB_RDONLY : 0, 0644)) != 0 ||
-	    (rc = mdb_txn_begin(db->env, NULL, read_only ? MDB_RDONLY : 0, &txn)) != 0 ||
-	    (rc = mdb_dbi_open(txn, "meta", create, &db->meta)) != 0 ||
-	    (rc = mdb_dbi_open(txn, "rounds", create, &db->rounds)) != 0 ||
-	    (rc = mdb_dbi_open(txn, "batches", create, &db->batches)) != 0 ||
-	    (rc = mdb_dbi_open(txn, "deny", create, &db->deny)) != 0 ||
-	    (rc = mdb_dbi_open(txn, "denylog", create, &db->denylog)) != 0 || (rc = mdb_txn_commit(txn)) != 0) {
-		if (txn && rc != 0)
-			mdb_txn_abort(txn);
-		snprintf(err, err_len, "settle store %s: %s", path, mdb_strerror(rc));
+	int rc = 0;
+	if (!read_only && mkdir(path, 0750) != 0 && errno != EEXIST)
+		rc = settle_store_fail(db, err, err_len, "cannot create its directory", errno);
+	if (rc == 0 && !read_only)
+		rc = lock_take(db, err, err_len);
+	int lmdb_rc = rc == 0 ? env_open(db, read_only) : 0;
+	if (lmdb_rc != 0)
+		rc = settle_store_fail(db, err, err_len, "cannot open", lmdb_rc);
+	if (rc != 0) {
 		if (db->env)
 			mdb_env_close(db->env);
 		if (db->lock_fd >= 0)
 			close(db->lock_fd);
 		free(db);
-		return SETTLE_ERR_STORE;
+		return rc;
 	}
 	*out = db;
 	return 0;
@@ -118,11 +159,11 @@ int settle_rounds(struct settle_db *db, uint32_t day, struct round **out, unsign
 	MDB_val k = {.mv_size = 6, .mv_data = k0}, v;
 	*out = NULL;
 	*n = 0;
-	int rc = mdb_txn_begin(db->env, NULL, MDB_RDONLY, &txn);
+	int rc = settle_txn_begin(db, MDB_RDONLY, &txn);
 	if (rc == 0 && (rc = mdb_cursor_open(txn, db->rounds, &cur)) != 0)
 		mdb_txn_abort(txn);
 	if (rc != 0)
-		return settle_store_fail(err, err_len, "rounds", rc);
+		return settle_store_fail(db, err, err_len, "rounds", rc);
 	unsigned cap = 0;
 	for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
 		struct round r;
@@ -147,7 +188,7 @@ int settle_rounds(struct settle_db *db, uint32_t day, struct round **out, unsign
 	if (rc != 0 && rc != MDB_NOTFOUND) {
 		free(*out);
 		*out = NULL;
-		return rc == ENOMEM ? SETTLE_ERR_NOMEM : settle_store_fail(err, err_len, "rounds", rc);
+		return rc == ENOMEM ? SETTLE_ERR_NOMEM : settle_store_fail(db, err, err_len, "rounds", rc);
 	}
 	return 0;
 }
@@ -156,27 +197,27 @@ static int get_pending(struct settle_db *db, struct round *p, bool *have, char *
 {
 	MDB_txn *txn;
 	MDB_val k = {.mv_size = 7, .mv_data = "pending"}, v;
-	int rc = mdb_txn_begin(db->env, NULL, MDB_RDONLY, &txn);
+	int rc = settle_txn_begin(db, MDB_RDONLY, &txn);
 	if (rc != 0)
-		return settle_store_fail(err, err_len, "begin", rc);
+		return settle_store_fail(db, err, err_len, "beginning a transaction", rc);
 	rc = mdb_get(txn, db->meta, &k, &v);
 	*have = rc == 0 && v.mv_size == sizeof(*p);
 	if (*have)
 		memcpy(p, v.mv_data, sizeof(*p));
 	mdb_txn_abort(txn);
-	return rc == 0 || rc == MDB_NOTFOUND ? 0 : settle_store_fail(err, err_len, "pending", rc);
+	return rc == 0 || rc == MDB_NOTFOUND ? 0 : settle_store_fail(db, err, err_len, "pending", rc);
 }
 
 static int put_pending(struct settle_db *db, const struct round *p, char *err, size_t err_len)
 {
 	MDB_txn *txn;
 	MDB_val k = {.mv_size = 7, .mv_data = "pending"}, v = {.mv_size = sizeof(*p), .mv_data = (void *)p};
-	int rc = mdb_txn_begin(db->env, NULL, 0, &txn);
+	int rc = settle_txn_begin(db, 0, &txn);
 	if (rc == 0 && (rc = mdb_put(txn, db->meta, &k, &v, 0)) != 0)
 		mdb_txn_abort(txn);
 	if (rc == 0)
 		rc = mdb_txn_commit(txn);
-	return rc == 0 ? 0 : settle_store_fail(err, err_len, "recording a pending round", rc);
+	return rc == 0 ? 0 : settle_store_fail(db, err, err_len, "recording a pending round", rc);
 }
 
 /* The round's record and batches, and the pending record gone: one transaction. */
@@ -188,9 +229,9 @@ static int put_round(struct settle_db *db, const struct round *rd, const struct 
 	round_key(rk, rd->day, rd->round);
 	MDB_val k = {.mv_size = 6, .mv_data = rk}, v = {.mv_size = sizeof(*rd), .mv_data = (void *)rd};
 	MDB_val pk = {.mv_size = 7, .mv_data = "pending"};
-	int rc = mdb_txn_begin(db->env, NULL, 0, &txn);
+	int rc = settle_txn_begin(db, 0, &txn);
 	if (rc != 0)
-		return settle_store_fail(err, err_len, "begin", rc);
+		return settle_store_fail(db, err, err_len, "beginning a transaction", rc);
 	rc = mdb_put(txn, db->rounds, &k, &v, 0);
 	for (unsigned i = 0; i < n && rc == 0; i++) {
 		MDB_val bk = {.mv_size = strlen(b[i].id), .mv_data = (void *)b[i].id};
@@ -201,9 +242,9 @@ static int put_round(struct settle_db *db, const struct round *rd, const struct 
 		rc = 0;
 	if (rc != 0) {
 		mdb_txn_abort(txn);
-		return settle_store_fail(err, err_len, "recording the round", rc);
+		return settle_store_fail(db, err, err_len, "recording the round", rc);
 	}
-	return (rc = mdb_txn_commit(txn)) == 0 ? 0 : settle_store_fail(err, err_len, "commit", rc);
+	return (rc = mdb_txn_commit(txn)) == 0 ? 0 : settle_store_fail(db, err, err_len, "committing the round", rc);
 }
 
 static void progress(const struct settle_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -231,14 +272,14 @@ static int write_round(struct settle_ctx *c, struct round *rd, struct settle_clo
 		/* runs that rated nothing of this day: no round; the pending record goes */
 		MDB_txn *txn;
 		MDB_val pk = {.mv_size = 7, .mv_data = "pending"};
-		if ((rc = mdb_txn_begin(c->db->env, NULL, 0, &txn)) == 0) {
+		if ((rc = settle_txn_begin(c->db, 0, &txn)) == 0) {
 			if ((rc = mdb_del(txn, c->db->meta, &pk, NULL)) == 0 || rc == MDB_NOTFOUND)
 				rc = mdb_txn_commit(txn);
 			else
 				mdb_txn_abort(txn);
 		}
 		free(b);
-		return rc == 0 ? 0 : settle_store_fail(err, err_len, "pending", rc);
+		return rc == 0 ? 0 : settle_store_fail(c->db, err, err_len, "pending", rc);
 	}
 	if (rc == 0)
 		rc = put_round(c->db, rd, b, n, err, err_len);
@@ -312,8 +353,8 @@ int settle_status(struct settle_ctx *c, FILE *out, char *err, size_t err_len)
 		return rc;
 	if (have)
 		fprintf(out, "pending: day %u round %u (interrupted; the next close writes it again)\n", p.day, p.round);
-	if ((rc = mdb_txn_begin(c->db->env, NULL, MDB_RDONLY, &txn)) != 0)
-		return settle_store_fail(err, err_len, "begin", rc);
+	if ((rc = settle_txn_begin(c->db, MDB_RDONLY, &txn)) != 0)
+		return settle_store_fail(c->db, err, err_len, "beginning a transaction", rc);
 	if ((rc = mdb_cursor_open(txn, c->db->rounds, &cur)) == 0) {
 		while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0 && v.mv_size == sizeof(p)) {
 			memcpy(&p, v.mv_data, sizeof(p));
@@ -335,16 +376,16 @@ int settle_status(struct settle_ctx *c, FILE *out, char *err, size_t err_len)
 		mdb_cursor_close(cur);
 	}
 	mdb_txn_abort(txn);
-	return rc == 0 || rc == MDB_NOTFOUND ? 0 : settle_store_fail(err, err_len, "reading", rc);
+	return rc == 0 || rc == MDB_NOTFOUND ? 0 : settle_store_fail(c->db, err, err_len, "reading", rc);
 }
 
 int settle_batch_get(struct settle_db *db, const char *id, struct batch *b, char *err, size_t err_len)
 {
 	MDB_txn *txn;
 	MDB_val k = {.mv_size = strlen(id), .mv_data = (void *)id}, v;
-	int rc = mdb_txn_begin(db->env, NULL, MDB_RDONLY, &txn);
+	int rc = settle_txn_begin(db, MDB_RDONLY, &txn);
 	if (rc != 0)
-		return settle_store_fail(err, err_len, "begin", rc);
+		return settle_store_fail(db, err, err_len, "beginning a transaction", rc);
 	rc = mdb_get(txn, db->batches, &k, &v);
 	if (rc == 0 && v.mv_size == sizeof(*b))
 		memcpy(b, v.mv_data, sizeof(*b));
@@ -353,7 +394,20 @@ int settle_batch_get(struct settle_db *db, const char *id, struct batch *b, char
 		snprintf(err, err_len, "no batch '%s' (tapsettle status lists them)", id);
 		return SETTLE_ERR_INVALID;
 	}
-	return rc == 0 ? 0 : settle_store_fail(err, err_len, "batch", rc);
+	return rc == 0 ? 0 : settle_store_fail(db, err, err_len, "batch", rc);
+}
+
+int settle_batch_put(struct settle_db *db, const struct batch *b, char *err, size_t err_len)
+{
+	MDB_txn *txn;
+	MDB_val k = {.mv_size = strlen(b->id), .mv_data = (void *)b->id};
+	MDB_val v = {.mv_size = sizeof(*b), .mv_data = (void *)b};
+	int rc = settle_txn_begin(db, 0, &txn);
+	if (rc == 0 && (rc = mdb_put(txn, db->batches, &k, &v, 0)) != 0)
+		mdb_txn_abort(txn);
+	else if (rc == 0)
+		rc = mdb_txn_commit(txn);
+	return rc == 0 ? 0 : settle_store_fail(db, err, err_len, "recording the batch's state", rc);
 }
 
 uint32_t settle_day_add(uint32_t day, unsigned n)
@@ -396,12 +450,9 @@ int settle_resend(struct settle_ctx *c, const char *id, FILE *out, char *err, si
 	}
 	free(bs);
 	if (b.state < BATCH_SENT) {
-		MDB_txn *txn;
 		b.state = BATCH_SENT;
-		MDB_val k = {.mv_size = strlen(b.id), .mv_data = b.id}, v = {.mv_size = sizeof(b), .mv_data = &b};
-		if ((rc = mdb_txn_begin(c->db->env, NULL, 0, &txn)) != 0 || (rc = mdb_put(txn, c->db->batches, &k, &v, 0)) != 0 ||
-		    (rc = mdb_txn_commit(txn)) != 0)
-			return settle_store_fail(err, err_len, "batch state", rc);
+		if ((rc = settle_batch_put(c->db, &b, err, err_len)) != 0)
+			return rc;
 	}
 	fprintf(out, "batch %s: %s/%s/%s written again, identical to the recorded file; state %s\n", id, c->outbox, b.party,
 		b.file, b.state == BATCH_SENT ? "sent" : b.state == BATCH_ACKNOWLEDGED ? "acknowledged" : "settled");

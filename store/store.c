@@ -32,10 +32,12 @@
 #include <lmdb.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 static_assert(sizeof(struct st_tap_meta) == ST_META_BYTES, "st_tap_meta is 56 bytes, no padding");
@@ -45,7 +47,7 @@ static_assert(ST_RECORD_BYTES_MAX <= UINT16_MAX, "record_len is 16 bits");
 
 #define DBS_MAX 8u
 #define READERS_MAX 126u
-#define MAP_BYTES_MAX (1ull << 44)  /* 16 TiB: st_env_grow stops doubling here */
+#define MAP_BYTES_MAX ST_MDB_MAP_BYTES_MAX /* 16 TiB: st_env_grow stops doubling here */
 #define MAP_RESIZED_RETRIES_MAX 8u  /* another process may grow again while we follow */
 #define QUARANTINE_KEY_BYTES 24u    /* id_lo, id_hi, content_hash */
 #define SCAN_KEY_BYTES_MAX QUARANTINE_KEY_BYTES
@@ -77,7 +79,7 @@ const char *st_strerror(int err)
 	case ST_ERR_MAP_FULL: return "store map full";
 	case ST_ERR_IO: return "store I/O error (disk full or failing)";
 	case ST_ERR_SCHEMA: return "store written by another schema version";
-	case ST_ERR_CORRUPT: return "store record of the wrong size";
+	case ST_ERR_CORRUPT: return "store corrupt (a record of the wrong size, a gap in the log, counts that disagree)";
 	case ST_ERR_EXISTS: return "already stored";
 	case ST_ERR_NOTFOUND: return "not found";
 	case ST_ERR_OPEN: return "store cannot be opened";
@@ -576,18 +578,25 @@ static int value_parse(const MDB_val *v, struct st_tap_meta *meta, const uint8_t
 struct scan_pos {
 	uint8_t key[SCAN_KEY_BYTES_MAX], end_key[SCAN_KEY_BYTES_MAX];
 	size_t key_bytes, end_key_bytes;
+	uint64_t end_entries; /* records in the DB when the end was marked */
 	bool from_edge, inclusive, backward, have_end, done;
+	bool ended_early; /* a forward scan found no record before end_key: pages are lost */
 };
 
 /* Per record: 0 to go on, 1 to stop, or a negative st_error. */
 typedef int (*scan_each_fn)(void *arg, const MDB_val *k, const MDB_val *v);
 #define SCAN_STOP 1
 
-/* Record the forward scan's end: the last key now. Returns an LMDB code. */
+/* Record the forward scan's end: the last key now, and how many records there are. Returns an LMDB code. */
 static int scan_end_mark(MDB_cursor *c, struct scan_pos *pos)
 {
 	MDB_val k, v;
-	int rc = mdb_cursor_get(c, &k, &v, MDB_LAST);
+	MDB_stat st;
+	int rc = mdb_stat(mdb_cursor_txn(c), mdb_cursor_dbi(c), &st);
+	if (rc != 0)
+		return rc;
+	pos->end_entries = st.ms_entries;
+	rc = mdb_cursor_get(c, &k, &v, MDB_LAST);
 	if (rc == 0 && k.mv_size > SCAN_KEY_BYTES_MAX)
 		rc = MDB_CORRUPTED;
 	if (rc == 0) {
@@ -598,8 +607,22 @@ static int scan_end_mark(MDB_cursor *c, struct scan_pos *pos)
 	return rc;
 }
 
+/*
+ * A forward scan found no record after pos->key: keys are never deleted, so
+ * unless it is at end_key (the last key when the scan began), pages of the
+ * tree are lost. Sets pos->ended_early.
+ */
+static void scan_end_check(MDB_txn *txn, MDB_dbi dbi, struct scan_pos *pos)
+{
+	MDB_val at = {pos->key_bytes, pos->key}, end = {pos->end_key_bytes, pos->end_key};
+	if (!pos->have_end)
+		return;
+	int cmp = mdb_cmp(txn, dbi, &at, &end);
+	pos->ended_early = cmp < 0 || (cmp == 0 && pos->inclusive);
+}
+
 /* Put the cursor on the first record of this chunk. Returns an LMDB code (MDB_NOTFOUND: none). */
-static int scan_position(MDB_txn *txn, MDB_dbi dbi, MDB_cursor *c, const struct scan_pos *pos,
+static int scan_position(MDB_txn *txn, MDB_dbi dbi, MDB_cursor *c, struct scan_pos *pos,
 			 MDB_val *k, MDB_val *v)
 {
 	if (pos->from_edge)
@@ -610,6 +633,8 @@ static int scan_position(MDB_txn *txn, MDB_dbi dbi, MDB_cursor *c, const struct 
 	if (!pos->backward) {
 		if (rc == 0 && !pos->inclusive && mdb_cmp(txn, dbi, k, &want) == 0)
 			rc = mdb_cursor_get(c, k, v, MDB_NEXT);
+		if (rc == MDB_NOTFOUND)
+			scan_end_check(txn, dbi, pos);
 		return rc;
 	}
 	if (rc == MDB_NOTFOUND) /* every key is below want */
@@ -652,6 +677,10 @@ static int scan_records(MDB_txn *txn, MDB_dbi dbi, MDB_cursor *c, struct scan_po
 	if (rc == 0)
 		return ST_OK; /* a whole chunk: more, in a fresh txn */
 	pos->done = true;
+	if (rc == MDB_NOTFOUND && !pos->backward)
+		scan_end_check(txn, dbi, pos);
+	if (pos->ended_early)
+		return ST_ERR_CORRUPT;
 	return rc == MDB_NOTFOUND ? ST_OK : st_err(rc);
 }
 
@@ -677,7 +706,7 @@ static int scan_chunk(struct st_env *e, MDB_dbi dbi, struct scan_pos *pos, scan_
 		rc = scan_records(txn, dbi, c, pos, &k, &v, each, arg);
 	} else {
 		pos->done = true;
-		rc = rc == MDB_NOTFOUND ? ST_OK : st_err(rc);
+		rc = pos->ended_early ? ST_ERR_CORRUPT : rc == MDB_NOTFOUND ? ST_OK : st_err(rc);
 	}
 	mdb_cursor_close(c);
 	txn_end(e, txn);
@@ -700,7 +729,11 @@ static int scan(struct st_env *e, MDB_dbi dbi, struct scan_pos *pos, scan_each_f
 struct visit_args {
 	st_visit_fn fn;
 	st_validator_fn vfn;
+	st_fault_fn on_fault; /* st_log_check only */
 	void *arg;
+	uint64_t expect; /* st_log_check: the seq that must come next */
+	uint64_t faults;
+	bool stopped;    /* fn or on_fault asked to stop */
 };
 
 static int log_each(void *a, const MDB_val *k, const MDB_val *v)
@@ -716,6 +749,40 @@ static int log_each(void *a, const MDB_val *k, const MDB_val *v)
 	if (rc != 0)
 		return rc;
 	return va->fn(va->arg, seq, &meta, record) != 0 ? SCAN_STOP : 0;
+}
+
+/* Report a fault to st_log_check's caller. Returns 0 to go on or SCAN_STOP. */
+static int fault_report(struct visit_args *va, enum st_log_problem problem, uint64_t seq, uint64_t found_seq)
+{
+	struct st_log_fault f = {.problem = problem, .seq = seq, .found_seq = found_seq};
+	va->faults++;
+	if (va->on_fault(va->arg, &f) == 0)
+		return 0;
+	va->stopped = true;
+	return SCAN_STOP;
+}
+
+/* st_log_check's visit: each seq in turn, each record of its size. */
+static int log_check_each(void *a, const MDB_val *k, const MDB_val *v)
+{
+	struct visit_args *va = a;
+	struct st_tap_meta meta;
+	const uint8_t *record;
+	uint64_t seq;
+	if (k->mv_size != sizeof(seq))
+		return fault_report(va, ST_LOG_SIZE, va->expect, 0);
+	memcpy(&seq, k->mv_data, sizeof(seq));
+	if (seq != va->expect &&
+	    fault_report(va, seq > va->expect ? ST_LOG_GAP : ST_LOG_ORDER, va->expect, seq) == SCAN_STOP)
+		return SCAN_STOP;
+	if (seq >= va->expect)
+		va->expect = seq + 1;
+	if (value_parse(v, &meta, &record) != 0)
+		return fault_report(va, ST_LOG_SIZE, seq, 0);
+	if (va->fn(va->arg, seq, &meta, record) == 0)
+		return 0;
+	va->stopped = true;
+	return SCAN_STOP;
 }
 
 static int quarantine_each(void *a, const MDB_val *k, const MDB_val *v)
@@ -749,7 +816,68 @@ int st_log_scan(struct st_env *e, uint64_t from_seq, bool backward, st_visit_fn 
 	return read_err(scan(e, e->log, &pos, log_each, &va));
 }
 
-/* Returns 0, ST_ERR_NOTFOUND, ST_ERR_CORRUPT, ST_ERR_READERS, ST_ERR_IO. */
+/*
+ * The walk ended (not stopped): it must have reached the last seq it saw
+ * when it began, and that seq must be the number of records.
+ */
+static void log_check_end(struct visit_args *va, const struct scan_pos *pos)
+{
+	uint64_t end_seq = 0;
+	if (pos->have_end && pos->end_key_bytes == sizeof(end_seq))
+		memcpy(&end_seq, pos->end_key, sizeof(end_seq));
+	if (va->expect <= end_seq && fault_report(va, ST_LOG_ENDED, va->expect, end_seq) == SCAN_STOP)
+		return;
+	if (end_seq != pos->end_entries)
+		fault_report(va, ST_LOG_COUNTS, end_seq, pos->end_entries);
+}
+
+int st_log_check(struct st_env *e, uint64_t from_seq, st_visit_fn fn, st_fault_fn on_fault, void *arg)
+{
+	from_seq = from_seq == 0 ? 1 : from_seq;
+	struct visit_args va = {.fn = fn, .on_fault = on_fault, .arg = arg, .expect = from_seq};
+	struct scan_pos pos = {.key_bytes = sizeof(from_seq), .inclusive = true};
+	memcpy(pos.key, &from_seq, sizeof(from_seq));
+	int rc = scan(e, e->log, &pos, log_check_each, &va);
+	if (rc == ST_ERR_CORRUPT && !pos.ended_early) { /* LMDB's own finding, or a key too long */
+		fault_report(&va, ST_LOG_UNREADABLE, va.expect, 0);
+		return ST_ERR_CORRUPT;
+	}
+	if (rc != 0 && rc != ST_ERR_CORRUPT)
+		return read_err(rc);
+	if (!va.stopped)
+		log_check_end(&va, &pos); /* an early end is reported here */
+	return va.faults ? ST_ERR_CORRUPT : ST_OK;
+}
+
+const char *st_log_fault_text(const struct st_log_fault *f, char *buf, size_t cap)
+{
+	unsigned long long seq = f->seq, found = f->found_seq;
+	switch (f->problem) {
+	case ST_LOG_GAP:
+		snprintf(buf, cap, "seq %llu: missing from the log (a gap: seq %llu came next)", seq, found);
+		break;
+	case ST_LOG_ORDER:
+		snprintf(buf, cap, "seq %llu: missing from the log (seq %llu came in its place, out of order)", seq, found);
+		break;
+	case ST_LOG_SIZE:
+		snprintf(buf, cap, "seq %llu: record of the wrong size (not what its meta block says)", seq);
+		break;
+	case ST_LOG_ENDED:
+		snprintf(buf, cap, "seq %llu: the log ends here, but its last seq is %llu (pages lost)", seq, found);
+		break;
+	case ST_LOG_UNREADABLE:
+		snprintf(buf, cap, "seq %llu: the log cannot be read on from here (its pages are damaged)", seq);
+		break;
+	case ST_LOG_COUNTS:
+		snprintf(buf, cap, "seq %llu: the last seq, but the log holds %llu records (counts disagree)", seq, found);
+		break;
+	default:
+		snprintf(buf, cap, "seq %llu: unknown log fault %d", seq, (int)f->problem);
+		break;
+	}
+	return buf;
+}
+
 /* One log record in an open read txn. Returns what st_log_get returns. */
 static int log_get_in(struct st_env *e, MDB_txn *txn, uint64_t seq, struct st_tap_meta *meta,
 		      uint8_t record[ST_RECORD_BYTES_MAX])
@@ -864,4 +992,63 @@ int st_counts(struct st_env *e, struct st_counts *out)
 	}
 	txn_end(e, txn);
 	return read_err(rc);
+}
+
+/* ------------------------------------------- the other environments' maps */
+
+int st_mdb_map_open(MDB_env *env, uint64_t initial_bytes, bool read_only)
+{
+	MDB_envinfo info;
+	MDB_stat st;
+	if (read_only)
+		return 0;
+	int rc = mdb_env_info(env, &info);
+	if (rc == 0)
+		rc = mdb_env_stat(env, &st);
+	if (rc != 0)
+		return rc;
+	uint64_t used_bytes = (uint64_t)(info.me_last_pgno + 1) * st.ms_psize, want_bytes = initial_bytes;
+	if (want_bytes < 2 * used_bytes)
+		want_bytes = 2 * used_bytes; /* room for a transaction as large as the store */
+	if (want_bytes > ST_MDB_MAP_BYTES_MAX)
+		want_bytes = ST_MDB_MAP_BYTES_MAX;
+	return want_bytes > info.me_mapsize ? mdb_env_set_mapsize(env, (size_t)want_bytes) : 0;
+}
+
+int st_mdb_txn_begin(MDB_env *env, unsigned flags, MDB_txn **txn)
+{
+	int rc = 0;
+	for (unsigned attempt = 0; attempt <= MAP_RESIZED_RETRIES_MAX; attempt++) {
+		rc = mdb_txn_begin(env, NULL, flags, txn);
+		if (rc != MDB_MAP_RESIZED)
+			return rc;
+		if ((rc = mdb_env_set_mapsize(env, 0)) != 0) /* 0: the size the file records now */
+			return rc;
+	}
+	return rc;
+}
+
+int st_mdb_grow(MDB_env *env, uint64_t *now_bytes)
+{
+	MDB_envinfo info;
+	int rc = mdb_env_info(env, &info);
+	if (rc != 0)
+		return rc;
+	if (info.me_mapsize >= ST_MDB_MAP_BYTES_MAX)
+		return MDB_MAP_FULL;
+	uint64_t want_bytes = 2 * (uint64_t)info.me_mapsize;
+	want_bytes = want_bytes < ST_MDB_MAP_BYTES_MAX ? want_bytes : ST_MDB_MAP_BYTES_MAX;
+	if ((rc = mdb_env_set_mapsize(env, (size_t)want_bytes)) == 0 && now_bytes)
+		*now_bytes = want_bytes;
+	return rc;
+}
+
+bool st_mdb_why(const char *dir, int rc, char *why, size_t cap)
+{
+	struct statvfs fs;
+	if (rc == EIO && statvfs(dir, &fs) == 0 && (uint64_t)fs.f_bavail * fs.f_frsize < ST_DISK_FULL_BYTES)
+		rc = ENOSPC;
+	bool full = rc == ENOSPC || rc == EDQUOT || rc == MDB_MAP_FULL;
+	snprintf(why, cap, "%s%s", mdb_strerror(rc), full ? " (free space and run again: what failed was not recorded)" : "");
+	return full;
 }

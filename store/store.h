@@ -29,7 +29,7 @@ enum st_error {
 	ST_ERR_MAP_FULL = -200, /* the map is full: st_env_grow(), then redo the batch */
 	ST_ERR_IO = -201,       /* the disk refused (ENOSPC, EIO...): retry later */
 	ST_ERR_SCHEMA = -202,   /* the store was written by another schema version */
-	ST_ERR_CORRUPT = -203,  /* a record of the wrong size */
+	ST_ERR_CORRUPT = -203,  /* a record of the wrong size, a gap in the log, counts that disagree */
 	ST_ERR_EXISTS = -204,   /* already there (quarantine) */
 	ST_ERR_NOTFOUND = -205,
 	ST_ERR_OPEN = -206,     /* environment cannot be opened (path, permissions) */
@@ -140,6 +140,41 @@ struct st_reader;
 int st_reader_open(struct st_env *env, struct st_reader **out);
 int st_reader_get(struct st_reader *r, uint64_t seq, struct st_tap_meta *meta, uint8_t record[ST_RECORD_BYTES_MAX]);
 void st_reader_close(struct st_reader *r);
+/*
+ * The log's invariant, which st_log_check walks against: the gateway appends
+ * sequence numbers 1, 2, 3... with no gap, so the log holds every seq from 1
+ * to its last, as many records as its last seq, each of the size its meta
+ * block says. What breaks it is a fault, reported where it is.
+ */
+enum st_log_problem {
+	ST_LOG_GAP = 1,     /* seq is missing; found_seq came next */
+	ST_LOG_ORDER = 2,   /* found_seq came where seq was expected, below it: a key out of order */
+	ST_LOG_SIZE = 3,    /* the record at seq is not the size its meta block says */
+	ST_LOG_ENDED = 4,   /* the walk ended before seq, the last seq when it began: pages are lost */
+	ST_LOG_COUNTS = 5,  /* the log's last seq is seq, but it holds found_seq records */
+	ST_LOG_UNREADABLE = 6, /* the walk cannot go on at seq: the tree's pages are damaged */
+};
+struct st_log_fault {
+	enum st_log_problem problem;
+	uint64_t seq;
+	uint64_t found_seq;
+};
+/* Called per fault; return non-zero to stop the walk. */
+typedef int (*st_fault_fn)(void *arg, const struct st_log_fault *fault);
+/* The fault as one line of text naming the sequence number. Returns buf. */
+const char *st_log_fault_text(const struct st_log_fault *fault, char *buf, size_t cap);
+
+/*
+ * st_log_scan forward from from_seq (0 or 1: the whole log), checked: every
+ * seq from from_seq on must come in turn, every record must have its size,
+ * and at the end the walk must have reached the last seq it saw when it
+ * began, which must equal the number of records. A record of the wrong size
+ * is reported and not visited; after a fault the walk goes on unless
+ * on_fault returns non-zero. fn and on_fault both get arg.
+ * Returns 0 (sound), ST_ERR_CORRUPT (at least one fault was reported),
+ * ST_ERR_READERS, ST_ERR_IO.
+ */
+int st_log_check(struct st_env *env, uint64_t from_seq, st_visit_fn fn, st_fault_fn on_fault, void *arg);
 /* Visit every quarantined record (seq is 0). Same returns. */
 int st_quarantine_scan(struct st_env *env, st_visit_fn fn, void *arg);
 
@@ -155,5 +190,33 @@ struct st_counts {
 	uint64_t used_bytes;
 };
 int st_counts(struct st_env *env, struct st_counts *out);
+
+/*
+ * --- the map policy of tapgate's other LMDB environments (fare/'s rated
+ * store, settle/'s settle store), which grow like this one: opened at the
+ * larger of what the file records, an initial size and twice what is used;
+ * doubled on MDB_MAP_FULL; followed on MDB_MAP_RESIZED when another process
+ * grew it. Their modules call LMDB themselves, so these return LMDB codes
+ * (0, MDB_MAP_FULL: at ST_MDB_MAP_BYTES_MAX already, or LMDB's errors) for
+ * those modules to map to their own.
+ */
+struct MDB_env;
+struct MDB_txn;
+#define ST_MDB_MAP_BYTES_MAX (1ull << 44) /* 16 TiB */
+/* Just after mdb_env_open: set the map (writers only; a reader keeps the file's). */
+int st_mdb_map_open(struct MDB_env *env, uint64_t initial_bytes, bool read_only);
+/* mdb_txn_begin, adopting another process's larger map (bounded retries). */
+int st_mdb_txn_begin(struct MDB_env *env, unsigned flags, struct MDB_txn **txn);
+/* Double the map. Only with no transaction of this process open on env. */
+int st_mdb_grow(struct MDB_env *env, uint64_t *now_bytes);
+/*
+ * Why an LMDB call on the environment in dir failed (rc: LMDB's or errno's
+ * code, not 0), as text in why, for the caller's message. LMDB turns a short
+ * write on a full disk into EIO, so EIO on a file system with less than
+ * ST_DISK_FULL_BYTES free is said as the full disk it is. Returns true when
+ * the failure is a full disk or map (free space and run again).
+ */
+#define ST_DISK_FULL_BYTES (1ull << 20)
+bool st_mdb_why(const char *dir, int rc, char *why, size_t cap);
 
 #endif

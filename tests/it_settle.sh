@@ -100,3 +100,7 @@ settle resend --batch "$b" || fail "resend exited $?"
 python3 tests/settle_check.py "$T/outbox" "$D" "$T/legs.txt" "$XSD" || fail "the files after resend do not check"
 settle status | grep -q "^batch $b sent" || fail "the resent batch is not marked sent"
 echo "ok: day $D closed in two rounds, files checked independently, reconciled; tampering detected"
+# files at rest: the stores and the outbox are not world-readable (tapsettle's own umask and modes)
+open=$(find "$T/settle" "$T/rated" "$T/outbox" -perm /o+rwx | head -n 3)
+[ -z "$open" ] || fail "world-accessible files at rest: $open"
+echo "ok: settle store, rated store and outbox are not world-readable"

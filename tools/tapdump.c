@@ -4,8 +4,15 @@
  * Opens the LMDB environment read-only and reads it through the store's
  * scans, which use short read transactions, so the gateway's writer is never
  * held up. Commands: counts, last N, card NUMBER, token TOKEN, quarantine,
- * validators, export (CSV). Amounts are printed in yuan from integer fen,
- * never through floating point.
+ * validators, export (CSV), verify. Amounts are printed in yuan from
+ * integer fen, never through floating point.
+ *
+ * The commands that walk the log (export, card, token, last, verify) check
+ * it as they go (st_log_check: every seq in turn, counts that agree; each
+ * record decodes and matches its identity key and content hash): a reader
+ * that printed 3 taps of 20,000 without a word would be worse than none.
+ * The first fault ends them non-zero, naming its sequence number; verify
+ * goes on through the whole log and lists up to VERIFY_FAULTS_MAX faults.
  */
 #include "fastpath/fastpath.h"
 #include "proc/proc.h"
@@ -21,6 +28,7 @@
 #include <time.h>
 
 #define LAST_MAX 100000u
+#define VERIFY_FAULTS_MAX 20u /* faults verify prints; it counts them all */
 
 static void usage(FILE *f)
 {
@@ -31,7 +39,76 @@ static void usage(FILE *f)
 		   "  token TOKEN            every tap of a QuickPass or QR account token\n"
 		   "  quarantine             conflicting records kept aside\n"
 		   "  validators             per-validator state\n"
-		   "  export [--fields identity|full]   every tap as CSV on standard output\n");
+		   "  export [--fields identity|full]   every tap as CSV on standard output\n"
+		   "  verify                 walk the whole log: seq continuity, every record sound, counts agree\n"
+		   "Walking the log, the first fault (a gap, a record that does not decode or match its\n"
+		   "hashes, counts that disagree) ends the command with exit 1 and its sequence number.\n");
+}
+
+/*
+ * The walk's checks, shared by every command that reads the log: the
+ * store's (st_log_check) and each record's (fp_tap_stored). The first fault
+ * is kept for the message; verify keeps going.
+ */
+struct walk {
+	st_visit_fn fn; /* the command's visit, for sound records only */
+	void *arg;
+	bool keep_going; /* verify: every fault, not only the first */
+	uint64_t faults, records, first_seq, last_seq;
+	char first_fault[160];
+};
+
+static void walk_fault(struct walk *w, const char *text)
+{
+	if (w->faults == 0)
+		snprintf(w->first_fault, sizeof(w->first_fault), "%s", text);
+	if (w->keep_going && w->faults < VERIFY_FAULTS_MAX)
+		printf("fault: %s\n", text);
+	w->faults++;
+}
+
+static int walk_on_fault(void *arg, const struct st_log_fault *f)
+{
+	struct walk *w = arg;
+	char text[160];
+	walk_fault(w, st_log_fault_text(f, text, sizeof(text)));
+	return !w->keep_going;
+}
+
+static int walk_visit(void *arg, uint64_t seq, const struct st_tap_meta *m, const uint8_t *rec)
+{
+	struct walk *w = arg;
+	struct fp_tap t;
+	int rc = fp_tap_stored(m, rec, &t);
+	w->records++;
+	w->first_seq = w->first_seq ? w->first_seq : seq;
+	w->last_seq = seq;
+	if (rc != 0) {
+		char text[160];
+		snprintf(text, sizeof(text), "seq %" PRIu64 ": %s", seq, fp_tap_stored_text(rc));
+		walk_fault(w, text);
+		return !w->keep_going;
+	}
+	return w->fn ? w->fn(w->arg, seq, m, rec) : 0;
+}
+
+/*
+ * Walk the log from seq from with every check. Returns 0, or 1 after saying
+ * on stderr what failed (the store's error, or the first fault).
+ */
+static int walk_log(struct st_env *env, uint64_t from, struct walk *w)
+{
+	int rc = st_log_check(env, from, walk_visit, walk_on_fault, w);
+	if (rc == 0 && w->faults == 0)
+		return 0;
+	if (w->faults == 0) {
+		fprintf(stderr, "tapdump: reading the log failed after seq %" PRIu64 ": %s\n", w->last_seq,
+			st_strerror(rc));
+		return 1;
+	}
+	fprintf(stderr, "tapdump: the log is not sound: %s%s\n", w->first_fault,
+		w->keep_going ? "" : " (tapdump verify lists every fault)");
+	return 1;
 }
 
 static void iso_time(uint64_t us, char out[32])
@@ -129,9 +206,13 @@ static int cmd_last(struct st_env *env, uint64_t n)
 	if (s.seqs == NULL)
 		return 1;
 	int rc = st_log_scan(env, UINT64_MAX, true, last_visit, &s);
-	if (rc == 0 && s.seen > 0) {
+	if (rc != 0) {
+		fprintf(stderr, "tapdump: reading the log failed: %s\n", st_strerror(rc));
+		rc = 1;
+	} else if (s.seen > 0) {
 		uint64_t until = s.seqs[0];
-		rc = st_log_scan(env, s.seqs[s.seen - 1], false, print_visit, &until);
+		struct walk w = {.fn = print_visit, .arg = &until};
+		rc = walk_log(env, s.seqs[s.seen - 1], &w);
 	}
 	free(s.seqs);
 	return rc;
@@ -147,7 +228,7 @@ static int match_visit(void *arg, uint64_t seq, const struct st_tap_meta *m, con
 	struct match_state *s = arg;
 	struct fp_tap t;
 	if (fp_tap_decode(rec, m->record_len, &t) != 0)
-		return 0;
+		return 1; /* checked by walk_visit already */
 	bool hit = s->medium_class == 0
 			   ? t.medium == FP_MEDIUM_EPURSE && t.u.epurse.card_number == s->value
 			   : (t.medium == FP_MEDIUM_QUICKPASS && t.u.quickpass.account_token == s->value) ||
@@ -177,10 +258,8 @@ static int export_visit(void *arg, uint64_t seq, const struct st_tap_meta *m, co
 	struct export_state *s = arg;
 	struct fp_tap t;
 	char fields[200];
-	if (fp_tap_decode(rec, m->record_len, &t) != 0) {
-		fprintf(stderr, "tapdump: seq %" PRIu64 ": undecodable record\n", seq);
-		return 0;
-	}
+	if (fp_tap_decode(rec, m->record_len, &t) != 0)
+		return 1; /* checked by walk_visit already */
 	if (!s->full) {
 		if (s->count == s->cap) {
 			s->cap = s->cap ? s->cap * 2 : 65536;
@@ -220,7 +299,8 @@ static int cmd_export(struct st_env *env, bool full)
 	struct export_state s = {.full = full};
 	printf("validator_id,tap_id,medium,identity,tap_time_us,amount_fen%s\n",
 	       full ? ",seq,recv_time_us,kind,category,operator,route,stop,vehicle,fields" : "");
-	int rc = st_log_scan(env, 1, false, export_visit, &s);
+	struct walk w = {.fn = export_visit, .arg = &s};
+	int rc = walk_log(env, 1, &w);
 	qsort(s.rows, s.count, sizeof(*s.rows), row_cmp);
 	for (uint64_t i = 0; rc == 0 && i < s.count; i++) {
 		const struct id_row *r = &s.rows[i];
@@ -229,6 +309,39 @@ static int cmd_export(struct st_env *env, bool full)
 	}
 	free(s.rows);
 	return rc;
+}
+
+/*
+ * The whole log with every check, and the counts beside it. Prints what it
+ * found; 0 only when the log is sound.
+ */
+static int cmd_verify(struct st_env *env)
+{
+	struct st_counts c;
+	struct walk w = {.keep_going = true};
+	int rc = st_counts(env, &c);
+	if (rc != 0) {
+		fprintf(stderr, "tapdump: counting the log failed: %s\n", st_strerror(rc));
+		return 1;
+	}
+	rc = st_log_check(env, 1, walk_visit, walk_on_fault, &w);
+	if (rc != 0 && w.faults == 0) {
+		fprintf(stderr, "tapdump: reading the log failed after seq %" PRIu64 ": %s\n", w.last_seq,
+			st_strerror(rc));
+		return 1;
+	}
+	if (w.records != c.log_taps && w.faults == 0) /* the walk and the counts, each sound, disagree */
+		walk_fault(&w, "the walk read a different number of records than the counts say");
+	if (w.faults > VERIFY_FAULTS_MAX)
+		printf("fault: ... %" PRIu64 " more\n", w.faults - VERIFY_FAULTS_MAX);
+	printf("records %" PRIu64 " (counts: %" PRIu64 ", last_seq %" PRIu64 ")\nfirst_seq %" PRIu64
+	       "\nlast_seq %" PRIu64 "\nquarantine %" PRIu64 "\nfaults %" PRIu64 "\n%s\n",
+	       w.records, c.log_taps, c.last_seq, w.first_seq, w.last_seq, c.quarantine, w.faults,
+	       w.faults ? "NOT SOUND" : "sound");
+	if (w.faults)
+		fprintf(stderr, "tapdump: the log is not sound: %" PRIu64 " fault%s, the first: %s\n", w.faults,
+			w.faults == 1 ? "" : "s", w.first_fault);
+	return w.faults ? 1 : 0;
 }
 
 static int validator_print(void *arg, const struct st_validator_state *v)
@@ -268,25 +381,38 @@ static uint64_t number_arg(const char *what, const char *s)
 	return v;
 }
 
+/* A store call's result as the command's: 0, or 1 after saying what failed. */
+static int store_result(int rc, const char *what)
+{
+	if (rc == 0)
+		return 0;
+	fprintf(stderr, "tapdump: reading %s failed: %s\n", what, st_strerror(rc));
+	return 1;
+}
+
+/* Run one command. Returns its exit code (0, or 1 after a message on stderr). */
 static int dispatch(struct st_env *env, int argc, char **argv)
 {
 	const char *cmd = argv[0];
 	if (strcmp(cmd, "counts") == 0)
-		return cmd_counts(env);
+		return store_result(cmd_counts(env), "the counts");
 	if (strcmp(cmd, "last") == 0) {
 		uint64_t n = argc > 1 ? number_arg("last", argv[1]) : 20;
 		return cmd_last(env, n == 0 ? 1 : n > LAST_MAX ? LAST_MAX : n);
 	}
 	if ((strcmp(cmd, "card") == 0 || strcmp(cmd, "token") == 0) && argc == 2) {
 		struct match_state s = {.medium_class = cmd[0] == 't', .value = number_arg(cmd, argv[1])};
-		int rc = st_log_scan(env, 1, false, match_visit, &s);
+		struct walk w = {.fn = match_visit, .arg = &s};
+		int rc = walk_log(env, 1, &w);
 		fprintf(stderr, "tapdump: %" PRIu64 " taps\n", s.found);
 		return rc;
 	}
+	if (strcmp(cmd, "verify") == 0)
+		return cmd_verify(env);
 	if (strcmp(cmd, "quarantine") == 0)
-		return st_quarantine_scan(env, print_visit, NULL);
+		return store_result(st_quarantine_scan(env, print_visit, NULL), "the quarantine");
 	if (strcmp(cmd, "validators") == 0)
-		return st_validator_scan(env, validator_print, NULL);
+		return store_result(st_validator_scan(env, validator_print, NULL), "the validators");
 	if (strcmp(cmd, "export") == 0) {
 		bool full = argc == 3 && strcmp(argv[1], "--fields") == 0 && strcmp(argv[2], "full") == 0;
 		bool identity = argc == 1 || (argc == 3 && strcmp(argv[1], "--fields") == 0 &&
@@ -332,9 +458,7 @@ int main(int argc, char **argv)
 	}
 	rc = dispatch(env, argc - optind, argv + optind);
 	st_env_close(env);
-	if (rc != 0) {
-		fprintf(stderr, "tapdump: reading '%s' failed: %s\n", dir, st_strerror(rc));
-		return 1;
-	}
-	return 0;
+	if (rc != 0)
+		fprintf(stderr, "tapdump: %s on store '%s' failed\n", argv[optind], dir);
+	return rc;
 }

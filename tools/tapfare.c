@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 
 #define EXIT_INPUT 1
 #define EXIT_SYSTEM 2

@@ -32,6 +32,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <sys/stat.h>
 
 #define IO_BATCH 64u
 #define RETRY_MAX_MS 5000u

@@ -31,6 +31,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/stat.h>
 
 #define EXIT_INPUT 1
 #define EXIT_SYSTEM 2
