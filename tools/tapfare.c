@@ -22,13 +22,18 @@
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: tapfare [-c CONFIG] [-s STORE] [-r RATED] [-f FEED] [-o section.key=value] COMMAND\n"
-		   "  check [FEED_DIR]                 load and validate a feed, print its version and size\n"
-		   "  rate [--through YYYYMMDD]        rate the log's new taps; every unrated day up to --through\n"
+		   "  check [FEED_DIR] [--exclude-bad-rows]\n"
+		   "                                   load and validate a feed: every problem with file, line,\n"
+		   "                                   column and field; its version, size and currency\n"
+		   "  rate [--through YYYYMMDD] [--exclude-bad-rows]\n"
+		   "                                   rate the log's new taps; every unrated day up to --through\n"
 		   "                                   (default: each day whose cutoff is fares.grace_s past)\n"
 		   "  legs [--day D] [--token T] [--no-version]   print rated legs (docs/FARES.md section 4)\n"
 		   "  audit [--day D] [--token T]      print the e-purse audit table (section 5)\n"
 		   "Tokens: epurse:ISSUER:CARD, quickpass:N, qr:N. Days: YYYYMMDD.\n");
 }
+
+static bool exclude_bad_rows; /* --exclude-bad-rows */
 
 struct args {
 	struct cfg cfg;
@@ -52,6 +57,7 @@ static int command_options(int argc, char **argv, struct args *a)
 	static const struct option opts[] = {
 		{"through", required_argument, NULL, 't'}, {"day", required_argument, NULL, 'd'},
 		{"token", required_argument, NULL, 'k'},   {"no-version", no_argument, NULL, 'n'},
+		{"exclude-bad-rows", no_argument, NULL, 'x'},
 		{NULL, 0, NULL, 0},
 	};
 	int c;
@@ -68,6 +74,7 @@ static int command_options(int argc, char **argv, struct args *a)
 			}
 			break;
 		case 'n': a->no_version = true; break;
+		case 'x': exclude_bad_rows = true; break;
 		default: usage(stderr); return EXIT_USAGE;
 		}
 	}
@@ -75,15 +82,32 @@ static int command_options(int argc, char **argv, struct args *a)
 	return 0;
 }
 
+/* Load a feed, listing every problem found; with --exclude-bad-rows a feed with problems is taken with the
+ * refused rows left out (each listed here). */
+static int load_feed_opts(const char *dir, bool exclude, struct fare_feed **f)
+{
+	struct fare_load_opts opts = {.exclude_bad_rows = exclude};
+	struct fare_feed_report rep;
+	int rc = fare_feed_load_opts(f, dir, &opts, &rep);
+	for (const char *p = rep.text; p && *p;) {
+		size_t len = strcspn(p, "\n");
+		fprintf(stderr, "tapfare: %s%.*s\n", rc == 0 ? "excluded: " : "", (int)len, p);
+		p += len + (p[len] == '\n');
+	}
+	if (rep.truncated)
+		fprintf(stderr, "tapfare: more than %u problems: stopped looking\n", rep.nerrors);
+	if (rc != 0 && rep.nerrors > 0)
+		fprintf(stderr, "tapfare: %s: %u problem%s, feed refused%s\n", dir, rep.nerrors, rep.nerrors == 1 ? "" : "s",
+			exclude ? "" : " (--exclude-bad-rows takes it without the refused rows)");
+	fare_feed_report_free(&rep);
+	if (rc != 0)
+		return rc == FARE_ERR_FEED ? EXIT_INPUT : EXIT_SYSTEM;
+	return 0;
+}
+
 static int load_feed(const char *dir, struct fare_feed **f)
 {
-	char err[FARE_ERR_MAX];
-	int rc = fare_feed_load(f, dir, err, sizeof(err));
-	if (rc != 0) {
-		fprintf(stderr, "tapfare: %s\n", err);
-		return rc == FARE_ERR_FEED ? EXIT_INPUT : EXIT_SYSTEM;
-	}
-	return 0;
+	return load_feed_opts(dir, exclude_bad_rows, f);
 }
 
 static int init_clock(const struct args *a, struct fare_clock *clk)
@@ -147,7 +171,7 @@ static int cmd_rate(struct args *a)
 		rc = EXIT_SYSTEM;
 	} else {
 		printf("rated %llu taps (%llu read, %llu late, %llu undecodable), %llu days, %llu legs, "
-		       "%llu adjustment legs for %llu token-days, %llu norule legs, %llu audit lines\n",
+		       "%llu adjustment legs for %llu token-days, %llu unrated legs, %llu audit lines\n",
 		       (unsigned long long)st.taps_rated, (unsigned long long)st.taps_scanned,
 		       (unsigned long long)st.taps_late, (unsigned long long)st.taps_undecodable,
 		       (unsigned long long)st.days_rated, (unsigned long long)st.legs_written,
