@@ -140,6 +140,25 @@ const char *fare_feed_promotion_id(const struct fare_feed *f, uint16_t idx);
 const char *fare_feed_subsidy_id(const struct fare_feed *f, uint16_t idx);
 void fare_feed_summary(const struct fare_feed *f, FILE *out);
 
+/* --- quotes: a journey priced against a feed, no store */
+
+struct fare_quote_opts {
+	const char *media_id;    /* a fare_media_id; NULL: the feed's only medium, or none (empty-medium prices) */
+	const char *category_id; /* a rider_category_id; NULL: the default category */
+	uint32_t date;           /* YYYYMMDD for taps without a date */
+	const char *timezone;    /* when the feed has no agency_timezone */
+};
+
+/*
+ * Price the journey given as CSV taps (header: [date,]time,kind,route_id,
+ * stop_id; kind board, entry, exit; ids the feed's) and print each leg with
+ * the rule that priced it and why, or why it is unrated, then the total
+ * (docs/FARES.md section 7). Returns 0, FARE_ERR_INVALID (bad taps or
+ * options: err says which), FARE_ERR_TZ, FARE_ERR_NOMEM.
+ */
+int fare_quote(const struct fare_feed *f, const char *csv, size_t len, const struct fare_quote_opts *o, FILE *out,
+	       char *err, size_t err_len);
+
 /* --- business days */
 
 struct fare_clock {

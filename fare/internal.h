@@ -65,6 +65,7 @@ struct fare_leg_rule {
 	int32_t product;
 	int32_t priority;
 	bool transfer_only; /* applies only to a leg reached by a transfer */
+	uint32_t line;      /* in fare_leg_rules.txt, for quote's explanations */
 	bool excluded;      /* a row refused by check, kept so its legs are unrated */
 };
 
@@ -78,6 +79,7 @@ struct fare_transfer_rule {
 	int32_t filter_product;       /* -1: any; else the previous leg's product */
 	int8_t media_behavior;        /* 0: same medium (always so here), 1: any */
 	int8_t product_behavior;      /* 0: any products, 1: both legs the same product */
+	uint32_t line;                /* in fare_transfer_rules.txt */
 };
 
 /* fare_leg_join_rules.txt: consecutive legs that make one effective fare leg. */

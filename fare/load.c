@@ -428,6 +428,7 @@ static int leg_rule_row(struct loader *ld, const struct csv_row *r, const int *c
 	if (lr.product >= 0 && ld->product_bad[lr.product])
 		lr.excluded = true; /* its product's row was refused (and reported there) */
 	lr.excluded |= bad != 0;
+	lr.line = r->line;
 	if (bad && !ld->opts->exclude_bad_rows)
 		return FARE_ERR_FEED;
 	struct fare_leg_rule *p = PUSH(f->leg_rules, f->nleg_rules);
@@ -508,6 +509,7 @@ static int transfer_rule_row(struct loader *ld, const struct csv_row *r, const i
 	tr.media_behavior = (int8_t)v;
 	CHECK(get_int(ld, r, c[9], 0, 1, false, 0, &v));
 	tr.product_behavior = (int8_t)v;
+	tr.line = r->line;
 	struct fare_transfer_rule *p = PUSH(f->transfer_rules, f->ntransfer_rules);
 	if (!p)
 		return FARE_ERR_NOMEM;
