@@ -178,6 +178,7 @@ struct fare_feed {
 	struct fare_leg_rule *leg_rules;
 	uint32_t nleg_rules;
 	bool have_priority;
+	uint32_t ntransfer_only; /* leg rules with transfer_only = 1 */
 	struct fare_transfer_rule *transfer_rules;
 	uint32_t ntransfer_rules;
 	struct fare_join_rule *join_rules;

@@ -436,6 +436,7 @@ static int leg_rule_row(struct loader *ld, const struct csv_row *r, const int *c
 		return FARE_ERR_NOMEM;
 	*p = lr;
 	f->nexcluded += lr.excluded;
+	f->ntransfer_only += lr.transfer_only;
 	return bad ? FARE_ERR_FEED : 0;
 }
 

@@ -316,7 +316,7 @@ static void price_leg(struct rate_ctx *ctx, struct rate_leg *rl, const struct fa
 	lf.from_tf = tf_mask(ctx, a->time_us);
 	lf.to_tf = b ? tf_mask(ctx, b->time_us) : lf.from_tf;
 	rl->alone = *match_memo(ctx, &lf);
-	if (f->ntransfer_rules > 0) {
+	if (f->ntransfer_only > 0 && f->ntransfer_rules > 0) { /* else the same match */
 		lf.transfer = true;
 		rl->as_transfer = *match_memo(ctx, &lf);
 	}
