@@ -96,7 +96,7 @@ help:
 	@echo "  test    unit tests and integration tests against the real gateway (< 10 min)"
 	@echo "  check   the same tests again under AddressSanitizer + UBSan (build-san/)"
 	@echo "  bench   throughput and latency report, gateway vs the raw LMDB bound"
-	@echo "  fuzz    libFuzzer on the frame parser for FUZZ_SECONDS (default 60)"
+	@echo "  fuzz    libFuzzer on the frame parser and the feed loader, FUZZ_SECONDS each (default 60)"
 	@echo "  clean   remove build/, build-san/ and var/"
 	@echo "Variables: V=1 (show commands), SAN=1 (sanitizers), BUILD=dir, FUZZ_SECONDS=n"
 
@@ -160,7 +160,7 @@ bench: all
 # The fuzzer is built with clang's libFuzzer, separately from the main tree.
 FUZZ_CFLAGS := -std=gnu11 -O1 -g -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -I. \
 	$(shell $(PKG_CONFIG) --cflags $(PKGS))
-$(BUILD)/fuzz/fuzz_%: tests/fuzz_%.c $(filter-out $(DPDK_SRC),$(FASTPATH_SRC)) $(STORE_SRC) $(PROC_SRC)
+$(BUILD)/fuzz/fuzz_%: tests/fuzz_%.c $(filter-out $(DPDK_SRC),$(FASTPATH_SRC)) $(STORE_SRC) $(PROC_SRC) $(FARE_SRC)
 	@mkdir -p $(dir $@)
 	$(call say,FUZZ,$@)
 	$(Q)clang $(FUZZ_CFLAGS) -o $@ $^ $(LIBS)

@@ -16,6 +16,18 @@
 #include <time.h>
 #include <unistd.h>
 
+/* The process's TZ, switched only when a clock of another zone misses its cache (rarely: once an hour of
+ * UTC time per clock). */
+static void use_zone(const char *tz)
+{
+	static char current[64];
+	if (strcmp(current, tz) == 0)
+		return;
+	snprintf(current, sizeof(current), "%s", tz);
+	setenv("TZ", tz, 1);
+	tzset();
+}
+
 int fare_clock_init(struct fare_clock *c, const char *tz, const char *cutoff)
 {
 	unsigned h, m;
@@ -28,10 +40,10 @@ int fare_clock_init(struct fare_clock *c, const char *tz, const char *cutoff)
 	c->cutoff_s = (int32_t)(h * 3600 + m * 60);
 	char path[512];
 	snprintf(path, sizeof(path), "/usr/share/zoneinfo/%s", tz);
-	if (!*tz || strstr(tz, "..") || access(path, R_OK) != 0)
+	if (!*tz || strlen(tz) >= sizeof(c->tz) || strstr(tz, "..") || access(path, R_OK) != 0)
 		return FARE_ERR_TZ;
-	setenv("TZ", tz, 1);
-	tzset();
+	snprintf(c->tz, sizeof(c->tz), "%s", tz);
+	use_zone(c->tz);
 	return 0;
 }
 
@@ -41,6 +53,7 @@ static int32_t offset_s(struct fare_clock *c, int64_t t)
 	size_t slot = (size_t)hour & (sizeof(c->cache) / sizeof(c->cache[0]) - 1);
 	if (c->cache[slot].hour != hour) {
 		time_t tt = (time_t)(hour * 3600);
+		use_zone(c->tz);
 		struct tm tm;
 		localtime_r(&tt, &tm);
 		c->cache[slot].hour = hour;

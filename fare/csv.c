@@ -122,6 +122,13 @@ static int build(struct csv_table *t, struct parse_state *ps)
 	return 0;
 }
 
+/* libcsv trims spaces and tabs around unquoted fields by default; a feed's " 2.00" is not "2.00". */
+static int no_space(unsigned char c)
+{
+	(void)c;
+	return 0;
+}
+
 int csv_table_parse(struct csv_table *t, const char *file, const char *data, size_t len, char *err,
 		    size_t err_len)
 {
@@ -131,6 +138,7 @@ int csv_table_parse(struct csv_table *t, const char *file, const char *data, siz
 	t->file = file;
 	if (csv_init(&p, CSV_STRICT | CSV_STRICT_FINI | CSV_APPEND_NULL) != 0)
 		return FARE_ERR_NOMEM;
+	csv_set_space_func(&p, no_space);
 	if (len >= 3 && memcmp(data, "\xef\xbb\xbf", 3) == 0) { /* UTF-8 byte-order mark */
 		data += 3;
 		len -= 3;

@@ -21,7 +21,8 @@
 
 #define FARE_ERR_MAX 512u
 #define FARE_LEG_TAPS_MAX 2u   /* a metro entry and its exit */
-#define FARE_ID_MAX 64u        /* longest GTFS id we keep */
+#define FARE_ID_MAX 64u        /* longest file name, feed_version label or time zone we keep */
+#define FARE_FEED_ERRORS_MAX 100u /* problems check lists before it stops */
 #define FARE_TEXT_MAX 256u     /* one audit line's detail */
 
 /* Errors: negative, see fare_strerror(). */
@@ -42,7 +43,7 @@ enum fare_kind { FARE_ENTRY = 1, FARE_EXIT = 2, FARE_BOARD = 3, FARE_PURCHASE = 
 
 enum fare_leg_flag {
 	FARE_LEG_INCOMPLETE = 1u << 0, /* entry without exit, exit without entry, or too long */
-	FARE_LEG_NORULE = 1u << 1,     /* no fare leg rule matched: charged nothing, reported */
+	FARE_LEG_NORULE = 1u << 1,     /* unrated: no rule prices it; held out of settlement, reported */
 	FARE_LEG_PURCHASE = 1u << 2,   /* a canteen or shop purchase */
 	FARE_LEG_VANISHED = 1u << 3,   /* adjustment of a leg the new rating no longer has */
 };
@@ -93,13 +94,41 @@ struct fare_file {
 
 /*
  * Load and validate the feed in directory dir. Returns 0, or FARE_ERR_FEED
- * with "FILE:LINE:COL: why" in err (the whole feed is rejected), or
- * FARE_ERR_NOMEM.
+ * with the first "FILE:LINE:COL: field: why" in err (the whole feed is
+ * rejected), or FARE_ERR_NOMEM.
  */
 int fare_feed_load(struct fare_feed **out, const char *dir, char *err, size_t err_len);
+
+struct fare_load_opts {
+	bool exclude_bad_rows; /* accept a feed with errors: refused rows left out (each listed), and every
+				  leg a refused fare rule could have priced is unrated, never free */
+	unsigned errors_max;   /* 0: FARE_FEED_ERRORS_MAX */
+};
+
+/* Every problem found: one "FILE:LINE:COL: field: why" line each (text is malloc'd; NULL if none). */
+struct fare_feed_report {
+	unsigned nerrors;
+	bool truncated; /* more than errors_max */
+	char *text;
+};
+void fare_feed_report_free(struct fare_feed_report *rep);
+
+/*
+ * Load the feed in dir, listing every problem (up to errors_max) in rep.
+ * Returns 0 (with opts->exclude_bad_rows, also when rep lists refused rows),
+ * FARE_ERR_FEED (rep says why; *out is NULL), FARE_ERR_NOMEM.
+ */
+int fare_feed_load_opts(struct fare_feed **out, const char *dir, const struct fare_load_opts *opts,
+			struct fare_feed_report *rep);
 /* The same from files in memory; label prefixes the file names in errors. */
 int fare_feed_load_files(struct fare_feed **out, const char *label, const struct fare_file *files,
 			 unsigned n, char *err, size_t err_len);
+int fare_feed_load_files_opts(struct fare_feed **out, const char *label, const struct fare_file *files, unsigned n,
+			      const struct fare_load_opts *opts, struct fare_feed_report *rep);
+/* The feed's ISO 4217 currency ("" when it has no product) and its minor units. */
+const char *fare_feed_currency(const struct fare_feed *f, unsigned *minor_units);
+/* The feed's agency_timezone ("" when agency.txt is absent). */
+const char *fare_feed_timezone(const struct fare_feed *f);
 void fare_feed_free(struct fare_feed *f);
 uint64_t fare_feed_version(const struct fare_feed *f);
 const char *fare_feed_version_label(const struct fare_feed *f); /* feed_info's, or "" */
@@ -113,9 +142,29 @@ const char *fare_feed_promotion_id(const struct fare_feed *f, uint16_t idx);
 const char *fare_feed_subsidy_id(const struct fare_feed *f, uint16_t idx);
 void fare_feed_summary(const struct fare_feed *f, FILE *out);
 
+/* --- quotes: a journey priced against a feed, no store */
+
+struct fare_quote_opts {
+	const char *media_id;    /* a fare_media_id; NULL: the feed's only medium, or none (empty-medium prices) */
+	const char *category_id; /* a rider_category_id; NULL: the default category */
+	uint32_t date;           /* YYYYMMDD for taps without a date */
+	const char *timezone;    /* when the feed has no agency_timezone */
+};
+
+/*
+ * Price the journey given as CSV taps (header: [date,]time,kind,route_id,
+ * stop_id; kind board, entry, exit; ids the feed's) and print each leg with
+ * the rule that priced it and why, or why it is unrated, then the total
+ * (docs/FARES.md section 7). Returns 0, FARE_ERR_INVALID (bad taps or
+ * options: err says which), FARE_ERR_TZ, FARE_ERR_NOMEM.
+ */
+int fare_quote(const struct fare_feed *f, const char *csv, size_t len, const struct fare_quote_opts *o, FILE *out,
+	       char *err, size_t err_len);
+
 /* --- business days */
 
 struct fare_clock {
+	char tz[64];      /* IANA zone name */
 	int32_t cutoff_s; /* seconds after local midnight when the business day changes */
 	struct {
 		int64_t hour;
@@ -123,7 +172,8 @@ struct fare_clock {
 	} cache[1024];
 };
 
-/* tz: an IANA name (Asia/Shanghai); cutoff "HH:MM". Returns 0, FARE_ERR_TZ, FARE_ERR_INVALID. */
+/* tz: an IANA name (Asia/Shanghai); cutoff "HH:MM". Returns 0, FARE_ERR_TZ, FARE_ERR_INVALID.
+ * Several clocks of different zones may be used in one (single-threaded) process. */
 int fare_clock_init(struct fare_clock *c, const char *tz, const char *cutoff);
 /* Business day of a UTC time, YYYYMMDD. */
 uint32_t fare_clock_day(struct fare_clock *c, uint64_t time_us);

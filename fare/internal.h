@@ -38,9 +38,17 @@ void csv_table_free(struct csv_table *t);
 
 /* --- the feed */
 
+/* Interned ids: names in load order, found through an open-addressing hash. */
 struct fare_ids {
 	char **names;
 	uint32_t n, cap;
+	uint32_t *slots; /* index + 1; 0 = empty */
+	uint32_t nslots;
+};
+
+/* A validator's number (route or stop) and the feed index it stands for. */
+struct fare_code {
+	uint32_t code, ix;
 };
 
 struct fare_price {
@@ -48,6 +56,7 @@ struct fare_price {
 	int32_t category; /* -1: empty */
 	int32_t media;    /* -1: empty */
 	int32_t amount_fen;
+	uint32_t line; /* in fare_products.txt, for messages */
 };
 
 struct fare_leg_rule {
@@ -55,6 +64,9 @@ struct fare_leg_rule {
 	int32_t network, from_area, to_area, from_tf, to_tf; /* -1: empty */
 	int32_t product;
 	int32_t priority;
+	bool transfer_only; /* applies only to a leg reached by a transfer */
+	uint32_t line;      /* in fare_leg_rules.txt, for quote's explanations */
+	bool excluded;      /* a row refused by check, kept so its legs are unrated */
 };
 
 struct fare_transfer_rule {
@@ -64,6 +76,16 @@ struct fare_transfer_rule {
 	int32_t duration_type;
 	int32_t transfer_type;
 	int32_t product;              /* -1: none (free) */
+	int32_t filter_product;       /* -1: any; else the previous leg's product */
+	int8_t media_behavior;        /* 0: same medium (always so here), 1: any */
+	int8_t product_behavior;      /* 0: any products, 1: both legs the same product */
+	uint32_t line;                /* in fare_transfer_rules.txt */
+};
+
+/* fare_leg_join_rules.txt: consecutive legs that make one effective fare leg. */
+struct fare_join_rule {
+	int32_t from_network, to_network;
+	int32_t from_stop, to_stop; /* -1: any */
 };
 
 struct fare_timeframe {
@@ -74,29 +96,41 @@ struct fare_timeframe {
 
 struct fare_service {
 	uint8_t weekdays; /* bit 0 = Monday */
+	bool has_calendar; /* a calendar.txt row; else only calendar_dates.txt */
 	uint32_t start_date, end_date;
 };
 
-struct fare_stop_area {
-	uint32_t stop_id;
-	int32_t area;
+/* calendar_dates.txt rows, sorted by (service, date). */
+struct fare_service_date {
+	int32_t service;
+	uint32_t date;
+	uint8_t type; /* 1 added, 2 removed */
 };
 
-struct fare_route {
-	uint32_t route_id;
-	int32_t network; /* -1: none */
+struct fare_stop_area {
+	uint32_t stop; /* stop index */
+	int32_t area;
 };
 
 struct fare_incomplete {
 	int32_t network;
 	int32_t max_journey_s;
 	int32_t product;
+	bool board_exit; /* bus validators record exits: a board and its exit make one leg */
 };
 
 struct fare_cap {
 	int32_t media, category; /* category -1: every */
-	bool week;
+	uint8_t period;          /* FARE_CAP_DAY, _WEEK, _MONTH */
 	int32_t amount_fen;
+};
+enum { FARE_CAP_DAY = 0, FARE_CAP_WEEK = 1, FARE_CAP_MONTH = 2 };
+
+/* tg_spend_tiers.txt: a discount once a token's fares of a calendar month pass a threshold. */
+struct fare_tier {
+	int32_t media, category; /* category -1: every */
+	int64_t threshold_fen;
+	int32_t discount_pct; /* 1 .. 100 */
 };
 
 struct fare_promotion {
@@ -126,47 +160,80 @@ struct fare_feed {
 	struct fare_file files[FARE_FILES_MAX];
 	unsigned nfiles;
 	char *file_data[FARE_FILES_MAX];
+	char currency[4];  /* ISO 4217 code of every amount; "" when the feed has no product */
+	uint8_t minor_units;
+	char timezone[FARE_ID_MAX]; /* agency_timezone; "" when agency.txt is absent */
 
 	struct fare_ids products, categories, media, areas, networks, groups, tfgroups, services;
-	struct fare_ids promotions, subsidies, funders, caps;
+	struct fare_ids promotions, subsidies, funders, caps, stops, routes, tiers;
 	int32_t media_of[4];          /* our medium (1..3) -> fare_media index, -1 */
+	int8_t *media_type;           /* per fare_media index: fare_media_type 0..4 */
 	int32_t category_of[FARE_CARD_CATEGORIES]; /* card category -> rider category, -1 = default */
-	int32_t default_category;
+	int32_t default_category;     /* -1: rider_categories.txt absent or without a default */
 
 	struct fare_price *prices;    /* grouped by product, file order within one (finish_feed) */
 	uint32_t nprices;
 	uint32_t *price_first;        /* product -> its first row in prices; [products.n] = nprices */
+	bool *product_in_transfer;    /* per product: a fare_transfer_rules fare_product_id */
 	struct fare_leg_rule *leg_rules;
 	uint32_t nleg_rules;
 	bool have_priority;
+	uint32_t ntransfer_only; /* leg rules with transfer_only = 1 */
 	struct fare_transfer_rule *transfer_rules;
 	uint32_t ntransfer_rules;
+	struct fare_join_rule *join_rules;
+	uint32_t njoin_rules;
 	struct fare_timeframe *timeframes;
 	uint32_t ntimeframes;
 	struct fare_service *service_rows; /* per service index */
-	struct fare_stop_area *stop_areas; /* sorted by stop_id */
+	uint32_t nservice_rows;
+	struct fare_service_date *service_dates;
+	uint32_t nservice_dates;
+	struct fare_stop_area *stop_areas; /* sorted by stop index */
 	uint32_t nstop_areas;
-	uint32_t *stops; /* sorted stop ids */
-	uint32_t nstops;
-	struct fare_route *routes; /* sorted by route_id */
-	uint32_t nroutes;
+	int32_t *route_network;           /* per route index: network, -1 */
+	struct fare_code *stop_codes, *route_codes; /* sorted by code */
+	uint32_t nstop_codes, nroute_codes;
 	struct fare_incomplete *incomplete;
 	uint32_t nincomplete;
 	struct fare_cap *cap_rows;
 	uint32_t ncaps;
+	struct fare_tier *tier_rows;
+	uint32_t ntiers;
 	struct fare_promotion *promotion_rows;
 	uint32_t npromotions;
 	struct fare_subsidy *subsidy_rows;
 	uint32_t nsubsidies;
+	uint32_t nexcluded; /* rows refused by check and left out (fare_feed_load_opts.exclude_bad_rows) */
 };
+
+#define FARE_NO_INDEX UINT32_MAX
+
+/* Interned ids (feed.c). Returns the index, -1 absent / present already, -2 out of memory. */
+int32_t fare_ids_find(const struct fare_ids *ids, const char *name);
+int32_t fare_ids_add(struct fare_ids *ids, const char *name);
+int32_t fare_ids_intern(struct fare_ids *ids, const char *name);
+void fare_ids_free(struct fare_ids *ids);
+
+/* A validator's route / stop number to the feed's index; FARE_NO_INDEX when it maps to nothing. */
+uint32_t fare_feed_route_of_code(const struct fare_feed *f, uint32_t code);
+uint32_t fare_feed_stop_of_code(const struct fare_feed *f, uint32_t code);
+/* Price of product on a feed medium (index, -1 none) for a rider category (index, -1 default). */
+bool fare_feed_price_ix(const struct fare_feed *f, int32_t product, int32_t media, int32_t category,
+			int32_t *nominal_fen, int32_t *category_fen, bool *own_row);
+int32_t fare_feed_media_of(const struct fare_feed *f, uint8_t medium);
+int32_t fare_feed_category_of(const struct fare_feed *f, uint8_t card_category);
 
 /* Price of product for medium (our enum) and card category. Returns false when
  * the product is not sold on that medium. */
 bool fare_feed_price(const struct fare_feed *f, int32_t product, uint8_t medium, uint8_t card_category,
 		     int32_t *nominal_fen, int32_t *category_fen);
-int32_t fare_feed_route_network(const struct fare_feed *f, uint32_t route_id);
-/* Areas of a stop: index of the first (stop_id, area) pair and how many. */
-uint32_t fare_feed_stop_areas(const struct fare_feed *f, uint32_t stop_id, uint32_t *first);
+/* Network of a route index (FARE_NO_INDEX: none), -1 none. */
+int32_t fare_feed_route_network(const struct fare_feed *f, uint32_t route);
+/* Areas of a stop index: index of the first (stop, area) pair and how many. */
+uint32_t fare_feed_stop_areas(const struct fare_feed *f, uint32_t stop, uint32_t *first);
+/* Whether a service runs on a date (calendar.txt with calendar_dates.txt exceptions). */
+bool fare_feed_service_runs(const struct fare_feed *f, int32_t service, uint32_t date, unsigned weekday);
 /* Timeframe groups the local time is in, as a bit mask. */
 uint64_t fare_feed_timeframes(const struct fare_feed *f, uint32_t sec_of_day, uint32_t date, unsigned weekday);
 

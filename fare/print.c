@@ -58,7 +58,7 @@ static void print_leg(FILE *out, struct fare_clock *clk, const struct fare_feed 
 	if (l->subsidy_funder_fen)
 		fprintf(out, " %s=%d", fare_feed_subsidy_funder(f, l->subsidy_idx), l->subsidy_funder_fen);
 	fprintf(out, " op%u=%d taps=%u%s%s%s", l->operator_id, l->operator_fen, l->ntaps,
-		l->flags & FARE_LEG_INCOMPLETE ? " incomplete" : "", l->flags & FARE_LEG_NORULE ? " norule" : "",
+		l->flags & FARE_LEG_INCOMPLETE ? " incomplete" : "", l->flags & FARE_LEG_NORULE ? " unrated" : "",
 		l->flags & FARE_LEG_VANISHED ? " vanished" : "");
 	if (!no_version)
 		fprintf(out, " v=%016llx", (unsigned long long)l->version);

@@ -19,10 +19,11 @@
 
 struct leg_facts {
 	int32_t network;
-	uint32_t from_stop, to_stop;
+	uint32_t from_stop, to_stop; /* stop indices; FARE_NO_INDEX: unknown */
 	bool has_to;
+	bool transfer; /* reached by a transfer: transfer_only rules may match */
 	uint64_t from_tf, to_tf;
-	uint8_t medium, category;
+	int32_t media, category; /* feed indices */
 };
 
 static bool area_of(const struct fare_feed *f, uint32_t stop, int32_t area)
@@ -52,19 +53,42 @@ static int32_t rule_field(const struct fare_leg_rule *r, int k)
 	return v[k];
 }
 
-/* Match: fills product, group and prices; false when no rule matches. */
-static bool match_rules(const struct fare_feed *f, const struct leg_facts *lf, struct rule_memo *m)
+#define CANDIDATES_MAX 512u
+
+struct candidates {
+	uint32_t rule[CANDIDATES_MAX];
+	int32_t nominal[CANDIDATES_MAX], catp[CANDIDATES_MAX];
+	uint32_t n;
+};
+
+static void keep(struct candidates *c, uint32_t *k, uint32_t i)
 {
-	uint32_t cand[512], n = 0;
-	int32_t nominal[512], catp[512];
-	for (uint32_t i = 0; i < f->nleg_rules && n < 512; i++)
-		if (fare_feed_price(f, f->leg_rules[i].product, lf->medium, lf->category, &nominal[n], &catp[n]))
-			cand[n++] = i;
+	c->nominal[*k] = c->nominal[i], c->catp[*k] = c->catp[i], c->rule[(*k)++] = c->rule[i];
+}
+
+/* The rules whose product is sold to this rider on this medium (a refused rule always stays). */
+static void collect(const struct fare_feed *f, const struct leg_facts *lf, struct candidates *c)
+{
+	c->n = 0;
+	for (uint32_t i = 0; i < f->nleg_rules && c->n < CANDIDATES_MAX; i++) {
+		const struct fare_leg_rule *r = &f->leg_rules[i];
+		if (r->transfer_only && !lf->transfer)
+			continue;
+		c->nominal[c->n] = c->catp[c->n] = 0;
+		if (r->excluded || fare_feed_price_ix(f, r->product, lf->media, lf->category, &c->nominal[c->n],
+						      &c->catp[c->n], NULL))
+			c->rule[c->n++] = i;
+	}
+}
+
+/* GTFS's filtering: by priority, or field by field when the feed has no rule_priority column. */
+static void filter(const struct fare_feed *f, const struct leg_facts *lf, struct candidates *c)
+{
+	uint32_t k = 0;
 	if (f->have_priority) { /* empty = wildcard; highest priority */
-		uint32_t k = 0;
 		int32_t best = INT32_MIN;
-		for (uint32_t i = 0; i < n; i++) {
-			const struct fare_leg_rule *r = &f->leg_rules[cand[i]];
+		for (uint32_t i = 0; i < c->n; i++) {
+			const struct fare_leg_rule *r = &f->leg_rules[c->rule[i]];
 			bool ok = true;
 			for (int fi = 0; fi < 5 && ok; fi++)
 				ok = rule_field(r, fi) < 0 || field_matches(f, r, fi, lf);
@@ -72,53 +96,88 @@ static bool match_rules(const struct fare_feed *f, const struct leg_facts *lf, s
 				continue;
 			if (r->priority > best)
 				k = 0, best = r->priority;
-			nominal[k] = nominal[i], catp[k] = catp[i], cand[k++] = cand[i];
+			keep(c, &k, i);
 		}
-		n = k;
-	} else { /* one field at a time: the rules naming the value, else those leaving it empty */
-		for (int fi = 0; fi < 5; fi++) {
-			uint32_t k = 0;
-			for (uint32_t i = 0; i < n; i++)
-				if (rule_field(&f->leg_rules[cand[i]], fi) >= 0 &&
-				    field_matches(f, &f->leg_rules[cand[i]], fi, lf))
-					nominal[k] = nominal[i], catp[k] = catp[i], cand[k++] = cand[i];
-			if (k == 0)
-				for (uint32_t i = 0; i < n; i++)
-					if (rule_field(&f->leg_rules[cand[i]], fi) < 0)
-						nominal[k] = nominal[i], catp[k] = catp[i], cand[k++] = cand[i];
-			n = k;
-		}
+		c->n = k;
+		return;
 	}
-	if (n == 0)
-		return false;
-	uint32_t best = 0; /* cheapest for the rider's category, first in the file on a tie */
-	for (uint32_t i = 1; i < n; i++)
-		if (catp[i] < catp[best])
-			best = i;
-	m->product = f->leg_rules[cand[best]].product;
-	m->group = f->leg_rules[cand[best]].leg_group;
-	m->nominal = nominal[best];
-	m->category = catp[best];
-	return true;
+	for (int fi = 0; fi < 5; fi++) { /* the rules naming the value, else those leaving it empty */
+		k = 0;
+		for (uint32_t i = 0; i < c->n; i++)
+			if (rule_field(&f->leg_rules[c->rule[i]], fi) >= 0 &&
+			    field_matches(f, &f->leg_rules[c->rule[i]], fi, lf))
+				keep(c, &k, i);
+		if (k == 0)
+			for (uint32_t i = 0; i < c->n; i++)
+				if (rule_field(&f->leg_rules[c->rule[i]], fi) < 0)
+					keep(c, &k, i);
+		c->n = k;
+	}
 }
 
-static const struct rule_memo *match_memo(struct rate_ctx *ctx, const struct leg_facts *lf)
+/*
+ * The rider's choice among the rules that stay (docs/FARES.md 1.1): a leg
+ * reached by a transfer takes a transfer_only rule when one stays; a leg on
+ * its own never takes a transfer product (a fare_transfer_rules product, an
+ * upgrade) while a product for the leg alone stays; then the cheapest for the
+ * rider's category, the first in the file on a tie.
+ */
+static uint32_t choose(const struct fare_feed *f, const struct leg_facts *lf, const struct candidates *c,
+		       bool *upgrade)
+{
+	uint32_t best = 0;
+	int best_rank = INT32_MAX;
+	for (uint32_t i = 0; i < c->n; i++) {
+		const struct fare_leg_rule *r = &f->leg_rules[c->rule[i]];
+		int rank = lf->transfer && !r->transfer_only ? 2 : 0;
+		rank += !lf->transfer && f->product_in_transfer[r->product];
+		if (rank < best_rank || (rank == best_rank && c->catp[i] < c->catp[best]))
+			best = i, best_rank = rank;
+	}
+	*upgrade = best_rank == 1;
+	return best;
+}
+
+static void match_rules(const struct fare_feed *f, const struct leg_facts *lf, struct rule_match *m)
+{
+	struct candidates c;
+	collect(f, lf, &c);
+	filter(f, lf, &c);
+	*m = (struct rule_match){.rule = -1, .product = -1, .group = -1};
+	if (c.n == 0)
+		return;
+	for (uint32_t i = 0; i < c.n; i++)
+		if (f->leg_rules[c.rule[i]].excluded) { /* a refused rule could have priced it: unrated */
+			m->excluded = true;
+			m->rule = (int32_t)c.rule[i];
+			return;
+		}
+	uint32_t best = choose(f, lf, &c, &m->upgrade);
+	m->found = true;
+	m->rule = (int32_t)c.rule[best];
+	m->product = f->leg_rules[c.rule[best]].product;
+	m->group = f->leg_rules[c.rule[best]].leg_group;
+	m->nominal = c.nominal[best];
+	m->category = c.catp[best];
+}
+
+static const struct rule_match *match_memo(struct rate_ctx *ctx, const struct leg_facts *lf)
 {
 	uint64_t a = (uint64_t)(uint32_t)lf->network << 32 | lf->from_stop;
-	uint64_t b = (uint64_t)lf->to_stop << 32 | (uint64_t)lf->has_to << 16 | (uint64_t)lf->medium << 8 |
-		     lf->category;
+	uint64_t b = (uint64_t)lf->to_stop << 32 | (uint64_t)lf->has_to << 31 | (uint64_t)lf->transfer << 30 |
+		     (uint64_t)((uint32_t)(lf->media + 1) & 0x7fffu) << 15 | ((uint32_t)(lf->category + 1) & 0x7fffu);
 	uint64_t h = (a * 0xff51afd7ed558ccdull) ^ (b * 0xc4ceb9fe1a85ec53ull) ^
 		     (lf->from_tf * 0x9e3779b97f4a7c15ull) ^ (lf->to_tf * 0xc2b2ae3d27d4eb4full);
 	struct rule_memo *m = &ctx->memo[(h >> 40) & (FARE_MEMO_SLOTS - 1)];
 	if (m->used && m->key_a == a && m->key_b == b && m->key_from_tf == lf->from_tf && m->key_to_tf == lf->to_tf)
-		return m;
+		return &m->m;
 	m->used = true;
 	m->key_a = a;
 	m->key_b = b;
 	m->key_from_tf = lf->from_tf;
 	m->key_to_tf = lf->to_tf;
-	m->found = match_rules(ctx->feed, lf, m);
-	return m;
+	match_rules(ctx->feed, lf, &m->m);
+	return &m->m;
 }
 
 static uint64_t tf_mask(struct rate_ctx *ctx, uint64_t time_us)
@@ -127,8 +186,39 @@ static uint64_t tf_mask(struct rate_ctx *ctx, uint64_t time_us)
 		return 0;
 	uint32_t sec, date;
 	unsigned wd;
-	fare_clock_local(ctx->clock, time_us, &sec, &date, &wd);
+	fare_clock_local(ctx->feed_clock ? ctx->feed_clock : ctx->clock, time_us, &sec, &date, &wd);
 	return fare_feed_timeframes(ctx->feed, sec, date, wd);
+}
+
+/* --- a tap's route and stop in the feed */
+
+static uint32_t route_ix(const struct rate_ctx *ctx, const struct fare_tap *t)
+{
+	if (ctx->taps_by_index)
+		return t->route_id < ctx->feed->routes.n ? t->route_id : FARE_NO_INDEX;
+	return fare_feed_route_of_code(ctx->feed, t->route_id);
+}
+
+static uint32_t stop_ix(const struct rate_ctx *ctx, const struct fare_tap *t)
+{
+	if (ctx->taps_by_index)
+		return t->stop_id < ctx->feed->stops.n ? t->stop_id : FARE_NO_INDEX;
+	return fare_feed_stop_of_code(ctx->feed, t->stop_id);
+}
+
+static int32_t tap_network(const struct rate_ctx *ctx, const struct fare_tap *t)
+{
+	return fare_feed_route_network(ctx->feed, route_ix(ctx, t));
+}
+
+static int32_t media_ix(const struct rate_ctx *ctx, uint8_t medium)
+{
+	return ctx->media_fixed ? ctx->media : fare_feed_media_of(ctx->feed, medium);
+}
+
+static int32_t category_ix(const struct rate_ctx *ctx, uint8_t card_category)
+{
+	return ctx->media_fixed ? ctx->category : fare_feed_category_of(ctx->feed, card_category);
 }
 
 /* --- forming legs */
@@ -141,12 +231,20 @@ static const struct fare_incomplete *incomplete_of(const struct fare_feed *f, in
 	return NULL;
 }
 
-static void leg_init(struct rate_leg *rl, const struct fare_tap *a, const struct fare_tap *b, unsigned no)
+static void leg_init(struct rate_ctx *ctx, struct rate_leg *rl, const struct fare_tap *a, const struct fare_tap *b,
+		     unsigned no)
 {
 	struct fare_leg *l = &rl->leg;
 	memset(rl, 0, sizeof(*rl));
 	rl->group = -1;
 	rl->promotion = -1;
+	rl->rule = rl->transfer_rule = -1;
+	rl->alone.rule = rl->as_transfer.rule = -1;
+	rl->route_ix = route_ix(ctx, a);
+	rl->from_ix = stop_ix(ctx, a);
+	rl->to_ix = b ? stop_ix(ctx, b) : rl->from_ix;
+	rl->media = media_ix(ctx, a->medium);
+	rl->category = category_ix(ctx, a->category);
 	l->day = a->day;
 	l->medium = a->medium;
 	l->issuer = a->issuer;
@@ -166,20 +264,31 @@ static void leg_init(struct rate_leg *rl, const struct fare_tap *a, const struct
 	l->product = l->promotion_idx = l->subsidy_idx = FARE_NONE;
 }
 
-/* Price a leg from its product, or mark it norule. */
-static void price_product(struct rate_ctx *ctx, struct rate_leg *rl, int32_t product, int32_t nominal, int32_t catp)
+/* Price a leg from a match (its product, prices and group), or mark it unrated. */
+static void price_match(struct rate_leg *rl, const struct rule_match *m)
 {
-	rl->leg.product = (uint16_t)product;
-	rl->leg.nominal = nominal;
-	rl->leg.concession = catp - nominal;
-	rl->category_price = catp;
+	if (!m->found) {
+		rl->leg.flags |= FARE_LEG_NORULE;
+		rl->leg.product = FARE_NONE;
+		rl->leg.nominal = rl->leg.concession = 0;
+		rl->category_price = 0;
+		rl->group = -1;
+		rl->rule = m->rule;
+		return;
+	}
+	rl->leg.flags &= (uint8_t)~FARE_LEG_NORULE;
+	rl->leg.product = (uint16_t)m->product;
+	rl->leg.nominal = m->nominal;
+	rl->leg.concession = m->category - m->nominal;
+	rl->category_price = m->category;
+	rl->group = m->group;
+	rl->rule = m->rule;
 }
 
 static void price_leg(struct rate_ctx *ctx, struct rate_leg *rl, const struct fare_tap *a, const struct fare_tap *b,
 		      const struct fare_incomplete *inc)
 {
 	const struct fare_feed *f = ctx->feed;
-	int32_t nominal, catp;
 	if (a->kind == FARE_PURCHASE) {
 		rl->leg.flags |= FARE_LEG_PURCHASE;
 		rl->leg.nominal = (int32_t)a->amount_fen;
@@ -187,29 +296,39 @@ static void price_leg(struct rate_ctx *ctx, struct rate_leg *rl, const struct fa
 		return;
 	}
 	if (rl->leg.flags & FARE_LEG_INCOMPLETE) {
-		if (fare_feed_price(f, inc->product, a->medium, a->category, &nominal, &catp))
-			price_product(ctx, rl, inc->product, nominal, catp);
-		else
-			rl->leg.flags |= FARE_LEG_NORULE;
+		struct rule_match m = {.rule = -1, .product = inc->product, .group = -1};
+		m.found = fare_feed_price_ix(f, inc->product, rl->media, rl->category, &m.nominal, &m.category, NULL);
+		price_match(rl, &m);
+		return;
+	}
+	if (rl->route_ix == FARE_NO_INDEX || rl->from_ix == FARE_NO_INDEX || (b && rl->to_ix == FARE_NO_INDEX)) {
+		rl->leg.flags |= FARE_LEG_NORULE; /* a validator code the feed does not know: never guessed */
 		return;
 	}
 	struct leg_facts lf = {
-		.network = fare_feed_route_network(f, a->route_id),
-		.from_stop = a->stop_id,
-		.to_stop = b ? b->stop_id : 0,
+		.network = fare_feed_route_network(f, rl->route_ix),
+		.from_stop = rl->from_ix,
+		.to_stop = b ? rl->to_ix : FARE_NO_INDEX,
 		.has_to = b != NULL,
-		.medium = a->medium,
-		.category = a->category,
+		.media = rl->media,
+		.category = rl->category,
 	};
 	lf.from_tf = tf_mask(ctx, a->time_us);
 	lf.to_tf = b ? tf_mask(ctx, b->time_us) : lf.from_tf;
-	const struct rule_memo *m = match_memo(ctx, &lf);
-	if (!m->found) {
-		rl->leg.flags |= FARE_LEG_NORULE;
-		return;
+	rl->alone = *match_memo(ctx, &lf);
+	if (f->ntransfer_only > 0 && f->ntransfer_rules > 0) { /* else the same match */
+		lf.transfer = true;
+		rl->as_transfer = *match_memo(ctx, &lf);
 	}
-	price_product(ctx, rl, m->product, m->nominal, m->category);
-	rl->group = m->group;
+	price_match(rl, &rl->alone);
+}
+
+/* Whether tap b ends the journey tap a began: an exit on the same network (on a bus, the same route). */
+static bool ends(const struct rate_ctx *ctx, const struct fare_tap *a, const struct fare_tap *b, int32_t network)
+{
+	if (b->kind != FARE_EXIT || tap_network(ctx, b) != network)
+		return false;
+	return a->kind != FARE_BOARD || a->route_id == b->route_id;
 }
 
 /* Taps to legs, in tap order. */
@@ -219,13 +338,13 @@ static unsigned form_legs(struct rate_ctx *ctx, const struct fare_tap *t, unsign
 	unsigned nl = 0;
 	for (unsigned i = 0; i < n; i++) {
 		const struct fare_tap *a = &t[i], *b = NULL;
-		int32_t network = fare_feed_route_network(f, a->route_id);
-		const struct fare_incomplete *inc =
-			a->kind == FARE_ENTRY || a->kind == FARE_EXIT ? incomplete_of(f, network) : NULL;
+		int32_t network = tap_network(ctx, a);
+		const struct fare_incomplete *inc = a->kind != FARE_PURCHASE ? incomplete_of(f, network) : NULL;
+		if (inc && a->kind == FARE_BOARD && !inc->board_exit)
+			inc = NULL; /* a boarding on a network whose validators record no exit */
 		bool incomplete = false;
-		if (inc && a->kind == FARE_ENTRY) {
-			if (i + 1 < n && t[i + 1].kind == FARE_EXIT &&
-			    fare_feed_route_network(f, t[i + 1].route_id) == network) {
+		if (inc && a->kind != FARE_EXIT) {
+			if (i + 1 < n && ends(ctx, a, &t[i + 1], network)) {
 				b = &t[++i];
 				incomplete = b->time_us - a->time_us > (uint64_t)inc->max_journey_s * 1000000u;
 			} else {
@@ -233,9 +352,12 @@ static unsigned form_legs(struct rate_ctx *ctx, const struct fare_tap *t, unsign
 			}
 		} else if (inc) { /* an exit without its entry */
 			incomplete = true;
+		} else if (ctx->pair_exits && a->kind != FARE_PURCHASE && a->kind != FARE_EXIT && i + 1 < n &&
+			   ends(ctx, a, &t[i + 1], network)) {
+			b = &t[++i]; /* quote: an exit given gives the leg its arrival, rule or not */
 		}
 		struct rate_leg *rl = &out[nl];
-		leg_init(rl, a, b, ++nl);
+		leg_init(ctx, rl, a, b, ++nl);
 		if (incomplete)
 			rl->leg.flags |= FARE_LEG_INCOMPLETE;
 		price_leg(ctx, rl, a, b, inc);
@@ -245,9 +367,15 @@ static unsigned form_legs(struct rate_ctx *ctx, const struct fare_tap *t, unsign
 
 /* --- transfers */
 
-static bool transfer_eligible(const struct rate_leg *rl)
+static bool transfer_from(const struct rate_leg *rl)
 {
 	return !(rl->leg.flags & (FARE_LEG_PURCHASE | FARE_LEG_INCOMPLETE | FARE_LEG_NORULE));
+}
+
+static bool transfer_to(const struct rate_leg *rl)
+{
+	return !(rl->leg.flags & (FARE_LEG_PURCHASE | FARE_LEG_INCOMPLETE)) &&
+	       (rl->alone.found || rl->as_transfer.found);
 }
 
 static bool within(const struct fare_transfer_rule *tr, const struct fare_leg *prev, const struct fare_leg *cur)
@@ -265,42 +393,64 @@ static bool group_step(int32_t v, int32_t g, bool named)
 	return named ? v == g : v < 0;
 }
 
-/* Apply the best transfer rule from prev to cur; returns the rule applied or -1. */
-static int32_t apply_transfer(struct rate_ctx *ctx, const struct rate_leg *prev, struct rate_leg *cur,
-			      uint32_t same_group_run)
+struct transfer_choice {
+	int32_t rule;     /* -1: none */
+	int32_t transfer; /* the adjustment */
+};
+
+/* The best transfer rule from prev to cur priced by match m (docs/FARES.md 1.3). */
+static struct transfer_choice best_transfer(struct rate_ctx *ctx, const struct rate_leg *prev,
+					    const struct rate_leg *cur, const struct rule_match *m, uint32_t run)
 {
 	const struct fare_feed *f = ctx->feed;
+	struct transfer_choice best = {.rule = -1};
 	bool from_named = false, to_named = false;
 	for (uint32_t i = 0; i < f->ntransfer_rules && prev->group >= 0 && !from_named; i++)
 		from_named = f->transfer_rules[i].from_group == prev->group;
-	for (uint32_t i = 0; i < f->ntransfer_rules && cur->group >= 0 && !to_named; i++)
+	for (uint32_t i = 0; i < f->ntransfer_rules && m->group >= 0 && !to_named; i++)
 		to_named = group_step(f->transfer_rules[i].from_group, prev->group, from_named) &&
-			   f->transfer_rules[i].to_group == cur->group;
-	int32_t best = -1, best_transfer = 0;
-	int32_t a = prev->category_price, b = cur->category_price;
+			   f->transfer_rules[i].to_group == m->group;
+	int32_t a = prev->category_price, b = m->category;
 	for (uint32_t i = 0; i < f->ntransfer_rules; i++) {
 		const struct fare_transfer_rule *tr = &f->transfer_rules[i];
-		if (!group_step(tr->from_group, prev->group, from_named) ||
-		    !group_step(tr->to_group, cur->group, to_named))
+		if (!group_step(tr->from_group, prev->group, from_named) || !group_step(tr->to_group, m->group, to_named))
 			continue;
 		bool same = tr->from_group >= 0 && tr->from_group == tr->to_group;
-		if (!within(tr, &prev->leg, &cur->leg))
+		if (!within(tr, &prev->leg, &cur->leg) || (same && tr->transfer_count >= 0 && run >= (uint32_t)tr->transfer_count))
 			continue;
-		if (same && tr->transfer_count >= 0 && same_group_run >= (uint32_t)tr->transfer_count)
+		if ((tr->filter_product >= 0 && tr->filter_product != (int32_t)prev->leg.product) ||
+		    (tr->product_behavior == 1 && (int32_t)prev->leg.product != m->product))
 			continue;
 		int32_t x = 0, nominal;
-		if (tr->product >= 0 &&
-		    !fare_feed_price(f, tr->product, cur->leg.medium, cur->leg.category, &nominal, &x))
+		if (tr->product >= 0 && !fare_feed_price_ix(f, tr->product, cur->media, cur->category, &nominal, &x, NULL))
 			continue;
 		int32_t t = tr->transfer_type == 0 ? x - b : tr->transfer_type == 1 ? x : x - a - b;
 		if (t < -b)
 			t = -b; /* never a negative fare */
-		if (best < 0 || t < best_transfer)
-			best = (int32_t)i, best_transfer = t;
+		if (best.rule < 0 || t < best.transfer)
+			best = (struct transfer_choice){.rule = (int32_t)i, .transfer = t};
 	}
-	if (best >= 0)
-		cur->leg.transfer = best_transfer;
 	return best;
+}
+
+/* Transfer to cur from prev: as the leg alone, or by its transfer_only rule; the cheaper for the rider. */
+static int32_t apply_transfer(struct rate_ctx *ctx, const struct rate_leg *prev, struct rate_leg *cur, uint32_t run)
+{
+	struct transfer_choice alone = {.rule = -1}, via = {.rule = -1};
+	if (cur->alone.found)
+		alone = best_transfer(ctx, prev, cur, &cur->alone, run);
+	if (cur->as_transfer.found && cur->as_transfer.rule != cur->alone.rule)
+		via = best_transfer(ctx, prev, cur, &cur->as_transfer, run);
+	int64_t cost_alone = alone.rule >= 0 ? (int64_t)cur->alone.category + alone.transfer : INT64_MAX;
+	int64_t cost_via = via.rule >= 0 ? (int64_t)cur->as_transfer.category + via.transfer : INT64_MAX;
+	if (via.rule >= 0 && cost_via < cost_alone) {
+		price_match(cur, &cur->as_transfer);
+		cur->leg.transfer = via.transfer;
+		return via.rule;
+	}
+	if (alone.rule >= 0)
+		cur->leg.transfer = alone.transfer;
+	return alone.rule;
 }
 
 static void apply_transfers(struct rate_ctx *ctx, struct rate_leg *legs, unsigned n)
@@ -312,8 +462,9 @@ static void apply_transfers(struct rate_ctx *ctx, struct rate_leg *legs, unsigne
 		if (cur->leg.flags & FARE_LEG_PURCHASE)
 			continue;
 		int32_t rule = -1;
-		if (prev && transfer_eligible(prev) && transfer_eligible(cur))
+		if (prev && transfer_from(prev) && transfer_to(cur))
 			rule = apply_transfer(ctx, prev, cur, run);
+		cur->transfer_rule = rule;
 		const struct fare_transfer_rule *tr = rule >= 0 ? &ctx->feed->transfer_rules[rule] : NULL;
 		run = tr && tr->from_group >= 0 && tr->from_group == tr->to_group ? run + 1 : 0;
 		prev = cur;
@@ -322,13 +473,39 @@ static void apply_transfers(struct rate_ctx *ctx, struct rate_leg *legs, unsigne
 
 /* --- caps, subsidies, promotion candidates */
 
-static bool category_is(const struct fare_feed *f, uint8_t card_category, int32_t cat)
+/* The spend-tier discount of a fare, in percent, once `spent` was charged this month (the best tier reached). */
+static int32_t tier_pct(const struct fare_feed *f, const struct rate_leg *rl, int64_t spent)
 {
-	int32_t mine = card_category < FARE_CARD_CATEGORIES ? f->category_of[card_category] : -1;
-	return (mine < 0 ? f->default_category : mine) == cat;
+	int32_t pct = 0;
+	for (uint32_t t = 0; t < f->ntiers; t++) {
+		const struct fare_tier *tr = &f->tier_rows[t];
+		if (tr->media == rl->media && (tr->category < 0 || tr->category == rl->category) &&
+		    spent >= tr->threshold_fen && tr->discount_pct > pct)
+			pct = tr->discount_pct;
+	}
+	return pct;
 }
 
-static void apply_caps(struct rate_ctx *ctx, struct rate_leg *legs, unsigned n, int64_t week_before_fen)
+/* Room left under the token's caps of its medium and category, after `day_fen` charged today. */
+static int64_t cap_room(const struct fare_feed *f, const struct rate_leg *rl, const struct rate_before *before,
+			int64_t day_fen)
+{
+	int64_t room = INT64_MAX;
+	for (uint32_t c = 0; c < f->ncaps; c++) {
+		const struct fare_cap *cap = &f->cap_rows[c];
+		if (cap->media != rl->media || (cap->category >= 0 && cap->category != rl->category))
+			continue;
+		int64_t earlier = cap->period == FARE_CAP_WEEK ? before->week_fen
+				  : cap->period == FARE_CAP_MONTH ? before->month_fen : 0;
+		int64_t r = cap->amount_fen - earlier - day_fen;
+		if (r < room)
+			room = r;
+	}
+	return room < 0 ? 0 : room;
+}
+
+/* Spend tiers, then caps: both in the leg's `cap` adjustment (docs/FARES.md 3, step 4). */
+static void apply_caps(struct rate_ctx *ctx, struct rate_leg *legs, unsigned n, const struct rate_before *before)
 {
 	const struct fare_feed *f = ctx->feed;
 	int64_t day_fen = 0;
@@ -336,27 +513,21 @@ static void apply_caps(struct rate_ctx *ctx, struct rate_leg *legs, unsigned n, 
 		struct fare_leg *l = &legs[i].leg;
 		if (l->flags & FARE_LEG_PURCHASE)
 			continue;
-		int64_t fare = l->nominal + l->concession + l->transfer, room = INT64_MAX;
-		for (uint32_t c = 0; c < f->ncaps; c++) {
-			const struct fare_cap *cap = &f->cap_rows[c];
-			if (cap->media != f->media_of[l->medium] || (cap->category >= 0 && !category_is(f, l->category, cap->category)))
-				continue;
-			int64_t r = cap->amount_fen - (cap->week ? week_before_fen + day_fen : day_fen);
-			if (r < room)
-				room = r;
-		}
-		if (room < 0)
-			room = 0;
-		if (fare > room)
-			l->cap = (int32_t)-(fare - room);
-		day_fen += fare + l->cap;
+		int64_t fare = l->nominal + l->concession + l->transfer, discount = 0;
+		if (f->ntiers > 0 && fare > 0)
+			discount = fare * tier_pct(f, &legs[i], before->month_fen + day_fen) / 100;
+		fare -= discount;
+		int64_t room = cap_room(f, &legs[i], before, day_fen);
+		l->cap = (int32_t)-(discount + (fare > room ? fare - room : 0));
+		day_fen += l->nominal + l->concession + l->transfer + l->cap;
 	}
 }
 
-static bool promotion_applies(const struct fare_feed *f, const struct fare_promotion *p, const struct fare_leg *l)
+static bool promotion_applies(const struct fare_feed *f, const struct fare_promotion *p, const struct rate_leg *rl)
 {
-	return p->media == f->media_of[l->medium] && l->day >= p->start_date && l->day <= p->end_date &&
-	       (p->network < 0 || p->network == fare_feed_route_network(f, l->route_id)) &&
+	const struct fare_leg *l = &rl->leg;
+	return p->media == rl->media && l->day >= p->start_date && l->day <= p->end_date &&
+	       (p->network < 0 || p->network == fare_feed_route_network(f, rl->route_ix)) &&
 	       (!p->route_id_set || p->route_id == l->route_id);
 }
 
@@ -368,7 +539,7 @@ static void mark_promotions(struct rate_ctx *ctx, struct rate_leg *legs, unsigne
 		if (l->flags & (FARE_LEG_PURCHASE | FARE_LEG_NORULE))
 			continue;
 		for (uint32_t p = 0; p < f->npromotions; p++)
-			if (promotion_applies(f, &f->promotion_rows[p], l)) {
+			if (promotion_applies(f, &f->promotion_rows[p], &legs[i])) {
 				if (l->nominal + l->concession + l->transfer + l->cap > f->promotion_rows[p].rider_amount_fen)
 					legs[i].promotion = (int32_t)p;
 				break; /* the first listed that applies */
@@ -386,7 +557,7 @@ static void apply_subsidies(struct rate_ctx *ctx, struct rate_leg *legs, unsigne
 			continue;
 		for (uint32_t s = 0; s < f->nsubsidies && s < FARE_SUBSIDIES_MAX; s++) {
 			const struct fare_subsidy *sb = &f->subsidy_rows[s];
-			if (!category_is(f, l->category, sb->category) || (sb->media >= 0 && sb->media != f->media_of[l->medium]) ||
+			if (sb->category != legs[i].category || (sb->media >= 0 && sb->media != legs[i].media) ||
 			    (sb->route_id_set && sb->route_id != l->route_id) || l->day < sb->start_date ||
 			    l->day > sb->end_date)
 				continue;
@@ -409,12 +580,12 @@ void rate_settle_leg(struct fare_leg *l)
 	assert(l->rider_fen + l->promotion_funder_fen + l->subsidy_funder_fen == l->operator_fen);
 }
 
-unsigned rate_token_day(struct rate_ctx *ctx, const struct fare_tap *taps, unsigned n, int64_t week_before_fen,
+unsigned rate_token_day(struct rate_ctx *ctx, const struct fare_tap *taps, unsigned n, const struct rate_before *before,
 			struct rate_leg *out)
 {
 	unsigned nl = form_legs(ctx, taps, n, out);
 	apply_transfers(ctx, out, nl);
-	apply_caps(ctx, out, nl, week_before_fen);
+	apply_caps(ctx, out, nl, before);
 	apply_subsidies(ctx, out, nl);
 	mark_promotions(ctx, out, nl);
 	for (unsigned i = 0; i < nl; i++)

@@ -11,17 +11,30 @@
 #define FARE_SUBSIDIES_MAX 16u
 #define FARE_MEMO_SLOTS 16384u
 
-struct rule_memo {
-	uint64_t key_a, key_b, key_from_tf, key_to_tf;
-	int32_t product, group, nominal, category;
-	bool used, found;
+/* One leg-rule match: the rule chosen and its prices for the rider. */
+struct rule_match {
+	int32_t rule, product, group, nominal, category;
+	bool found;
+	bool excluded; /* a rule check refused (exclude_bad_rows) matches: the leg is unrated */
+	bool upgrade;  /* only a transfer product matched the leg alone */
 };
 
-/* Per run: the feed, the clock, and a memo of leg-rule matches. */
+struct rule_memo {
+	uint64_t key_a, key_b, key_from_tf, key_to_tf;
+	struct rule_match m;
+	bool used;
+};
+
+/* Per run: the feed, the clocks, and a memo of leg-rule matches. */
 struct rate_ctx {
 	const struct fare_feed *feed;
-	struct fare_clock *clock;
-	struct rule_memo *memo; /* FARE_MEMO_SLOTS */
+	struct fare_clock *clock;      /* business days: [fares] timezone */
+	struct fare_clock *feed_clock; /* timeframes: the feed's agency_timezone (may be clock) */
+	struct rule_memo *memo;        /* FARE_MEMO_SLOTS */
+	bool taps_by_index;            /* taps' route_id / stop_id are feed indices (tapfare quote) */
+	bool pair_exits;               /* quote: an exit after a boarding or entry ends its leg, on any network */
+	bool media_fixed;              /* quote: media / category below instead of the tap's */
+	int32_t media, category;
 };
 
 /* A leg while it is rated: the stored leg plus what phase 2 needs. */
@@ -31,11 +44,16 @@ struct rate_leg {
 	int32_t group;          /* leg group, -1 none */
 	int32_t promotion;      /* candidate promotion index, -1 none */
 	uint32_t group_index;   /* which token-day it belongs to */
+	uint32_t route_ix, from_ix, to_ix; /* feed indices, FARE_NO_INDEX when the code maps to nothing */
+	struct rule_match alone, as_transfer; /* the leg's rule on its own, and reached by a transfer */
+	int32_t rule, transfer_rule;          /* what priced it (-1 none), for quote's explanation */
+	int32_t media, category;              /* feed indices it was priced for */
 };
 
-/* Week totals of a token before this day, per cap (filled by the run). */
-struct rate_week {
-	int64_t before_fen; /* charged on earlier business days of the same week */
+/* What a token was charged for fares before this business day (filled by the run). */
+struct rate_before {
+	int64_t week_fen;  /* on earlier business days of the same week (Monday to Sunday) */
+	int64_t month_fen; /* on earlier business days of the same calendar month */
 };
 
 /*
@@ -43,7 +61,7 @@ struct rate_week {
  * legs (at most n). Promotions are only marked as candidates: the run grants
  * them over every token in order. Returns the number of legs.
  */
-unsigned rate_token_day(struct rate_ctx *ctx, const struct fare_tap *taps, unsigned n, int64_t week_before_fen,
+unsigned rate_token_day(struct rate_ctx *ctx, const struct fare_tap *taps, unsigned n, const struct rate_before *before,
 			struct rate_leg *out);
 
 /* Payers and receiver from the adjustments; asserts the leg is conserved. */

@@ -78,7 +78,8 @@ struct run {
 	struct rate_leg *legs;
 	size_t nlegs;
 	struct promo_state promo[FARE_PROMOTIONS_MAX];
-	bool week_caps[4];
+	bool week_caps[4];  /* the medium has a week or month cap or a spend tier: keep day totals */
+	bool week_cascade[4], month_cascade[4]; /* a late tap re-rates the rest of the week / month */
 	uint64_t now_us;
 	int scan_rc; /* why the log walk stopped early: FARE_ERR_LOG, FARE_ERR_NOMEM (err says) */
 };
@@ -211,10 +212,16 @@ static int load_state(struct run *r, MDB_txn *txn)
 		if (mdb_get(txn, r->db->promos, &pk, &v) == 0 && v.mv_size == sizeof(struct promo_state))
 			memcpy(&r->promo[p], v.mv_data, sizeof(struct promo_state));
 	}
-	for (uint32_t i = 0; i < r->feed->ncaps; i++)
-		for (unsigned m = 1; m <= 3; m++)
-			if (r->feed->cap_rows[i].week && r->feed->cap_rows[i].media == r->feed->media_of[m])
-				r->week_caps[m] = true;
+	for (unsigned m = 1; m <= 3; m++) {
+		for (uint32_t i = 0; i < r->feed->ncaps; i++)
+			if (r->feed->cap_rows[i].media == r->feed->media_of[m]) {
+				r->week_cascade[m] |= r->feed->cap_rows[i].period == FARE_CAP_WEEK;
+				r->month_cascade[m] |= r->feed->cap_rows[i].period == FARE_CAP_MONTH;
+			}
+		for (uint32_t i = 0; i < r->feed->ntiers; i++)
+			r->month_cascade[m] |= r->feed->tier_rows[i].media == r->feed->media_of[m];
+		r->week_caps[m] = r->week_cascade[m] || r->month_cascade[m];
+	}
 	return 0;
 }
 
@@ -558,6 +565,25 @@ static int64_t week_monday(uint32_t day)
 	return days - ((days % 7 + 7 + 3) % 7);
 }
 
+static int64_t month_first(uint32_t day)
+{
+	return fare_days_from_date(day / 100 * 100 + 1);
+}
+
+/* The last day a late tap on `day` can change: the end of its week and / or month (the day itself if neither). */
+static int64_t cascade_end(const struct run *r, const struct fare_tap *t)
+{
+	int64_t end = fare_days_from_date(t->day);
+	if (r->week_cascade[t->medium] && week_monday(t->day) + 6 > end)
+		end = week_monday(t->day) + 6;
+	if (r->month_cascade[t->medium]) {
+		uint32_t next = t->day / 100 % 100 == 12 ? (t->day / 10000 + 1) * 10000 + 101 : t->day / 100 * 100 + 101;
+		if (fare_days_from_date(next) - 1 > end)
+			end = fare_days_from_date(next) - 1;
+	}
+	return end;
+}
+
 /*
  * Add the taps the legs of one token-day cover (taps already there excluded).
  * Returns 0 or a FARE_ERR_* with r->err filled (a tap a leg names is missing
@@ -602,7 +628,7 @@ static int add_old_taps(struct run *r, MDB_txn *txn)
 		return 0;
 	if (sort_taps(r) != 0)
 		return FARE_ERR_NOMEM;
-	struct token_day *tds = malloc((nlate * 7 + 1) * sizeof(*tds));
+	struct token_day *tds = malloc((nlate * 31 + 1) * sizeof(*tds));
 	if (!tds)
 		return FARE_ERR_NOMEM;
 	struct fare_tap *late = malloc(nlate * sizeof(*late) + 1);
@@ -618,8 +644,8 @@ static int add_old_taps(struct run *r, MDB_txn *txn)
 		tds[n++] = (struct token_day){.day = t->day, .tap = t};
 		if (!r->week_caps[t->medium])
 			continue;
-		int64_t sunday = week_monday(t->day) + 6;
-		for (int64_t d = fare_days_from_date(t->day) + 1; d <= sunday; d++) {
+		int64_t last = cascade_end(r, t);
+		for (int64_t d = fare_days_from_date(t->day) + 1; d <= last; d++) {
 			uint32_t day = fare_date_from_days(d);
 			if (set_has(&r->rated, day))
 				tds[n++] = (struct token_day){.day = day, .tap = t};
@@ -670,33 +696,35 @@ static const struct group *group_of(const struct run *r, uint32_t day, const str
 	return NULL;
 }
 
-/* The token's fares on earlier days of the week: rated in this run, or stored. */
-static int64_t week_before(struct run *r, MDB_txn *txn, const struct fare_tap *t)
+/* The token's fares on earlier days of its week and month: rated in this run, or stored. */
+static struct rate_before period_before(struct run *r, MDB_txn *txn, const struct fare_tap *t)
 {
+	struct rate_before b = {0};
 	if (!r->week_caps[t->medium])
-		return 0;
-	int64_t days = fare_days_from_date(t->day);
+		return b;
+	int64_t days = fare_days_from_date(t->day), monday = week_monday(t->day), first = month_first(t->day);
 	uint8_t key[17];
-	int64_t sum = 0;
 	key[0] = t->medium;
 	be32_put(key + 1, t->issuer);
 	be64_put(key + 5, t->token_id);
-	for (int64_t d = week_monday(t->day); d < days; d++) {
+	if (!r->week_cascade[t->medium])
+		monday = days; /* no week cap: the week's days are not needed */
+	if (!r->month_cascade[t->medium])
+		first = days;
+	for (int64_t d = monday < first ? monday : first; d < days; d++) {
+		int64_t sum = 0;
 		uint32_t day = fare_date_from_days(d);
 		const struct group *g = group_of(r, day, t);
-		if (g) {
-			sum += group_fares(r, g);
-			continue;
-		}
 		be32_put(key + 13, day);
 		MDB_val k = {.mv_size = 17, .mv_data = key}, v;
-		int64_t x;
-		if (mdb_get(txn, r->db->weeks, &k, &v) == 0 && v.mv_size == 8) {
-			memcpy(&x, v.mv_data, 8);
-			sum += x;
-		}
+		if (g)
+			sum = group_fares(r, g);
+		else if (mdb_get(txn, r->db->weeks, &k, &v) == 0 && v.mv_size == 8)
+			memcpy(&sum, v.mv_data, 8);
+		b.week_fen += d >= monday ? sum : 0;
+		b.month_fen += d >= first ? sum : 0;
 	}
-	return sum;
+	return b;
 }
 
 static int sum_promotions(void *arg, const struct fare_leg *l)
@@ -733,8 +761,8 @@ static int rate_all(struct run *r, MDB_txn *txn)
 				return fail_store(r, "reading a late token-day's promotions", rc);
 		}
 		g->leg_first = (uint32_t)r->nlegs;
-		g->nlegs = rate_token_day(&r->ctx, &r->taps[i], g->n, week_before(r, txn, &r->taps[i]),
-					  &r->legs[r->nlegs]);
+		struct rate_before before = period_before(r, txn, &r->taps[i]);
+		g->nlegs = rate_token_day(&r->ctx, &r->taps[i], g->n, &before, &r->legs[r->nlegs]);
 		for (uint32_t k = 0; k < g->nlegs; k++)
 			r->legs[r->nlegs + k].group_index = (uint32_t)r->ngroups;
 		r->nlegs += g->nlegs;
@@ -1183,6 +1211,10 @@ int fare_run(struct fare_db *db, struct st_env *log, const struct fare_feed *fee
 	}
 	r.ctx.feed = feed;
 	r.ctx.clock = clk;
+	struct fare_clock feed_clk;
+	if (feed->timezone[0] && strcmp(feed->timezone, clk->tz) != 0 &&
+	    fare_clock_init(&feed_clk, feed->timezone, "00:00") == 0)
+		r.ctx.feed_clock = &feed_clk; /* timeframes are the agency's local times */
 	r.start_ns = mono_ns();
 	int rc = (r.ctx.memo = calloc(FARE_MEMO_SLOTS, sizeof(*r.ctx.memo))) ? 0 : FARE_ERR_NOMEM;
 	if (rc == 0 && (rc = with_room(&r, undo_step, NULL)) != 0)

@@ -437,6 +437,48 @@ static void test_malformed_feeds(void **state)
 	assert_int_equal(failed, 0);
 }
 
+/* A feed with three defects in three files: all three are listed, each with file, line, column and field;
+ * refused by default, accepted with exclude_bad_rows (its refused leg rule kept as excluded). */
+static void test_every_error_listed(void **state)
+{
+	struct fare_feed *f = NULL;
+	struct fare_feed_report rep;
+	const char *dir = "tests/fares/multi/three-errors";
+	assert_int_equal(fare_feed_load_opts(&f, dir, NULL, &rep), FARE_ERR_FEED);
+	assert_null(f);
+	fprintf(stderr, "%s", rep.text);
+	assert_int_equal(rep.nerrors, 3);
+	assert_non_null(strstr(rep.text, "/timeframes.txt:2:3: end_time: \"26:00:00\""));
+	assert_non_null(strstr(rep.text, "/fare_products.txt:3:5: amount: \"2.001\""));
+	assert_non_null(strstr(rep.text, "/fare_leg_rules.txt:"));
+	assert_non_null(strstr(rep.text, ":3: from_area_id: unknown area_id \"st9999\""));
+	fare_feed_report_free(&rep);
+	struct fare_load_opts opts = {.exclude_bad_rows = true};
+	assert_int_equal(fare_feed_load_opts(&f, dir, &opts, &rep), 0);
+	assert_int_equal(rep.nerrors, 3);
+	fare_feed_report_free(&rep);
+	fare_feed_free(f);
+	struct fare_load_opts one = {.errors_max = 1};
+	assert_int_equal(fare_feed_load_opts(&f, dir, &one, &rep), FARE_ERR_FEED);
+	assert_int_equal(rep.nerrors, 1);
+	assert_true(rep.truncated);
+	fare_feed_report_free(&rep);
+}
+
+/* A feed file that is a FIFO is refused at once, not waited on. */
+static void test_fifo_refused(void **state)
+{
+	char dir[] = "/tmp/tapgate-fifo-XXXXXX", path[128], err[FARE_ERR_MAX];
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/stops.txt", dir);
+	assert_int_equal(mkfifo(path, 0600), 0);
+	struct fare_feed *f = NULL;
+	assert_int_equal(fare_feed_load(&f, dir, err, sizeof(err)), FARE_ERR_FEED);
+	assert_non_null(strstr(err, "not a regular file"));
+	unlink(path);
+	rmdir(dir);
+}
+
 /* The demo feed loads, and loading is deterministic (same version twice). */
 static void test_demo_feed(void **state)
 {
@@ -461,6 +503,8 @@ int main(int argc, char **argv)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_demo_feed),
 		cmocka_unit_test(test_malformed_feeds),
+		cmocka_unit_test(test_every_error_listed),
+		cmocka_unit_test(test_fifo_refused),
 		cmocka_unit_test(test_rule_units),
 		cmocka_unit_test(test_golden_rider_days),
 	};

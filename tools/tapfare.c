@@ -24,18 +24,30 @@
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: tapfare [-c CONFIG] [-s STORE] [-r RATED] [-f FEED] [-o section.key=value] COMMAND\n"
-		   "  check [FEED_DIR]                 load and validate a feed, print its version and size\n"
-		   "  rate [--through YYYYMMDD]        rate the log's new taps; every unrated day up to --through\n"
+		   "  check [FEED_DIR] [--exclude-bad-rows]\n"
+		   "                                   load and validate a feed: every problem with file, line,\n"
+		   "                                   column and field; its version, size and currency\n"
+		   "  rate [--through YYYYMMDD] [--exclude-bad-rows]\n"
+		   "                                   rate the log's new taps; every unrated day up to --through\n"
 		   "                                   (default: each day whose cutoff is fares.grace_s past)\n"
 		   "  legs [--day D] [--token T] [--no-version]   print rated legs (docs/FARES.md section 4)\n"
+		   "  quote --date YYYYMMDD [--media ID] [--category ID] (--taps FILE.csv | TAP...)\n"
+		   "                                   price one journey against -f FEED, no store: each leg, the\n"
+		   "                                   rule that priced it and why (section 7); TAP is\n"
+		   "                                   TIME,KIND,ROUTE_ID,STOP_ID with the feed's ids, KIND board,\n"
+		   "                                   entry or exit; FILE.csv has the header\n"
+		   "                                   [date,]time,kind,route_id,stop_id\n"
 		   "  audit [--day D] [--token T]      print the e-purse audit table (section 5)\n"
 		   "Tokens: epurse:ISSUER:CARD, quickpass:N, qr:N. Days: YYYYMMDD.\n");
 }
 
+static bool exclude_bad_rows; /* --exclude-bad-rows */
+
 struct args {
 	struct cfg cfg;
 	const char *store, *rated, *feed;
-	uint32_t day, through;
+	uint32_t day, through, date;
+	const char *media_id, *category_id, *taps_file;
 	bool no_version, have_token;
 	struct fare_query q;
 };
@@ -54,6 +66,9 @@ static int command_options(int argc, char **argv, struct args *a)
 	static const struct option opts[] = {
 		{"through", required_argument, NULL, 't'}, {"day", required_argument, NULL, 'd'},
 		{"token", required_argument, NULL, 'k'},   {"no-version", no_argument, NULL, 'n'},
+		{"exclude-bad-rows", no_argument, NULL, 'x'}, {"media", required_argument, NULL, 'm'},
+		{"category", required_argument, NULL, 'g'},   {"date", required_argument, NULL, 'D'},
+		{"taps", required_argument, NULL, 'T'},
 		{NULL, 0, NULL, 0},
 	};
 	int c;
@@ -70,6 +85,11 @@ static int command_options(int argc, char **argv, struct args *a)
 			}
 			break;
 		case 'n': a->no_version = true; break;
+		case 'x': exclude_bad_rows = true; break;
+		case 'm': a->media_id = optarg; break;
+		case 'g': a->category_id = optarg; break;
+		case 'D': if (parse_day(optarg, &a->date) != 0) return EXIT_INPUT; break;
+		case 'T': a->taps_file = optarg; break;
 		default: usage(stderr); return EXIT_USAGE;
 		}
 	}
@@ -77,15 +97,32 @@ static int command_options(int argc, char **argv, struct args *a)
 	return 0;
 }
 
+/* Load a feed, listing every problem found; with --exclude-bad-rows a feed with problems is taken with the
+ * refused rows left out (each listed here). */
+static int load_feed_opts(const char *dir, bool exclude, struct fare_feed **f)
+{
+	struct fare_load_opts opts = {.exclude_bad_rows = exclude};
+	struct fare_feed_report rep;
+	int rc = fare_feed_load_opts(f, dir, &opts, &rep);
+	for (const char *p = rep.text; p && *p;) {
+		size_t len = strcspn(p, "\n");
+		fprintf(stderr, "tapfare: %s%.*s\n", rc == 0 ? "excluded: " : "", (int)len, p);
+		p += len + (p[len] == '\n');
+	}
+	if (rep.truncated)
+		fprintf(stderr, "tapfare: more than %u problems: stopped looking\n", rep.nerrors);
+	if (rc != 0 && rep.nerrors > 0)
+		fprintf(stderr, "tapfare: %s: %u problem%s, feed refused%s\n", dir, rep.nerrors, rep.nerrors == 1 ? "" : "s",
+			exclude ? "" : " (--exclude-bad-rows takes it without the refused rows)");
+	fare_feed_report_free(&rep);
+	if (rc != 0)
+		return rc == FARE_ERR_FEED ? EXIT_INPUT : EXIT_SYSTEM;
+	return 0;
+}
+
 static int load_feed(const char *dir, struct fare_feed **f)
 {
-	char err[FARE_ERR_MAX];
-	int rc = fare_feed_load(f, dir, err, sizeof(err));
-	if (rc != 0) {
-		fprintf(stderr, "tapfare: %s\n", err);
-		return rc == FARE_ERR_FEED ? EXIT_INPUT : EXIT_SYSTEM;
-	}
-	return 0;
+	return load_feed_opts(dir, exclude_bad_rows, f);
 }
 
 static int init_clock(const struct args *a, struct fare_clock *clk)
@@ -149,7 +186,7 @@ static int cmd_rate(struct args *a)
 		rc = EXIT_SYSTEM;
 	} else {
 		printf("rated %llu taps (%llu read, %llu late, %llu undecodable), %llu days, %llu legs, "
-		       "%llu adjustment legs for %llu token-days, %llu norule legs, %llu audit lines\n",
+		       "%llu adjustment legs for %llu token-days, %llu unrated legs, %llu audit lines\n",
 		       (unsigned long long)st.taps_rated, (unsigned long long)st.taps_scanned,
 		       (unsigned long long)st.taps_late, (unsigned long long)st.taps_undecodable,
 		       (unsigned long long)st.days_rated, (unsigned long long)st.legs_written,
@@ -161,6 +198,66 @@ out_close_log:
 	st_env_close(log);
 	fare_feed_free(feed);
 	return rc;
+}
+
+static char *slurp(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	char *b = NULL;
+	if (!f)
+		return NULL;
+	if (fseek(f, 0, SEEK_END) == 0) {
+		long n = ftell(f);
+		if (n >= 0 && n < (1 << 20) && fseek(f, 0, SEEK_SET) == 0 && (b = malloc((size_t)n + 1)) &&
+		    fread(b, 1, (size_t)n, f) == (size_t)n)
+			*len = (size_t)n;
+		else
+			free(b), b = NULL;
+	}
+	fclose(f);
+	return b;
+}
+
+/* The taps of the command line as CSV under quote's header. */
+static char *taps_csv(int argc, char **argv, size_t *len)
+{
+	size_t cap = 64;
+	for (int i = 0; i < argc; i++)
+		cap += strlen(argv[i]) + 1;
+	char *b = malloc(cap);
+	if (!b)
+		return NULL;
+	*len = (size_t)snprintf(b, cap, "time,kind,route_id,stop_id\n");
+	for (int i = 0; i < argc; i++)
+		*len += (size_t)snprintf(b + *len, cap - *len, "%s\n", argv[i]);
+	return b;
+}
+
+static int cmd_quote(int argc, char **argv, struct args *a)
+{
+	struct fare_feed *feed;
+	char err[FARE_ERR_MAX];
+	size_t len = 0;
+	if (!a->date && !a->taps_file) {
+		fprintf(stderr, "tapfare: quote needs --date YYYYMMDD (or a date column in --taps)\n");
+		return EXIT_USAGE;
+	}
+	int rc = load_feed(a->feed, &feed);
+	if (rc != 0)
+		return rc;
+	char *csv = a->taps_file ? slurp(a->taps_file, &len) : taps_csv(argc, argv, &len);
+	if (!csv) {
+		fprintf(stderr, "tapfare: %s: cannot read the taps\n", a->taps_file ? a->taps_file : "quote");
+		fare_feed_free(feed);
+		return EXIT_INPUT;
+	}
+	struct fare_quote_opts o = {.media_id = a->media_id, .category_id = a->category_id, .date = a->date,
+				    .timezone = a->cfg.fares_timezone};
+	if ((rc = fare_quote(feed, csv, len, &o, stdout, err, sizeof(err))) != 0)
+		fprintf(stderr, "tapfare: quote: %s\n", err);
+	free(csv);
+	fare_feed_free(feed);
+	return rc == 0 ? 0 : rc == FARE_ERR_NOMEM ? EXIT_SYSTEM : EXIT_INPUT;
 }
 
 static int cmd_print(struct args *a, bool legs)
@@ -232,6 +329,8 @@ int main(int argc, char **argv)
 		return cmd_check(argc - optind + 1, argv + optind - 1, &a);
 	if (strcmp(cmd, "rate") == 0)
 		return cmd_rate(&a);
+	if (strcmp(cmd, "quote") == 0)
+		return cmd_quote(argc - optind, argv + optind, &a);
 	if (strcmp(cmd, "legs") == 0 || strcmp(cmd, "audit") == 0)
 		return cmd_print(&a, strcmp(cmd, "legs") == 0);
 	fprintf(stderr, "tapfare: unknown command \"%s\"\n", cmd);

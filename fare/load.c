@@ -1,0 +1,826 @@
+/*
+ * load.c - one loader per feed file, each driven by its column table: the
+ * columns it reads (a missing required column refuses the file), then one
+ * function per row that checks and stores it.
+ *
+ * A row with a problem is recorded (field.c) and loading goes on, so a feed
+ * is checked whole in one pass. Files are loaded in the order of `tables`,
+ * so a reference always points to a file loaded before.
+ */
+#include "fare/load.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define COLUMNS_MAX 16u
+
+typedef int (*row_fn)(struct loader *ld, const struct csv_row *r, const int *c);
+
+static int col_of(const struct csv_table *t, const char *name)
+{
+	for (uint32_t i = 0; i < t->ncols; i++)
+		if (strcmp(t->header[i], name) == 0)
+			return (int)i;
+	return -1;
+}
+
+/* The columns of cols in ld->t, then every row through fn. Returns 0, FARE_ERR_FEED (some row or column
+ * was refused), FARE_ERR_NOMEM. */
+static int load_rows(struct loader *ld, const struct column_def *cols, unsigned ncols, row_fn fn)
+{
+	int c[COLUMNS_MAX], rc = 0;
+	for (unsigned i = 0; i < ncols && i < COLUMNS_MAX; i++)
+		if ((c[i] = col_of(&ld->t, cols[i].name)) < 0 && cols[i].required)
+			rc = fail(ld, 1, 0, "missing required column \"%s\"", cols[i].name);
+	if (rc != 0)
+		return rc;
+	for (uint32_t i = 0; i < ld->t.nrows; i++) {
+		const struct csv_row *r = &ld->t.rows[i];
+		int row_rc = r->nfields != ld->t.ncols
+				     ? fail(ld, r->line, 0, "%u fields, the header has %u", r->nfields, ld->t.ncols)
+				     : fn(ld, r, c);
+		if (row_rc == FARE_ERR_NOMEM)
+			return row_rc;
+		if (row_rc != 0)
+			rc = row_rc;
+		if (ld->rep->truncated)
+			break;
+	}
+	return rc;
+}
+
+#define LOAD(name, fn, ...)                                                          \
+	static int name(struct loader *ld)                                           \
+	{                                                                            \
+		static const struct column_def cols[] = {__VA_ARGS__};               \
+		return load_rows(ld, cols, sizeof(cols) / sizeof(cols[0]), fn);      \
+	}
+
+/* A validator number: canonical decimal text (no sign, space or leading zero). */
+static bool code_of(const char *s, uint32_t *code)
+{
+	int64_t v;
+	if (!*s || (s[0] == '0' && s[1]) || strlen(s) > 10 || !parse_i64(s, 0, UINT32_MAX, &v))
+		return false;
+	*code = (uint32_t)v;
+	return true;
+}
+
+static int add_candidate(struct code_candidate **arr, uint32_t *n, const char *text, uint32_t ix, uint8_t source)
+{
+	uint32_t code;
+	if (!code_of(text, &code))
+		return 0;
+	struct code_candidate *p = PUSH(*arr, *n);
+	if (!p)
+		return FARE_ERR_NOMEM;
+	*p = (struct code_candidate){.code = code, .ix = ix, .source = source};
+	return 0;
+}
+
+/* --- feed_info.txt, agency.txt */
+
+static int feed_info_row(struct loader *ld, const struct csv_row *r, const int *c)
+{
+	if (c[0] >= 0 && !ld->f->version_label[0])
+		snprintf(ld->f->version_label, sizeof(ld->f->version_label), "%s", fld(r, c[0]));
+	return 0;
+}
+LOAD(load_feed_info, feed_info_row, {"feed_version", false})
+
+static int agency_row(struct loader *ld, const struct csv_row *r, const int *c)
+{
+	const char *tz = fld(r, c[0]);
+	struct fare_feed *f = ld->f;
+	if (!*tz)
+		return fail(ld, r->line, c[0] + 1, "required value is empty");
+	if (strlen(tz) >= sizeof(f->timezone) || strstr(tz, ".."))
+		return fail(ld, r->line, c[0] + 1, "\"%s\" is not a time zone", tz);
+	if (f->timezone[0] && strcmp(f->timezone, tz) != 0)
+		return fail(ld, r->line, c[0] + 1, "\"%s\": every agency of a feed has one time zone (\"%s\")", tz,
+			    f->timezone);
+	snprintf(f->timezone, sizeof(f->timezone), "%s", tz);
+	return 0;
+}
+LOAD(load_agency, agency_row, {"agency_timezone", true})
+
+/* --- stops, areas, networks, routes */
+
+static int stop_row(struct loader *ld, const struct csv_row *r, const int *c)
+{
+	int32_t ix;
+	int rc;
+	CHECK(get_new_id(ld, r, c[0], &ld->f->stops, &ix));
+	CHECK(add_candidate(&ld->stop_cands, &ld->nstop_cands, fld(r, c[0]), (uint32_t)ix, 0));
+	return add_candidate(&ld->stop_cands, &ld->nstop_cands, fld(r, c[1]), (uint32_t)ix, 1);
+}
+LOAD(load_stops, stop_row, {"stop_id", true}, {"stop_code", false})
+
+static int area_row(struct loader *ld, const struct csv_row *r, const int *c)
+{
+	return get_new_id(ld, r, c[0], &ld->f->areas, NULL);
+}
+LOAD(load_areas, area_row, {"area_id", true})
+
+static int stop_area_row(struct loader *ld, const struct csv_row *r, const int *c)
+{
+	struct fare_feed *f = ld->f;
+	struct fare_stop_area sa;
+	int32_t stop;
+	int rc;
+	CHECK(get_ref(ld, r, c[0], &f->areas, "area_id", true, &sa.area));
+	CHECK(get_ref(ld, r, c[1], &f->stops, "stop_id", true, &stop));
+	sa.stop = (uint32_t)stop;
+	struct fare_stop_area *p = PUSH(f->stop_areas, f->nstop_areas);
+	if (!p)
+		return FARE_ERR_NOMEM;
+	*p = sa;
+	return 0;
+}
+LOAD(load_stop_areas, stop_area_row, {"area_id", true}, {"stop_id", true})
+
+static int network_row(struct loader *ld, const struct csv_row *r, const int *c)
+{
+	ld->networks_file = true;
+	return get_new_id(ld, r, c[0], &ld->f->networks, NULL);
+}
+LOAD(load_networks, network_row, {"network_id", true})
+
+static int route_row(struct loader *ld, const struct csv_row *r, const int *c)
+{
+	struct fare_feed *f = ld->f;
+	int32_t ix, net = -1;
+	int rc;
+	CHECK(get_new_id(ld, r, c[0], &f->routes, &ix));
+	if (!(f->route_network = grow(f->route_network, (uint32_t)ix, sizeof(*f->route_network))))
+		return FARE_ERR_NOMEM;
+	f->route_network[ix] = -1;
+	if (*fld(r, c[1]) && ld->networks_file)
+		CHECK(get_ref(ld, r, c[1], &f->networks, "network_id", false, &net));
+	else if (*fld(r, c[1]) && (net = fare_ids_intern(&f->networks, fld(r, c[1]))) < 0)
+		return FARE_ERR_NOMEM;
+	f->route_network[ix] = net;
+	CHECK(add_candidate(&ld->route_cands, &ld->nroute_cands, fld(r, c[0]), (uint32_t)ix, 0));
+	return add_candidate(&ld->route_cands, &ld->nroute_cands, fld(r, c[2]), (uint32_t)ix, 1);
+}
+LOAD(load_routes, route_row, {"route_id", true}, {"network_id", false}, {"route_short_name", false})
+
+static int route_network_row(struct loader *ld, const struct csv_row *r, const int *c)
+{
+	struct fare_feed *f = ld->f;
+	int32_t net, route;
+	int rc;
+	CHECK(get_ref(ld, r, c[0], &f->networks, "network_id", true, &net));
+	CHECK(get_ref(ld, r, c[1], &f->routes, "route_id", true, &route));
+	if (f->route_network[route] >= 0)
+		return fail(ld, r->line, c[1] + 1, "route %s is in network \"%s\" already", fld(r, c[1]),
+			    f->networks.names[f->route_network[route]]);
+	f->route_network[route] = net;
+	return 0;
+}
+LOAD(load_route_networks, route_network_row, {"network_id", true}, {"route_id", true})
+
+/* --- calendar.txt, calendar_dates.txt, timeframes.txt */
+
+/* The service of id, interned, with its row in service_rows. */
+static int service_of(struct loader *ld, const char *id, int32_t *out)
+{
+	struct fare_feed *f = ld->f;
+	int32_t ix = fare_ids_intern(&f->services, id);
+	if (ix < 0)
+		return FARE_ERR_NOMEM;
+	while (f->nservice_rows <= (uint32_t)ix) {
+		struct fare_service *p = PUSH(f->service_rows, f->nservice_rows);
+		if (!p)
+			return FARE_ERR_NOMEM;
+		*p = (struct fare_service){0};
+	}
+	*out = ix;
+	return 0;
+}
+
+static int calendar_row(struct loader *ld, const struct csv_row *r, const int *c)
+{
+	struct fare_service sv = {.has_calendar = true};
+	int32_t idx;
+	int rc;
+	if (*fld(r, c[0]) && fare_ids_find(&ld->f->services, fld(r, c[0])) >= 0)
+		return fail(ld, r->line, c[0] + 1, "duplicate id \"%s\"", fld(r, c[0]));
+	if (!*fld(r, c[0]))
+		return fail(ld, r->line, c[0] + 1, "required id is empty");
+	for (int d = 0; d < 7; d++) {
+		int64_t v;
+		CHECK(get_int(ld, r, c[1 + d], 0, 1, true, 0, &v));
+		sv.weekdays |= (uint8_t)(v << d);
+	}
+	CHECK(get_dates(ld, r, c[8], c[9], &sv.start_date, &sv.end_date));
+	CHECK(service_of(ld, fld(r, c[0]), &idx));
+	ld->f->service_rows[idx] = sv;
+	return 0;
+}
+LOAD(load_calendar, calendar_row, {"service_id", true}, {"monday", true}, {"tuesday", true},
+     {"wednesday", true}, {"thursday", true}, {"friday", true}, {"saturday", true}, {"sunday", true},
+     {"start_date", true}, {"end_date", true})
+
+static int calendar_date_row(struct loader *ld, const struct csv_row *r, const int *c)
+{
+	struct fare_service_date sd;
+	int64_t type;
+	int rc;
+	if (!*fld(r, c[0]))
+		return fail(ld, r->line, c[0] + 1, "required value is empty");
+	CHECK(get_date(ld, r, c[1], &sd.date));
+	CHECK(get_int(ld, r, c[2], 1, 2, true, 0, &type));
+	CHECK(service_of(ld, fld(r, c[0]), &sd.service));
+	sd.type = (uint8_t)type;
+	struct fare_service_date *p = PUSH(ld->f->service_dates, ld->f->nservice_dates);
+	if (!p)
+		return FARE_ERR_NOMEM;
+	*p = sd;
+	return 0;
+}
+LOAD(load_calendar_dates, calendar_date_row, {"service_id", true}, {"date", true}, {"exception_type", true})
+
+static int timeframe_row(struct loader *ld, const struct csv_row *r, const int *c)
+{
+	struct fare_feed *f = ld->f;
+	struct fare_timeframe tf = {.start_s = 0, .end_s = 86400};
+	int rc;
+	if (!*fld(r, c[0]))
+		return fail(ld, r->line, c[0] + 1, "required value is empty");
+	if ((tf.group = fare_ids_intern(&f->tfgroups, fld(r, c[0]))) < 0)
+		return FARE_ERR_NOMEM;
+	if (f->tfgroups.n > FARE_TIMEFRAME_GROUPS_MAX)
+		return fail(ld, r->line, c[0] + 1, "more than %u timeframe groups", FARE_TIMEFRAME_GROUPS_MAX);
+	bool has_s = *fld(r, c[1]), has_e = *fld(r, c[2]);
+	if (has_s != has_e)
+		return fail(ld, r->line, has_s ? c[2] + 1 : c[1] + 1, "start_time and end_time go together");
+	if (has_s && !parse_time(fld(r, c[1]), &tf.start_s))
+		return fail(ld, r->line, c[1] + 1, "\"%s\" is not a time HH:MM:SS up to 24:00:00", fld(r, c[1]));
+	if (has_e && !parse_time(fld(r, c[2]), &tf.end_s))
+		return fail(ld, r->line, c[2] + 1, "\"%s\" is not a time HH:MM:SS up to 24:00:00", fld(r, c[2]));
+	if (tf.start_s >= tf.end_s)
+		return fail(ld, r->line, c[2] + 1, "end_time is not after start_time");
+	CHECK(get_ref(ld, r, c[3], &f->services, "service_id (calendar.txt, calendar_dates.txt)", false, &tf.service));
+	struct fare_timeframe *p = PUSH(f->timeframes, f->ntimeframes);
+	if (!p)
+		return FARE_ERR_NOMEM;
+	*p = tf;
+	return 0;
+}
+LOAD(load_timeframes, timeframe_row, {"timeframe_group_id", true}, {"start_time", false}, {"end_time", false},
+     {"service_id", false})
+
+/* --- fare_media.txt, tg_media.txt, rider_categories.txt */
+
+static int media_row(struct loader *ld, const struct csv_row *r, const int *c)
+{
+	struct fare_feed *f = ld->f;
+	int32_t idx;
+	int64_t type;
+	int rc;
+	CHECK(get_new_id(ld, r, c[0], &f->media, &idx));
+	if (!(f->media_type = grow(f->media_type, (uint32_t)idx, sizeof(*f->media_type))))
+		return FARE_ERR_NOMEM;
+	f->media_type[idx] = -1;
+	CHECK(get_int(ld, r, c[1], 0, 4, true, 0, &type));
+	f->media_type[idx] = (int8_t)type;
+	return 0;
+}
+LOAD(load_fare_media, media_row, {"fare_media_id", true}, {"fare_media_type", true})
+
+static int tg_media_row(struct loader *ld, const struct csv_row *r, const int *c)
+{
+	static const char *const names[] = {"", "epurse", "quickpass", "qr"};
+	struct fare_feed *f = ld->f;
+	int medium = 0;
+	for (int m = 1; m <= 3; m++)
+		if (strcmp(fld(r, c[0]), names[m]) == 0)
+			medium = m;
+	if (medium == 0)
+		return fail(ld, r->line, c[0] + 1, "\"%s\" is not epurse, quickpass or qr", fld(r, c[0]));
+	if (f->media_of[medium] >= 0)
+		return fail(ld, r->line, c[0] + 1, "%s is mapped already", names[medium]);
+	return get_ref(ld, r, c[1], &f->media, "fare_media_id", true, &f->media_of[medium]);
+}
+LOAD(load_tg_media, tg_media_row, {"medium", true}, {"fare_media_id", true})
+
+static int category_row(struct loader *ld, const struct csv_row *r, const int *c)
+{
+	struct fare_feed *f = ld->f;
+	int32_t idx;
+	int64_t dflt;
+	int rc;
+	CHECK(get_new_id(ld, r, c[0], &f->categories, &idx));
+	CHECK(get_int(ld, r, c[1], 0, 1, false, 0, &dflt));
+	if (dflt && f->default_category >= 0)
+		return fail(ld, r->line, c[1] + 1, "a second default category (\"%s\" is one)",
+			    f->categories.names[f->default_category]);
+	if (dflt)
+		f->default_category = idx;
+	return 0;
+}
+LOAD(load_rider_categories, category_row, {"rider_category_id", true}, {"is_default_fare_category", false})
+
+/* --- fare_products.txt */
+
+static int product_slot(struct loader *ld, int32_t product)
+{
+	while (ld->product_cap <= (uint32_t)product) {
+		uint32_t cap = ld->product_cap ? ld->product_cap * 2 : 64;
+		bool *b = realloc(ld->product_bad, cap * sizeof(*b));
+		if (b)
+			ld->product_bad = b;
+		int32_t *m = realloc(ld->product_min, cap * sizeof(*m));
+		if (m)
+			ld->product_min = m;
+		if (!b || !m)
+			return FARE_ERR_NOMEM;
+		for (uint32_t i = ld->product_cap; i < cap; i++)
+			ld->product_bad[i] = false, ld->product_min[i] = INT32_MAX;
+		ld->product_cap = cap;
+	}
+	return 0;
+}
+
+static int currency_of(struct loader *ld, const struct csv_row *r, int c)
+{
+	struct fare_feed *f = ld->f;
+	const char *cur = fld(r, c);
+	int units = currency_minor_units(cur);
+	if (units < 0)
+		return fail(ld, r->line, c + 1, "\"%s\" is not an ISO 4217 currency code", cur);
+	if (f->currency[0] && strcmp(f->currency, cur) != 0)
+		return fail(ld, r->line, c + 1, "\"%s\": a feed has one currency (\"%s\" above)", cur, f->currency);
+	memcpy(f->currency, cur, 4);
+	f->minor_units = (uint8_t)units;
+	return 0;
+}
+
+static int product_fields(struct loader *ld, const struct csv_row *r, const int *c, struct fare_price *pr)
+{
+	struct fare_feed *f = ld->f;
+	int rc;
+	CHECK(get_ref(ld, r, c[1], &f->categories, "rider_category_id", false, &pr->category));
+	CHECK(get_ref(ld, r, c[2], &f->media, "fare_media_id", false, &pr->media));
+	CHECK(currency_of(ld, r, c[4]));
+	return get_amount(ld, r, c[3], true, &pr->amount_fen);
+}
+
+static int product_row(struct loader *ld, const struct csv_row *r, const int *c)
+{
+	struct fare_feed *f = ld->f;
+	struct fare_price pr;
+	int rc;
+	if (!*fld(r, c[0]))
+		return fail(ld, r->line, c[0] + 1, "required value is empty");
+	if ((pr.product = fare_ids_intern(&f->products, fld(r, c[0]))) < 0 || product_slot(ld, pr.product))
+		return FARE_ERR_NOMEM;
+	if ((rc = product_fields(ld, r, c, &pr)) != 0) {
+		ld->product_bad[pr.product] = true;
+		return rc;
+	}
+	if (pr.amount_fen < ld->product_min[pr.product])
+		ld->product_min[pr.product] = pr.amount_fen;
+	pr.line = r->line;
+	struct fare_price *p = PUSH(f->prices, f->nprices);
+	if (!p)
+		return FARE_ERR_NOMEM;
+	*p = pr;
+	return 0;
+}
+LOAD(load_fare_products, product_row, {"fare_product_id", true}, {"rider_category_id", false},
+     {"fare_media_id", false}, {"amount", true}, {"currency", true})
+
+/* A product a leg is charged: its rows may not be negative (a transfer's may). */
+static int leg_product(struct loader *ld, const struct csv_row *r, int c, int32_t product)
+{
+	if (product >= 0 && (uint32_t)product < ld->product_cap && ld->product_min[product] < 0 &&
+	    ld->product_min[product] != INT32_MAX)
+		return fail(ld, r->line, c + 1, "\"%s\" has a negative amount: a leg's fare may not be negative",
+			    fld(r, c));
+	return 0;
+}
+
+/* --- fare_leg_rules.txt, fare_leg_join_rules.txt, fare_transfer_rules.txt */
+
+/* Each field checked on its own: a refused row is kept as excluded, its bad fields as wildcards, so that
+ * with exclude_bad_rows every leg it could have priced is unrated rather than priced by another rule. */
+static int leg_rule_row(struct loader *ld, const struct csv_row *r, const int *c)
+{
+	struct fare_feed *f = ld->f;
+	struct fare_leg_rule lr = {.leg_group = -1};
+	int64_t v;
+	int bad = 0;
+	if (*fld(r, c[0]) && (lr.leg_group = fare_ids_intern(&f->groups, fld(r, c[0]))) < 0)
+		return FARE_ERR_NOMEM;
+	bad |= get_ref(ld, r, c[1], &f->networks, "network_id", false, &lr.network);
+	bad |= get_ref(ld, r, c[2], &f->areas, "area_id", false, &lr.from_area);
+	bad |= get_ref(ld, r, c[3], &f->areas, "area_id", false, &lr.to_area);
+	bad |= get_ref(ld, r, c[4], &f->tfgroups, "timeframe_group_id", false, &lr.from_tf);
+	bad |= get_ref(ld, r, c[5], &f->tfgroups, "timeframe_group_id", false, &lr.to_tf);
+	bad |= get_ref(ld, r, c[6], &f->products, "fare_product_id", true, &lr.product);
+	bad |= leg_product(ld, r, c[6], lr.product);
+	bad |= get_int(ld, r, c[7], 0, INT32_MAX, false, 0, &v);
+	lr.priority = bad ? 0 : (int32_t)v;
+	bad |= get_int(ld, r, c[8], 0, 1, false, 0, &v);
+	lr.transfer_only = !bad && v == 1;
+	if (lr.product >= 0 && ld->product_bad[lr.product])
+		lr.excluded = true; /* its product's row was refused (and reported there) */
+	lr.excluded |= bad != 0;
+	lr.line = r->line;
+	if (bad && !ld->opts->exclude_bad_rows)
+		return FARE_ERR_FEED;
+	struct fare_leg_rule *p = PUSH(f->leg_rules, f->nleg_rules);
+	if (!p)
+		return FARE_ERR_NOMEM;
+	*p = lr;
+	f->nexcluded += lr.excluded;
+	f->ntransfer_only += lr.transfer_only;
+	return bad ? FARE_ERR_FEED : 0;
+}
+
+static int load_fare_leg_rules(struct loader *ld)
+{
+	static const struct column_def cols[] = {
+		{"leg_group_id", false}, {"network_id", false}, {"from_area_id", false},
+		{"to_area_id", false}, {"from_timeframe_group_id", false}, {"to_timeframe_group_id", false},
+		{"fare_product_id", true}, {"rule_priority", false}, {"transfer_only", false},
+	};
+	ld->f->have_priority = col_of(&ld->t, "rule_priority") >= 0;
+	return load_rows(ld, cols, sizeof(cols) / sizeof(cols[0]), leg_rule_row);
+}
+
+static int join_rule_row(struct loader *ld, const struct csv_row *r, const int *c)
+{
+	struct fare_feed *f = ld->f;
+	struct fare_join_rule j;
+	int rc;
+	CHECK(get_ref(ld, r, c[0], &f->networks, "network_id", true, &j.from_network));
+	CHECK(get_ref(ld, r, c[1], &f->networks, "network_id", true, &j.to_network));
+	CHECK(get_ref(ld, r, c[2], &f->stops, "stop_id", false, &j.from_stop));
+	CHECK(get_ref(ld, r, c[3], &f->stops, "stop_id", false, &j.to_stop));
+	if ((j.from_stop < 0) != (j.to_stop < 0))
+		return fail(ld, r->line, (j.from_stop < 0 ? c[2] : c[3]) + 1, "from_stop_id and to_stop_id go together");
+	struct fare_join_rule *p = PUSH(f->join_rules, f->njoin_rules);
+	if (!p)
+		return FARE_ERR_NOMEM;
+	*p = j;
+	return 0;
+}
+LOAD(load_fare_leg_join_rules, join_rule_row, {"from_network_id", true}, {"to_network_id", true},
+     {"from_stop_id", false}, {"to_stop_id", false})
+
+static int transfer_limits(struct loader *ld, const struct csv_row *r, const int *c, struct fare_transfer_rule *tr)
+{
+	int64_t v;
+	int rc;
+	bool same = tr->from_group >= 0 && tr->from_group == tr->to_group;
+	if (same && !*fld(r, c[2]))
+		return fail(ld, r->line, c[2] + 1, "required when from_leg_group_id equals to_leg_group_id");
+	if (!same && *fld(r, c[2]))
+		return fail(ld, r->line, c[2] + 1, "forbidden unless from_leg_group_id equals to_leg_group_id");
+	CHECK(get_int(ld, r, c[2], -1, 1000000, false, 0, &v));
+	if (same && v == 0)
+		return fail(ld, r->line, c[2] + 1, "must be -1 (unlimited) or at least 1");
+	tr->transfer_count = (int32_t)v;
+	CHECK(get_int(ld, r, c[3], 1, INT32_MAX, false, -1, &v));
+	tr->duration_s = (int32_t)v;
+	if (tr->duration_s < 0 && *fld(r, c[4]))
+		return fail(ld, r->line, c[4] + 1, "forbidden without duration_limit");
+	CHECK(get_int(ld, r, c[4], 0, 3, tr->duration_s >= 0, 0, &v));
+	tr->duration_type = (int32_t)v;
+	return 0;
+}
+
+static int transfer_rule_row(struct loader *ld, const struct csv_row *r, const int *c)
+{
+	struct fare_feed *f = ld->f;
+	struct fare_transfer_rule tr;
+	int64_t v;
+	int rc;
+	CHECK(get_ref(ld, r, c[0], &f->groups, "leg_group_id", false, &tr.from_group));
+	CHECK(get_ref(ld, r, c[1], &f->groups, "leg_group_id", false, &tr.to_group));
+	CHECK(transfer_limits(ld, r, c, &tr));
+	CHECK(get_int(ld, r, c[5], 0, 2, true, 0, &v));
+	tr.transfer_type = (int32_t)v;
+	CHECK(get_ref(ld, r, c[6], &f->products, "fare_product_id", false, &tr.product));
+	CHECK(get_ref(ld, r, c[7], &f->products, "fare_product_id", false, &tr.filter_product));
+	CHECK(get_int(ld, r, c[8], 0, 1, false, 0, &v));
+	tr.media_behavior = (int8_t)v;
+	CHECK(get_int(ld, r, c[9], 0, 1, false, 0, &v));
+	tr.product_behavior = (int8_t)v;
+	tr.line = r->line;
+	struct fare_transfer_rule *p = PUSH(f->transfer_rules, f->ntransfer_rules);
+	if (!p)
+		return FARE_ERR_NOMEM;
+	*p = tr;
+	return 0;
+}
+LOAD(load_fare_transfer_rules, transfer_rule_row, {"from_leg_group_id", false}, {"to_leg_group_id", false},
+     {"transfer_count", false}, {"duration_limit", false}, {"duration_limit_type", false},
+     {"fare_transfer_type", true}, {"fare_product_id", false}, {"filter_fare_product_id", false},
+     {"fare_media_behavior", false}, {"fare_product_behavior", false})
+
+/* --- tg_validator_codes.txt: validators' numbers for routes and stops */
+
+static int code_row(struct loader *ld, const struct csv_row *r, const int *c)
+{
+	bool stop = strcmp(fld(r, c[0]), "stop") == 0;
+	int32_t ix;
+	uint32_t code;
+	int rc;
+	if (!stop && strcmp(fld(r, c[0]), "route") != 0)
+		return fail(ld, r->line, c[0] + 1, "\"%s\" is not stop or route", fld(r, c[0]));
+	if (!code_of(fld(r, c[1]), &code))
+		return fail(ld, r->line, c[1] + 1, "\"%s\" is not a decimal number", fld(r, c[1]));
+	CHECK(get_ref(ld, r, c[2], stop ? &ld->f->stops : &ld->f->routes, stop ? "stop_id" : "route_id", true, &ix));
+	if (stop && !ld->stop_codes_explicit)
+		ld->stop_codes_explicit = true, ld->nstop_cands = 0;
+	if (!stop && !ld->route_codes_explicit)
+		ld->route_codes_explicit = true, ld->nroute_cands = 0;
+	struct code_candidate **arr = stop ? &ld->stop_cands : &ld->route_cands;
+	uint32_t *n = stop ? &ld->nstop_cands : &ld->nroute_cands;
+	for (uint32_t i = 0; i < *n; i++)
+		if ((*arr)[i].code == code)
+			return fail(ld, r->line, c[1] + 1, "%s code %u is mapped already", fld(r, c[0]), code);
+	struct code_candidate *p = PUSH(*arr, *n);
+	if (!p)
+		return FARE_ERR_NOMEM;
+	*p = (struct code_candidate){.code = code, .ix = (uint32_t)ix, .source = 0};
+	return 0;
+}
+LOAD(load_codes, code_row, {"kind", true}, {"code", true}, {"id", true})
+
+/* --- our extension files */
+
+static int card_category_row(struct loader *ld, const struct csv_row *r, const int *c)
+{
+	int64_t cat;
+	int rc;
+	CHECK(get_int(ld, r, c[0], 0, FARE_CARD_CATEGORIES - 1, true, 0, &cat));
+	if (ld->f->category_of[cat] >= 0)
+		return fail(ld, r->line, c[0] + 1, "card_category %d is mapped already", (int)cat);
+	return get_ref(ld, r, c[1], &ld->f->categories, "rider_category_id", true, &ld->f->category_of[cat]);
+}
+LOAD(load_card_categories, card_category_row, {"card_category", true}, {"rider_category_id", true})
+
+static int incomplete_row(struct loader *ld, const struct csv_row *r, const int *c)
+{
+	struct fare_feed *f = ld->f;
+	struct fare_incomplete in;
+	int64_t v;
+	int rc;
+	CHECK(get_ref(ld, r, c[0], &f->networks, "network_id", true, &in.network));
+	for (uint32_t j = 0; j < f->nincomplete; j++)
+		if (f->incomplete[j].network == in.network)
+			return fail(ld, r->line, c[0] + 1, "network \"%s\" has a row already", fld(r, c[0]));
+	CHECK(get_int(ld, r, c[1], 1, 86400, true, 0, &v));
+	in.max_journey_s = (int32_t)v;
+	CHECK(get_ref(ld, r, c[2], &f->products, "fare_product_id", true, &in.product));
+	CHECK(leg_product(ld, r, c[2], in.product));
+	CHECK(get_int(ld, r, c[3], 0, 1, false, 0, &v));
+	in.board_exit = v == 1;
+	struct fare_incomplete *p = PUSH(f->incomplete, f->nincomplete);
+	if (!p)
+		return FARE_ERR_NOMEM;
+	*p = in;
+	return 0;
+}
+LOAD(load_incomplete, incomplete_row, {"network_id", true}, {"max_journey_s", true}, {"fare_product_id", true},
+     {"board_exit", false})
+
+static int cap_row(struct loader *ld, const struct csv_row *r, const int *c)
+{
+	static const char *const periods[] = {"day", "week", "month"};
+	struct fare_feed *f = ld->f;
+	struct fare_cap cap = {.period = 0xff};
+	int rc;
+	CHECK(get_new_id(ld, r, c[0], &f->caps, NULL));
+	CHECK(get_ref(ld, r, c[1], &f->media, "fare_media_id", true, &cap.media));
+	CHECK(get_ref(ld, r, c[2], &f->categories, "rider_category_id", false, &cap.category));
+	for (uint8_t p = 0; p < 3; p++)
+		if (strcmp(fld(r, c[3]), periods[p]) == 0)
+			cap.period = p;
+	if (cap.period == 0xff)
+		return fail(ld, r->line, c[3] + 1, "\"%s\" is not day, week or month", fld(r, c[3]));
+	CHECK(get_amount(ld, r, c[4], false, &cap.amount_fen));
+	struct fare_cap *p = PUSH(f->cap_rows, f->ncaps);
+	if (!p)
+		return FARE_ERR_NOMEM;
+	*p = cap;
+	return 0;
+}
+LOAD(load_caps, cap_row, {"cap_id", true}, {"fare_media_id", true}, {"rider_category_id", false},
+     {"cap_period", true}, {"amount", true})
+
+static int tier_row(struct loader *ld, const struct csv_row *r, const int *c)
+{
+	struct fare_feed *f = ld->f;
+	struct fare_tier t;
+	int64_t v;
+	int rc;
+	CHECK(get_new_id(ld, r, c[0], &f->tiers, NULL));
+	CHECK(get_ref(ld, r, c[1], &f->media, "fare_media_id", true, &t.media));
+	CHECK(get_ref(ld, r, c[2], &f->categories, "rider_category_id", false, &t.category));
+	CHECK(get_amount64(ld, r, c[3], &t.threshold_fen));
+	CHECK(get_int(ld, r, c[4], 1, 100, true, 0, &v));
+	t.discount_pct = (int32_t)v;
+	struct fare_tier *p = PUSH(f->tier_rows, f->ntiers);
+	if (!p)
+		return FARE_ERR_NOMEM;
+	*p = t;
+	return 0;
+}
+LOAD(load_tiers, tier_row, {"tier_id", true}, {"fare_media_id", true}, {"rider_category_id", false},
+     {"threshold", true}, {"discount_percent", true})
+
+/* route_id of a promotion or subsidy: optional, a validator's route number that maps to a route. */
+static int get_route(struct loader *ld, const struct csv_row *r, int c, int32_t *set, uint32_t *route_id)
+{
+	*set = 0;
+	if (!*fld(r, c))
+		return 0;
+	if (!code_of(fld(r, c), route_id) || fare_feed_route_of_code(ld->f, *route_id) == FARE_NO_INDEX)
+		return fail(ld, r->line, c + 1, "unknown route_id \"%s\"", fld(r, c));
+	*set = 1;
+	return 0;
+}
+
+static int promotion_row(struct loader *ld, const struct csv_row *r, const int *c)
+{
+	struct fare_feed *f = ld->f;
+	struct fare_promotion pm;
+	int64_t v;
+	int rc;
+	CHECK(get_new_id(ld, r, c[0], &f->promotions, NULL));
+	if (!*fld(r, c[1]))
+		return fail(ld, r->line, c[1] + 1, "required value is empty");
+	if ((pm.funder = fare_ids_intern(&f->funders, fld(r, c[1]))) < 0)
+		return FARE_ERR_NOMEM;
+	CHECK(get_ref(ld, r, c[2], &f->media, "fare_media_id", true, &pm.media));
+	CHECK(get_ref(ld, r, c[3], &f->networks, "network_id", false, &pm.network));
+	CHECK(get_route(ld, r, c[4], &pm.route_id_set, &pm.route_id));
+	CHECK(get_dates(ld, r, c[5], c[6], &pm.start_date, &pm.end_date));
+	CHECK(get_amount(ld, r, c[7], false, &pm.rider_amount_fen));
+	CHECK(get_int(ld, r, c[8], 1, 1000, true, 0, &v));
+	pm.max_per_token_per_day = (int32_t)v;
+	CHECK(get_amount64(ld, r, c[9], &pm.budget_fen));
+	struct fare_promotion *p = PUSH(f->promotion_rows, f->npromotions);
+	if (!p)
+		return FARE_ERR_NOMEM;
+	*p = pm;
+	return 0;
+}
+LOAD(load_promotions, promotion_row, {"promotion_id", true}, {"funder_id", true}, {"fare_media_id", true},
+     {"network_id", false}, {"route_id", false}, {"start_date", true}, {"end_date", true}, {"rider_amount", true},
+     {"max_per_token_per_day", true}, {"budget", true})
+
+static int subsidy_row(struct loader *ld, const struct csv_row *r, const int *c)
+{
+	struct fare_feed *f = ld->f;
+	struct fare_subsidy sb;
+	int64_t v;
+	int rc;
+	CHECK(get_new_id(ld, r, c[0], &f->subsidies, NULL));
+	if (!*fld(r, c[1]))
+		return fail(ld, r->line, c[1] + 1, "required value is empty");
+	if ((sb.funder = fare_ids_intern(&f->funders, fld(r, c[1]))) < 0)
+		return FARE_ERR_NOMEM;
+	CHECK(get_ref(ld, r, c[2], &f->categories, "rider_category_id", true, &sb.category));
+	CHECK(get_ref(ld, r, c[3], &f->media, "fare_media_id", false, &sb.media));
+	CHECK(get_route(ld, r, c[4], &sb.route_id_set, &sb.route_id));
+	CHECK(get_dates(ld, r, c[5], c[6], &sb.start_date, &sb.end_date));
+	CHECK(get_amount(ld, r, c[7], false, &sb.amount_fen));
+	if (sb.amount_fen == 0)
+		return fail(ld, r->line, c[7] + 1, "must be above 0");
+	CHECK(get_int(ld, r, c[8], 1, 100, true, 0, &v));
+	sb.max_per_day = (int32_t)v;
+	struct fare_subsidy *p = PUSH(f->subsidy_rows, f->nsubsidies);
+	if (!p)
+		return FARE_ERR_NOMEM;
+	*p = sb;
+	return 0;
+}
+LOAD(load_subsidies, subsidy_row, {"subsidy_id", true}, {"funder_id", true}, {"rider_category_id", true},
+     {"fare_media_id", false}, {"route_id", false}, {"start_date", true}, {"end_date", true},
+     {"amount_per_meal", true}, {"max_meals_per_day", true})
+
+/* --- validator codes, once stops, routes and tg_validator_codes.txt are in */
+
+static int cmp_candidate(const void *a, const void *b)
+{
+	const struct code_candidate *x = a, *y = b;
+	if (x->code != y->code)
+		return x->code < y->code ? -1 : 1;
+	if (x->source != y->source)
+		return x->source - y->source;
+	return x->ix < y->ix ? -1 : x->ix > y->ix;
+}
+
+/* A number maps to the feed id equal to it; else to the one stop_code / route_short_name equal to it;
+ * a number two of those share maps to nothing (such taps are unrated, never guessed). */
+static int build_codes(struct code_candidate *cands, uint32_t n, struct fare_code **out, uint32_t *nout)
+{
+	qsort(cands, n, sizeof(*cands), cmp_candidate);
+	if (!(*out = malloc((n + 1) * sizeof(**out))))
+		return FARE_ERR_NOMEM;
+	*nout = 0;
+	for (uint32_t i = 0; i < n;) {
+		uint32_t j = i;
+		while (j < n && cands[j].code == cands[i].code)
+			j++;
+		bool unique = cands[i].source == 0 || j - i == 1;
+		if (unique)
+			(*out)[(*nout)++] = (struct fare_code){.code = cands[i].code, .ix = cands[i].ix};
+		i = j;
+	}
+	return 0;
+}
+
+static int finish_codes(struct loader *ld)
+{
+	struct fare_feed *f = ld->f;
+	int rc = build_codes(ld->stop_cands, ld->nstop_cands, &f->stop_codes, &f->nstop_codes);
+	return rc ? rc : build_codes(ld->route_cands, ld->nroute_cands, &f->route_codes, &f->nroute_codes);
+}
+
+/* --- all files */
+
+typedef int (*table_fn)(struct loader *ld);
+static const struct {
+	const char *name;
+	table_fn fn;
+	bool required;
+} tables[] = {
+	{"feed_info.txt", load_feed_info, false},
+	{"agency.txt", load_agency, false},
+	{"stops.txt", load_stops, true},
+	{"areas.txt", load_areas, false},
+	{"stop_areas.txt", load_stop_areas, false},
+	{"networks.txt", load_networks, false},
+	{"routes.txt", load_routes, true},
+	{"route_networks.txt", load_route_networks, false},
+	{"calendar.txt", load_calendar, false},
+	{"calendar_dates.txt", load_calendar_dates, false},
+	{"timeframes.txt", load_timeframes, false},
+	{"fare_media.txt", load_fare_media, false},
+	{"tg_media.txt", load_tg_media, false},
+	{"rider_categories.txt", load_rider_categories, false},
+	{"fare_products.txt", load_fare_products, true},
+	{"fare_leg_rules.txt", load_fare_leg_rules, true},
+	{"fare_leg_join_rules.txt", load_fare_leg_join_rules, false},
+	{"fare_transfer_rules.txt", load_fare_transfer_rules, false},
+	{"tg_validator_codes.txt", load_codes, false},
+	{"tg_card_categories.txt", load_card_categories, false},
+	{"tg_incomplete_journeys.txt", load_incomplete, false},
+	{"tg_fare_caps.txt", load_caps, false},
+	{"tg_spend_tiers.txt", load_tiers, false},
+	{"tg_promotions.txt", load_promotions, false},
+	{"tg_subsidies.txt", load_subsidies, false},
+};
+
+const char *fare_feed_known_file(unsigned i)
+{
+	return i < sizeof(tables) / sizeof(tables[0]) ? tables[i].name : NULL;
+}
+
+static const struct fare_file *file_get(const struct fare_file *files, unsigned n, const char *name)
+{
+	for (unsigned i = 0; i < n; i++)
+		if (strcmp(files[i].name, name) == 0)
+			return &files[i];
+	return NULL;
+}
+
+/* Parse one file into ld->t and load it. Returns 0, or FARE_ERR_FEED / FARE_ERR_NOMEM. */
+static int load_one(struct loader *ld, const struct fare_file *files, unsigned n, unsigned i)
+{
+	const struct fare_file *ff = file_get(files, n, tables[i].name);
+	snprintf(ld->path, sizeof(ld->path), "%s/%s", ld->label, tables[i].name);
+	ld->file = tables[i].name;
+	csv_table_free(&ld->t);
+	if (!ff)
+		return tables[i].required ? fail(ld, 0, 0, "required file missing") : 0;
+	char err[FARE_ERR_MAX];
+	int rc = csv_table_parse(&ld->t, ld->path, ff->data, ff->len, err, sizeof(err));
+	if (rc == FARE_ERR_FEED)
+		return fail_line(ld, err); /* err names its own line and column */
+	return rc != 0 ? rc : tables[i].fn(ld);
+}
+
+int load_tables(struct loader *ld, const struct fare_file *files, unsigned n)
+{
+	int rc = 0;
+	for (unsigned i = 0; i < sizeof(tables) / sizeof(tables[0]) && !ld->rep->truncated; i++) {
+		int r = load_one(ld, files, n, i);
+		if (r == FARE_ERR_NOMEM)
+			return r;
+		if (r != 0)
+			rc = r;
+		if (strcmp(tables[i].name, "tg_validator_codes.txt") == 0 && (r = finish_codes(ld)) != 0)
+			return r;
+	}
+	csv_table_free(&ld->t);
+	return rc;
+}
