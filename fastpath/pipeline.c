@@ -49,6 +49,12 @@ struct fp_job {
 	uint8_t action[FP_TAPS_PER_FRAME_MAX];
 	struct fp_key key[FP_TAPS_PER_FRAME_MAX];
 	uint64_t content[FP_TAPS_PER_FRAME_MAX];
+	/* screening (ingress): enum tap_screen, reason, and what the dedup set needs */
+	uint8_t screen[FP_TAPS_PER_FRAME_MAX];
+	uint8_t reason[FP_TAPS_PER_FRAME_MAX];
+	uint8_t medium[FP_TAPS_PER_FRAME_MAX];
+	bool signature_ok[FP_TAPS_PER_FRAME_MAX];
+	uint32_t tap_time_s[FP_TAPS_PER_FRAME_MAX];
 	uint8_t stored, duplicate, conflict, rejected;
 	struct fp_ack_out ack;
 	uint8_t frame[FP_FRAME_BYTES_MAX];
@@ -120,7 +126,21 @@ static enum fp_drop drop_for_error(int err)
 	}
 }
 
-/* Checks that need the gateway's clock and keys. Returns 0 or an fp_reason. */
+/*
+ * What the screening of a tap decided, before the dedup set takes it. The
+ * screening runs every check that costs nanoseconds; a QR signature (about
+ * 110 us) is verified only for a tap the dedup set has not decided: a copy of
+ * a decided tap (same identity, same content, same validator) has the very
+ * bytes whose signature was verified when its original was stored.
+ */
+enum tap_screen {
+	SCREEN_REJECT = 0,    /* job->reason[i] says why */
+	SCREEN_DUPLICATE = 1, /* a copy of a decided tap: answered from the dedup set */
+	SCREEN_INSERT = 2,    /* valid: the dedup set decides */
+	SCREEN_VERIFY = 3,    /* valid if its QR signature verifies (then reason[i] applies, if set) */
+};
+
+/* Checks that need the gateway's clock. Returns 0 or an fp_reason. */
 static int tap_check(const struct fp_pipeline *p, const struct fp_tap *tap, uint64_t now_us)
 {
 	uint64_t skew_us = (uint64_t)p->opt.clock_skew_s * 1000000u;
@@ -131,38 +151,76 @@ static int tap_check(const struct fp_pipeline *p, const struct fp_tap *tap, uint
 		return FP_REASON_TIME_OLD;
 	if (tap->amount_fen > p->opt.amount_fen_max)
 		return FP_REASON_AMOUNT;
-	if (tap->medium != FP_MEDIUM_QR)
-		return 0;
-	uint8_t signed_bytes[FP_QR_PAYLOAD_BYTES];
-	fp_qr_signed_bytes(&tap->u.qr, signed_bytes);
-	if (crypto_sign_verify_detached(tap->u.qr.signature, signed_bytes, sizeof(signed_bytes),
-					p->opt.qr_public_key) != 0)
-		return FP_REASON_QR_SIGNATURE;
+	return 0;
+}
+
+/* A QR code's validity, checked after its signature (docs/PROTOCOL.md section 7). */
+static int qr_expiry_check(const struct fp_pipeline *p, const struct fp_tap *tap)
+{
 	uint64_t tap_s = tap->tap_time_us / 1000000u;
 	if (tap_s + p->opt.clock_skew_s < tap->u.qr.issued_at_s || tap_s > tap->u.qr.expires_at_s)
 		return FP_REASON_QR_EXPIRED;
 	return 0;
 }
 
-/* Decide one tap's status and what the writer does with it. */
-static void tap_decide(struct fp_pipeline *p, struct fp_job *job, unsigned i, uint64_t now_us,
-		       struct fp_tap_status *st)
+/* Screen tap i of a job: every check but the signature, and its identity. */
+static void tap_screen(const struct fp_pipeline *p, struct fp_job *job, unsigned i, uint64_t now_us)
 {
 	const uint8_t *rec = job->frame + job->rec_off[i];
 	struct fp_tap tap;
 	int reason = fp_tap_decode(rec, rec[0], &tap);
 	if (reason == 0)
 		reason = tap_check(p, &tap, now_us);
-	*st = (struct fp_tap_status){FP_STATUS_REJECTED, (uint8_t)reason};
-	if (reason != 0) {
-		ctr_add(p->ctr->taps_rejected[reason < FP_REASON_COUNT ? reason : 0], 1);
-		job->rejected++;
+	job->reason[i] = (uint8_t)reason;
+	job->screen[i] = SCREEN_REJECT;
+	if (reason != 0)
 		return;
-	}
 	job->key[i] = fp_tap_identity(&tap, job->hdr.validator_id);
 	job->content[i] = fp_tap_content(rec, rec[0], &job->hdr);
-	switch (fp_dedup_insert(p->dedup, job->key[i], job->content[i],
-				(uint32_t)(tap.tap_time_us / 1000000u), job->hdr.validator_id)) {
+	job->tap_time_s[i] = (uint32_t)(tap.tap_time_us / 1000000u);
+	job->medium[i] = tap.medium;
+	job->screen[i] = SCREEN_INSERT;
+	if (tap.medium != FP_MEDIUM_QR)
+		return;
+	if (fp_dedup_find(p->dedup, job->key[i], job->content[i], job->hdr.validator_id) == FP_DEDUP_DUPLICATE) {
+		job->screen[i] = SCREEN_DUPLICATE;
+		return;
+	}
+	job->screen[i] = SCREEN_VERIFY;
+	job->reason[i] = (uint8_t)qr_expiry_check(p, &tap);
+}
+
+/* Verify the QR signature of tap i straight from the wire bytes. True if it verifies. */
+static bool qr_signature_ok(const struct fp_job *job, unsigned i, const uint8_t public_key[32])
+{
+	const uint8_t *rec = job->frame + job->rec_off[i];
+	const uint8_t *signed_bytes = rec + FP_TAP_COMMON_BYTES;
+	return crypto_sign_verify_detached(signed_bytes + FP_QR_PAYLOAD_BYTES, signed_bytes, FP_QR_PAYLOAD_BYTES,
+					   public_key) == 0;
+}
+
+static void tap_reject(struct fp_pipeline *p, struct fp_job *job, unsigned reason, struct fp_tap_status *st)
+{
+	*st = (struct fp_tap_status){FP_STATUS_REJECTED, (uint8_t)reason};
+	ctr_add(p->ctr->taps_rejected[reason < FP_REASON_COUNT ? reason : 0], 1);
+	job->rejected++;
+}
+
+/* Decide one screened tap's status and what the writer does with it. */
+static void tap_decide(struct fp_pipeline *p, struct fp_job *job, unsigned i, struct fp_tap_status *st)
+{
+	if (job->screen[i] == SCREEN_VERIFY && !job->signature_ok[i]) {
+		tap_reject(p, job, FP_REASON_QR_SIGNATURE, st);
+		return;
+	}
+	if (job->screen[i] == SCREEN_REJECT || job->reason[i] != 0) {
+		tap_reject(p, job, job->reason[i], st);
+		return;
+	}
+	enum fp_dedup_result res = FP_DEDUP_DUPLICATE;
+	if (job->screen[i] != SCREEN_DUPLICATE)
+		res = fp_dedup_insert(p->dedup, job->key[i], job->content[i], job->tap_time_s[i], job->hdr.validator_id);
+	switch (res) {
 	case FP_DEDUP_NEW:
 		*st = (struct fp_tap_status){FP_STATUS_STORED, 0};
 		job->action[i] = ACTION_APPEND;
@@ -174,10 +232,8 @@ static void tap_decide(struct fp_pipeline *p, struct fp_job *job, unsigned i, ui
 		job->duplicate++;
 		return;
 	case FP_DEDUP_OTHER_VALIDATOR:
-		if (tap.medium == FP_MEDIUM_QR) {
-			*st = (struct fp_tap_status){FP_STATUS_REJECTED, FP_REASON_QR_REUSE};
-			ctr_add(p->ctr->taps_rejected[FP_REASON_QR_REUSE], 1);
-			job->rejected++;
+		if (job->medium[i] == FP_MEDIUM_QR) {
+			tap_reject(p, job, FP_REASON_QR_REUSE, st);
 			return;
 		}
 		/* another validator sent a tap of this identity: a conflict */
@@ -297,8 +353,15 @@ static bool ingest_one(struct fp_pipeline *p, const struct fp_rx *rx, uint64_t n
 	job->recv_mono_us = mono_us;
 	job->stored = job->duplicate = job->conflict = job->rejected = 0;
 	memset(job->action, 0, job->hdr.tap_count);
+	for (unsigned i = 0; i < job->hdr.tap_count; i++) {
+		tap_screen(p, job, i, now_us);
+		if (job->screen[i] == SCREEN_VERIFY) {
+			job->signature_ok[i] = qr_signature_ok(job, i, p->opt.qr_public_key);
+			ctr_add(p->ctr->qr_signatures_verified, 1);
+		}
+	}
 	for (unsigned i = 0; i < job->hdr.tap_count; i++)
-		tap_decide(p, job, i, now_us, &st[i]);
+		tap_decide(p, job, i, &st[i]);
 	ctr_add(p->ctr->taps_received, job->hdr.tap_count);
 
 	struct fp_ack_header ah = {

@@ -36,7 +36,7 @@
 #define RETRY_MAX_MS 5000u
 
 enum tap_state { TAP_PENDING = 0, TAP_INFLIGHT = 1, TAP_DONE = 2, TAP_REFUSED = 3 /* deny-listed at the validator */ };
-enum tap_expect { EXPECT_ANY = 0, EXPECT_QR_REUSE = 1, EXPECT_CONFLICT = 2 };
+enum tap_expect { EXPECT_ANY = 0, EXPECT_QR_REUSE = 1, EXPECT_CONFLICT = 2, EXPECT_QR_SIGNATURE = 3 };
 
 struct tap_slot {
 	struct fp_tap tap;
@@ -97,7 +97,7 @@ struct options {
 	bool demo_network;   /* validators on config/fares-demo's routes and stops */
 	uint64_t spread_s;   /* tap times over the last spread_s seconds (0: now) */
 	uint32_t bad_corrupt, bad_mac, bad_validator, bad_key, bad_truncated, bad_oversized, bad_garbage;
-	uint32_t replay_qr, conflict;
+	uint32_t replay_qr, conflict, forged_qr;
 };
 
 struct stats {
@@ -207,6 +207,8 @@ static void usage(void)
 	       "  --bad-truncated N --bad-oversized N --bad-garbage N   bad datagrams (no ack expected)\n"
 	       "  --replay-qr N           reuse N stored QR codes at another validator (expect rejected qr_reuse)\n"
 	       "  --conflict N            resend N stored e-purse taps with another amount (expect conflict)\n"
+	       "  --forged-qr N           send N new QR codes whose signature was not made by the platform\n"
+	       "                          (expect rejected qr_signature, also for their retransmissions)\n"
 	       "  --out FILE              CSV of the unique taps acknowledged stored or duplicate, sorted by identity\n"
 	       "  --json FILE             the final figures as a JSON object\n"
 	       "  --seed N --progress --help\n"
@@ -239,7 +241,7 @@ static void options_parse(int argc, char **argv, struct options *o)
 {
 	enum { O_BASE = 256, O_GW, O_KEYS, O_QRKEY, O_VAL, O_FIRST, O_TAPS, O_DUR, O_RATE, O_TPF, O_WIN, O_MIX,
 	       O_MED, O_RETX, O_DEPOT, O_RETRY, O_GIVEUP, O_BC, O_BM, O_BV, O_BK, O_BT, O_BO, O_BG, O_RQ,
-	       O_CONF, O_OUT, O_JSON, O_SEED, O_PROG, O_LINGER, O_HELP, O_NET, O_SPREAD };
+	       O_CONF, O_FORGED, O_OUT, O_JSON, O_SEED, O_PROG, O_LINGER, O_HELP, O_NET, O_SPREAD };
 	static const struct option longopts[] = {
 		{"gateway", 1, 0, O_GW}, {"keys", 1, 0, O_KEYS}, {"qr-key", 1, 0, O_QRKEY},
 		{"validators", 1, 0, O_VAL}, {"first-validator", 1, 0, O_FIRST}, {"taps", 1, 0, O_TAPS},
@@ -249,7 +251,7 @@ static void options_parse(int argc, char **argv, struct options *o)
 		{"give-up-s", 1, 0, O_GIVEUP}, {"bad-corrupt", 1, 0, O_BC}, {"bad-mac", 1, 0, O_BM},
 		{"bad-validator", 1, 0, O_BV}, {"bad-key", 1, 0, O_BK}, {"bad-truncated", 1, 0, O_BT},
 		{"bad-oversized", 1, 0, O_BO}, {"bad-garbage", 1, 0, O_BG}, {"replay-qr", 1, 0, O_RQ},
-		{"conflict", 1, 0, O_CONF}, {"out", 1, 0, O_OUT}, {"json", 1, 0, O_JSON},
+		{"conflict", 1, 0, O_CONF}, {"forged-qr", 1, 0, O_FORGED}, {"out", 1, 0, O_OUT}, {"json", 1, 0, O_JSON},
 		{"seed", 1, 0, O_SEED}, {"progress", 0, 0, O_PROG}, {"linger-ms", 1, 0, O_LINGER},
 		{"help", 0, 0, O_HELP}, {"network", 1, 0, O_NET}, {"spread-s", 1, 0, O_SPREAD}, {0}};
 	*o = (struct options){.gateway = "127.0.0.1:7700", .keys_path = "config/dev-validators.keys",
@@ -293,6 +295,7 @@ static void options_parse(int argc, char **argv, struct options *o)
 		case O_BG: o->bad_garbage = (uint32_t)parse_u64(name, optarg, 1000000); break;
 		case O_RQ: o->replay_qr = (uint32_t)parse_u64(name, optarg, 100000); break;
 		case O_CONF: o->conflict = (uint32_t)parse_u64(name, optarg, 100000); break;
+		case O_FORGED: o->forged_qr = (uint32_t)parse_u64(name, optarg, 100000); break;
 		case O_OUT: o->out_path = optarg; break;
 		case O_JSON: o->json_path = optarg; break;
 		case O_SEED: o->seed = parse_u64(name, optarg, UINT64_MAX); break;
@@ -337,7 +340,7 @@ static void keys_load(struct gen *g)
 		fprintf(stderr, "tapgen: %s\n", err);
 		exit(2);
 	}
-	if (g->o.mix[2] == 0 && g->o.replay_qr == 0)
+	if (g->o.mix[2] == 0 && g->o.replay_qr == 0 && g->o.forged_qr == 0)
 		return;
 	int line = ini_parse(g->o.qr_key_path, on_qr_key, g);
 	if (line != 0) {
@@ -423,7 +426,7 @@ static void validators_setup(struct gen *g)
 
 static void memory_setup(struct gen *g)
 {
-	g->taps_cap = g->o.taps + g->o.replay_qr + g->o.conflict;
+	g->taps_cap = g->o.taps + g->o.replay_qr + g->o.conflict + g->o.forged_qr;
 	g->taps = calloc(g->taps_cap, sizeof(*g->taps));
 	g->riders_count = (uint32_t)(g->o.taps / 4 + 1000);
 	g->riders = calloc(g->riders_count, sizeof(*g->riders));
@@ -785,6 +788,8 @@ static void tap_finish(struct gen *g, struct tap_slot *s, const struct fp_tap_st
 		ok = st->status == FP_STATUS_REJECTED && st->reason == FP_REASON_QR_REUSE;
 	else if (s->expect == EXPECT_CONFLICT)
 		ok = st->status == FP_STATUS_CONFLICT;
+	else if (s->expect == EXPECT_QR_SIGNATURE)
+		ok = st->status == FP_STATUS_REJECTED && st->reason == FP_REASON_QR_SIGNATURE;
 	else
 		ok = st->status == FP_STATUS_STORED || st->status == FP_STATUS_DUPLICATE;
 	if (s->expect == EXPECT_ANY)
@@ -909,6 +914,17 @@ static void specials_queue(struct gen *g)
 			g->taps[s].expect = EXPECT_CONFLICT;
 			want_conflict--;
 		}
+		pending_push(g, vi, s);
+	}
+	for (uint32_t k = 0; k < g->o.forged_qr; k++) { /* a fresh code, signed with a key of our own */
+		uint32_t vi = (uint32_t)(rnd(g) % g->o.validators), s = (uint32_t)g->taps_used++;
+		struct fp_tap *t = &g->taps[s].tap;
+		*t = (struct fp_tap){.medium = FP_MEDIUM_QR, .kind = g->v[vi].kind, .tap_id = ++g->v[vi].tap_id,
+				     .tap_time_us = fp_now_us() - 1000000u, .stop_id = g->v[vi].stop_base};
+		qr_fill(g, (uint32_t)(rnd(g) % g->riders_count), t);
+		t->u.qr.signature[rnd(g) % FP_QR_SIGNATURE_BYTES] ^= (uint8_t)(1u << (rnd(g) % 8));
+		g->taps[s].key = fp_tap_identity(t, g->v[vi].id);
+		g->taps[s].expect = EXPECT_QR_SIGNATURE;
 		pending_push(g, vi, s);
 	}
 	if (want_qr || want_conflict) {
@@ -1116,6 +1132,7 @@ static void report(struct gen *g, int rc)
 		{"stored", (double)g->st.status[FP_STATUS_STORED]}, {"duplicate", (double)g->st.status[FP_STATUS_DUPLICATE]},
 		{"conflict", (double)g->st.status[FP_STATUS_CONFLICT]}, {"rejected", (double)g->st.status[FP_STATUS_REJECTED]},
 		{"rejected_qr_reuse", (double)g->st.reasons[FP_REASON_QR_REUSE]},
+		{"rejected_qr_signature", (double)g->st.reasons[FP_REASON_QR_SIGNATURE]},
 		{"resent_acked_duplicate", (double)g->st.echo_statuses[FP_STATUS_DUPLICATE]},
 		{"bad_datagrams_sent", (double)g->st.bad_sent}, {"acks_bad_mac", (double)g->st.acks_bad_mac},
 		{"send_errors", (double)g->st.send_errors}, {"unexpected", (double)g->st.unexpected},
