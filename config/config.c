@@ -45,6 +45,8 @@ static const struct cfg_row rows[] = {
 	{"gateway", "ingress", KIND_ENUM, FIELD(ingress), 0, 0, "io_uring", ingress_names, false},
 	{"gateway", "metrics_address", KIND_STRING, FIELD(metrics_address), 0, 0, "127.0.0.1", NULL, false},
 	{"gateway", "metrics_port", KIND_U32, FIELD(metrics_port), 0, 65535, "9700", NULL, false},
+	{"gateway", "verify_threads", KIND_U32, FIELD(verify_threads), 0, 64, "0", NULL, false},
+	{"gateway", "shed_backlog_ms", KIND_U32, FIELD(shed_backlog_ms), 0, 10000, "100", NULL, false},
 	{"store", "path", KIND_STRING, FIELD(store_path), 0, 0, "var/store", NULL, false},
 	{"store", "map_size_mb", KIND_U64, FIELD(map_size_mb), 1, 1u << 24, "1024", NULL, false},
 	{"store", "sync", KIND_ENUM, FIELD(sync), 0, 0, "full", sync_names, false},

@@ -33,7 +33,7 @@
 #include <unistd.h>
 
 #define IO_BATCH 64u
-#define RETRY_MAX_MS 5000u
+#define RETRY_MAX_MS 30000u /* docs/PROTOCOL.md section 8: doubling up to 30 s */
 
 enum tap_state { TAP_PENDING = 0, TAP_INFLIGHT = 1, TAP_DONE = 2, TAP_REFUSED = 3 /* deny-listed at the validator */ };
 enum tap_expect { EXPECT_ANY = 0, EXPECT_QR_REUSE = 1, EXPECT_CONFLICT = 2, EXPECT_QR_SIGNATURE = 3 };
@@ -56,6 +56,7 @@ struct frame {
 	uint16_t len;
 	uint8_t count;
 	bool active, echo; /* echo: stored, resent as if its ack was lost */
+	bool refused;      /* answered busy: not in flight, goes again when the validator may send */
 	uint8_t bytes[FP_FRAME_BYTES_MAX];
 };
 
@@ -68,6 +69,8 @@ struct validator {
 	uint8_t psam_id[6];
 	uint32_t psam_serial, tap_id;
 	uint64_t frame_seq;
+	uint64_t busy_until_us; /* a busy reply: send nothing before (docs/PROTOCOL.md section 8) */
+	uint32_t window_now;    /* frames it may have in flight: 1 after a busy reply, +1 per ack */
 	uint32_t pending_head, pending_tail, pending_count;
 	struct frame *frames; /* window */
 	/* the deny list, as a validator keeps it (docs/PROTOCOL.md section 12) */
@@ -87,7 +90,7 @@ struct rider {
 };
 
 struct options {
-	const char *gateway, *keys_path, *qr_key_path, *out_path, *json_path;
+	const char *gateway, *keys_path, *qr_key_path, *out_path, *json_path, *write_keys_path;
 	uint32_t validators, first_validator, window, taps_per_frame, retry_ms, linger_ms;
 	uint64_t taps, rate, seed;
 	double duration_s, retransmit_rate, give_up_s;
@@ -103,6 +106,7 @@ struct options {
 struct stats {
 	uint64_t frames_sent, taps_sent, frames_retransmitted, frames_echoed;
 	uint64_t status[4], reasons[FP_REASON_COUNT], echo_statuses[4];
+	uint64_t busy_received, busy_ignored, sent_before_retry_after;
 	uint64_t bad_sent, acks_bad_mac, acks_unknown, unexpected, send_errors;
 	uint64_t refused_denylisted, deny_requests, deny_replies, deny_changes;
 	uint64_t done, special_done;
@@ -201,7 +205,7 @@ static void usage(void)
 	       "  --network demo          validators on the demo fare network (config/fares-demo): bus routes\n"
 	       "                          1 2 5 11, metro line 51 gates, canteens 901 902 (for tapfare)\n"
 	       "  --spread-s S            tap times spread over the last S seconds (days of taps; 0 = now)\n"
-	       "  --retry-ms MS           first retransmission timeout (200), doubling to 5000\n"
+	       "  --retry-ms MS           first retransmission timeout (200), doubling to 30000, + 0..20%% jitter\n"
 	       "  --give-up-s S           stop when nothing progressed for S seconds (30)\n"
 	       "  --bad-corrupt N --bad-mac N --bad-validator N --bad-key N\n"
 	       "  --bad-truncated N --bad-oversized N --bad-garbage N   bad datagrams (no ack expected)\n"
@@ -211,6 +215,8 @@ static void usage(void)
 	       "                          (expect rejected qr_signature, also for their retransmissions)\n"
 	       "  --out FILE              CSV of the unique taps acknowledged stored or duplicate, sorted by identity\n"
 	       "  --json FILE             the final figures as a JSON object\n"
+	       "  --write-keys FILE       write random keys for --validators validators from --first-validator\n"
+	       "                          to FILE (a fleet for the bench; the gateway loads the same file), then exit\n"
 	       "  --seed N --progress --help\n"
 	       "Exit: 0 all taps acknowledged with the expected status, 1 otherwise, 2 bad options.\n");
 }
@@ -241,7 +247,7 @@ static void options_parse(int argc, char **argv, struct options *o)
 {
 	enum { O_BASE = 256, O_GW, O_KEYS, O_QRKEY, O_VAL, O_FIRST, O_TAPS, O_DUR, O_RATE, O_TPF, O_WIN, O_MIX,
 	       O_MED, O_RETX, O_DEPOT, O_RETRY, O_GIVEUP, O_BC, O_BM, O_BV, O_BK, O_BT, O_BO, O_BG, O_RQ,
-	       O_CONF, O_FORGED, O_OUT, O_JSON, O_SEED, O_PROG, O_LINGER, O_HELP, O_NET, O_SPREAD };
+	       O_CONF, O_FORGED, O_WKEYS, O_OUT, O_JSON, O_SEED, O_PROG, O_LINGER, O_HELP, O_NET, O_SPREAD };
 	static const struct option longopts[] = {
 		{"gateway", 1, 0, O_GW}, {"keys", 1, 0, O_KEYS}, {"qr-key", 1, 0, O_QRKEY},
 		{"validators", 1, 0, O_VAL}, {"first-validator", 1, 0, O_FIRST}, {"taps", 1, 0, O_TAPS},
@@ -251,7 +257,7 @@ static void options_parse(int argc, char **argv, struct options *o)
 		{"give-up-s", 1, 0, O_GIVEUP}, {"bad-corrupt", 1, 0, O_BC}, {"bad-mac", 1, 0, O_BM},
 		{"bad-validator", 1, 0, O_BV}, {"bad-key", 1, 0, O_BK}, {"bad-truncated", 1, 0, O_BT},
 		{"bad-oversized", 1, 0, O_BO}, {"bad-garbage", 1, 0, O_BG}, {"replay-qr", 1, 0, O_RQ},
-		{"conflict", 1, 0, O_CONF}, {"forged-qr", 1, 0, O_FORGED}, {"out", 1, 0, O_OUT}, {"json", 1, 0, O_JSON},
+		{"conflict", 1, 0, O_CONF}, {"forged-qr", 1, 0, O_FORGED}, {"write-keys", 1, 0, O_WKEYS}, {"out", 1, 0, O_OUT}, {"json", 1, 0, O_JSON},
 		{"seed", 1, 0, O_SEED}, {"progress", 0, 0, O_PROG}, {"linger-ms", 1, 0, O_LINGER},
 		{"help", 0, 0, O_HELP}, {"network", 1, 0, O_NET}, {"spread-s", 1, 0, O_SPREAD}, {0}};
 	*o = (struct options){.gateway = "127.0.0.1:7700", .keys_path = "config/dev-validators.keys",
@@ -297,6 +303,7 @@ static void options_parse(int argc, char **argv, struct options *o)
 		case O_CONF: o->conflict = (uint32_t)parse_u64(name, optarg, 100000); break;
 		case O_FORGED: o->forged_qr = (uint32_t)parse_u64(name, optarg, 100000); break;
 		case O_OUT: o->out_path = optarg; break;
+		case O_WKEYS: o->write_keys_path = optarg; break;
 		case O_JSON: o->json_path = optarg; break;
 		case O_SEED: o->seed = parse_u64(name, optarg, UINT64_MAX); break;
 		case O_PROG: o->progress = true; break;
@@ -416,6 +423,7 @@ static void validators_setup(struct gen *g)
 		for (int b = 0; b < 6; b++)
 			v->psam_id[b] = (uint8_t)(v->id >> (8 * (b % 4)));
 		v->pending_head = v->pending_tail = UINT32_MAX;
+		v->window_now = g->o.window;
 		v->frames = calloc(g->o.window, sizeof(*v->frames));
 		if (v->frames == NULL) {
 			fprintf(stderr, "tapgen: out of memory\n");
@@ -561,15 +569,23 @@ static void deny_ask(struct gen *g, struct validator *v, uint64_t now_us)
 	out_queue(g, v->deny_req, FP_DENY_REQUEST_BYTES);
 }
 
-static void deny_reply_handle(struct gen *g, const uint8_t *buf, size_t len, uint64_t now_us)
+/* The validator a gateway reply is addressed to (bytes 4..7), before its MAC is checked; NULL: not ours. */
+static struct validator *reply_validator(struct gen *g, const uint8_t *buf, size_t len)
 {
 	uint32_t vid = len >= 8 ? (uint32_t)buf[4] << 24 | (uint32_t)buf[5] << 16 | (uint32_t)buf[6] << 8 | buf[7] : 0;
-	struct fp_deny_reply rp;
 	if (vid < g->o.first_validator || vid - g->o.first_validator >= g->o.validators) {
 		g->st.acks_unknown++;
-		return;
+		return NULL;
 	}
-	struct validator *v = &g->v[vid - g->o.first_validator];
+	return &g->v[vid - g->o.first_validator];
+}
+
+static void deny_reply_handle(struct gen *g, const uint8_t *buf, size_t len, uint64_t now_us)
+{
+	struct fp_deny_reply rp;
+	struct validator *v = reply_validator(g, buf, len);
+	if (v == NULL)
+		return;
 	if (fp_deny_reply_decode(buf, len, v->key, &rp) != 0) {
 		g->st.acks_bad_mac++;
 		return;
@@ -689,8 +705,11 @@ static void out_queue(struct gen *g, const uint8_t *bytes, size_t len)
 	g->out_count++;
 }
 
-static void frame_send(struct gen *g, struct frame *f, uint64_t now_us)
+static void frame_send(struct gen *g, struct validator *v, struct frame *f, uint64_t now_us)
 {
+	if (now_us < v->busy_until_us)
+		g->st.sent_before_retry_after++; /* must stay 0: the rules of section 8 */
+	f->refused = false;
 	if (g->st.first_send_us == 0)
 		g->st.first_send_us = now_us;
 	f->sent_mono_us = now_us;
@@ -704,10 +723,25 @@ static void frame_send(struct gen *g, struct frame *f, uint64_t now_us)
 /* Pack pending taps of validator v into a free window slot and send it. */
 static bool frame_build(struct gen *g, struct validator *v, uint64_t now_us)
 {
-	struct frame *f = NULL;
-	for (uint32_t w = 0; w < g->o.window && f == NULL; w++)
-		if (!v->frames[w].active)
-			f = &v->frames[w];
+	struct frame *f = NULL, *refused = NULL;
+	uint32_t in_flight = 0;
+	if (now_us < v->busy_until_us)
+		return false;
+	for (uint32_t w = 0; w < g->o.window; w++) {
+		struct frame *x = &v->frames[w];
+		in_flight += x->active && !x->refused;
+		if (x->active && x->refused && (refused == NULL || x->frame_seq < refused->frame_seq))
+			refused = x;
+		if (!x->active && f == NULL)
+			f = x;
+	}
+	if (in_flight >= v->window_now)
+		return false;
+	if (refused != NULL) { /* the oldest refused frame goes first, as it was */
+		g->st.frames_retransmitted++;
+		frame_send(g, v, refused, now_us);
+		return true;
+	}
 	if (f == NULL || v->pending_count == 0)
 		return false;
 	/* A part-full frame waits up to --linger-ms for more taps. */
@@ -744,7 +778,7 @@ static bool frame_build(struct gen *g, struct validator *v, uint64_t now_us)
 	f->retry_ms = g->o.retry_ms;
 	f->active = true;
 	f->echo = false;
-	frame_send(g, f, now_us);
+	frame_send(g, v, f, now_us);
 	return true;
 }
 
@@ -752,13 +786,15 @@ static bool frame_build(struct gen *g, struct validator *v, uint64_t now_us)
 static void retransmit_due(struct gen *g, uint64_t now_us)
 {
 	for (uint32_t i = 0; i < g->o.validators; i++) {
+		if (now_us < g->v[i].busy_until_us)
+			continue;
 		for (uint32_t w = 0; w < g->o.window; w++) {
 			struct frame *f = &g->v[i].frames[w];
-			if (!f->active || f->retry_at_us > now_us)
+			if (!f->active || f->refused || f->retry_at_us > now_us)
 				continue;
 			f->retry_ms = f->retry_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : f->retry_ms * 2;
 			g->st.frames_retransmitted++;
-			frame_send(g, f, now_us);
+			frame_send(g, &g->v[i], f, now_us);
 		}
 	}
 }
@@ -847,14 +883,50 @@ static void ack_handle(struct gen *g, const uint8_t *buf, size_t len, uint64_t n
 	}
 	for (unsigned i = 0; i < f->count; i++)
 		tap_finish(g, &g->taps[f->taps[i]], &st[i], now_us);
+	if (v->window_now < g->o.window)
+		v->window_now++; /* an answer: one more frame may be in flight */
 	if (g->o.retransmit_rate > 0 && rnd01(g) < g->o.retransmit_rate) {
 		f->echo = true; /* as if this ack was lost: the validator sends the frame again */
 		f->retry_ms = g->o.retry_ms;
 		g->st.frames_echoed++;
-		frame_send(g, f, now_us);
+		frame_send(g, v, f, now_us);
 	} else {
 		f->active = false;
 	}
+}
+
+/*
+ * A busy reply (docs/PROTOCOL.md section 6.1), authenticated like an ack: the
+ * frame was not taken. The validator sends nothing before retry_after_ms
+ * times a random 1 .. 1.5, then one frame at a time until an ack comes.
+ */
+static void busy_handle(struct gen *g, const uint8_t *buf, size_t len, uint64_t now_us)
+{
+	struct fp_busy b;
+	struct validator *v = reply_validator(g, buf, len);
+	if (v == NULL)
+		return;
+	if (fp_busy_decode(buf, len, v->key, &b) != 0) {
+		g->st.acks_bad_mac++;
+		return;
+	}
+	struct frame *f = frame_find(g, v, b.frame_seq);
+	if (f == NULL || f->refused || b.tap_count != f->count) {
+		g->st.busy_ignored++; /* not a frame in flight: a late or forged reply changes nothing */
+		return;
+	}
+	g->st.busy_received++;
+	if (f->echo) { /* its taps are settled: the copy simply was not needed */
+		f->active = false;
+		return;
+	}
+	f->refused = true;
+	f->retry_ms = f->retry_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : f->retry_ms * 2;
+	uint64_t wait_us = (uint64_t)b.retry_after_ms * 1000u;
+	uint64_t until_us = now_us + wait_us + (uint64_t)(rnd01(g) * 0.5 * (double)wait_us);
+	if (until_us > v->busy_until_us)
+		v->busy_until_us = until_us;
+	v->window_now = 1;
 }
 
 static unsigned acks_receive(struct gen *g, int timeout_ms)
@@ -879,6 +951,8 @@ static unsigned acks_receive(struct gen *g, int timeout_ms)
 		for (int i = 0; i < n; i++) {
 			if (msgs[i].msg_len >= 4 && bufs[i][3] == FP_TYPE_DENY_REPLY)
 				deny_reply_handle(g, bufs[i], msgs[i].msg_len, now_us);
+			else if (msgs[i].msg_len >= 4 && bufs[i][3] == FP_TYPE_BUSY)
+				busy_handle(g, bufs[i], msgs[i].msg_len, now_us);
 			else
 				ack_handle(g, bufs[i], msgs[i].msg_len, now_us);
 		}
@@ -1134,6 +1208,8 @@ static void report(struct gen *g, int rc)
 		{"rejected_qr_reuse", (double)g->st.reasons[FP_REASON_QR_REUSE]},
 		{"rejected_qr_signature", (double)g->st.reasons[FP_REASON_QR_SIGNATURE]},
 		{"resent_acked_duplicate", (double)g->st.echo_statuses[FP_STATUS_DUPLICATE]},
+		{"busy_received", (double)g->st.busy_received}, {"busy_ignored", (double)g->st.busy_ignored},
+		{"sent_before_retry_after", (double)g->st.sent_before_retry_after},
 		{"bad_datagrams_sent", (double)g->st.bad_sent}, {"acks_bad_mac", (double)g->st.acks_bad_mac},
 		{"send_errors", (double)g->st.send_errors}, {"unexpected", (double)g->st.unexpected},
 		{"refused_denylisted", (double)g->st.refused_denylisted},
@@ -1159,12 +1235,33 @@ static void report(struct gen *g, int rc)
 		fprintf(stderr, "tapgen: %" PRIu64 " taps got a status they should not have\n", g->st.unexpected);
 }
 
+/* A key file for a fleet: one random key per validator, in the gateway's format. */
+static int keys_write(const struct options *o)
+{
+	FILE *f = fopen(o->write_keys_path, "w");
+	if (f == NULL) {
+		fprintf(stderr, "tapgen: cannot write %s: %s\n", o->write_keys_path, strerror(errno));
+		return 1;
+	}
+	fprintf(f, "# Generated by tapgen --write-keys: random keys for a simulated fleet. Never deploy.\n"
+		   "[validator_keys]\n");
+	for (uint64_t i = 0; i < o->validators; i++) {
+		uint8_t key[FP_KEY_BYTES];
+		char hex[2 * FP_KEY_BYTES + 1];
+		randombytes_buf(key, sizeof(key));
+		fprintf(f, "%" PRIu64 "/1 = %s\n", o->first_validator + i, sodium_bin2hex(hex, sizeof(hex), key, sizeof(key)));
+	}
+	return fclose(f) == 0 ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
 	static struct gen g;
 	options_parse(argc, argv, &g.o);
 	if (sodium_init() < 0)
 		return 1;
+	if (g.o.write_keys_path)
+		return keys_write(&g.o);
 	g.rng = g.o.seed * 0x9E3779B97F4A7C15ull + 1;
 	keys_load(&g);
 	socket_setup(&g);
