@@ -485,6 +485,8 @@ unsigned fp_ingest_burst(struct fp_pipeline *p, const struct fp_rx *rx, unsigned
 	uint64_t queued = 0, bytes = 0;
 	bool stopping = atomic_load_explicit(&p->stopping, PX_RELAXED);
 	uint64_t writer_us = p->opt.shed_backlog_ms ? writer_backlog_us(p) : 0;
+	if (p->opt.shed_backlog_ms && produced - p->released > p->mask / 2) /* acks leave slower than frames come */
+		writer_us = writer_us > 2000u * p->opt.shed_backlog_ms ? writer_us : 2000u * p->opt.shed_backlog_ms;
 	uint64_t verify_us = p->opt.shed_backlog_ms ? vf_backlog_us(p->verifiers) : 0;
 	bool shedding = p->opt.shed_backlog_ms &&
 			(writer_us > 1000u * p->opt.shed_backlog_ms || verify_us > 1000u * p->opt.shed_backlog_ms);

@@ -133,6 +133,7 @@ static size_t metrics_render(const struct fp_counters *cc, char *buf)
 	labelled(&t, "frames_dropped_total", "Frames dropped without acknowledgement, by reason.", "reason",
 		 c->frames_dropped, FP_DROP_COUNT, fp_drop_name, 0);
 	counter(&t, "frames_acked_total", "Acknowledgements sent.", &c->frames_acked);
+	counter(&t, "frames_busy_total", "Frames refused unread with a busy reply (shedding).", &c->frames_busy);
 	counter(&t, "deny_requests_total", "Deny-list requests answered.", &c->deny_requests);
 	counter(&t, "ack_send_errors_total", "Acknowledgements the socket refused.", &c->acks_send_errors);
 	gauge(&t, "dedup_entries", "Identity keys in the dedup set.", get(&c->dedup_entries));

@@ -96,7 +96,7 @@ struct options {
 	double duration_s, retransmit_rate, give_up_s;
 	unsigned mix[3];
 	int medium;
-	bool depot, progress;
+	bool depot, backlog, progress;
 	bool demo_network;   /* validators on config/fares-demo's routes and stops */
 	uint64_t spread_s;   /* tap times over the last spread_s seconds (0: now) */
 	uint32_t bad_corrupt, bad_mac, bad_validator, bad_key, bad_truncated, bad_oversized, bad_garbage;
@@ -202,6 +202,9 @@ static void usage(void)
 	       "  --medium M              only one medium: epurse | quickpass | qr\n"
 	       "  --retransmit-rate P     probability an acknowledged frame is sent again, as if its ack was lost (0)\n"
 	       "  --depot                 bus validators upload a backlog: tap times over the last 6 hours\n"
+	       "  --backlog               a recovery storm: every validator holds its taps (times over the last\n"
+	       "                          6 hours) before the first is sent, then all start at once; seconds and\n"
+	       "                          taps_per_s count from the first send\n"
 	       "  --network demo          validators on the demo fare network (config/fares-demo): bus routes\n"
 	       "                          1 2 5 11, metro line 51 gates, canteens 901 902 (for tapfare)\n"
 	       "  --spread-s S            tap times spread over the last S seconds (days of taps; 0 = now)\n"
@@ -246,14 +249,14 @@ static void parse_medium(struct options *o, const char *s)
 static void options_parse(int argc, char **argv, struct options *o)
 {
 	enum { O_BASE = 256, O_GW, O_KEYS, O_QRKEY, O_VAL, O_FIRST, O_TAPS, O_DUR, O_RATE, O_TPF, O_WIN, O_MIX,
-	       O_MED, O_RETX, O_DEPOT, O_RETRY, O_GIVEUP, O_BC, O_BM, O_BV, O_BK, O_BT, O_BO, O_BG, O_RQ,
+	       O_MED, O_RETX, O_DEPOT, O_BACKLOG, O_RETRY, O_GIVEUP, O_BC, O_BM, O_BV, O_BK, O_BT, O_BO, O_BG, O_RQ,
 	       O_CONF, O_FORGED, O_WKEYS, O_OUT, O_JSON, O_SEED, O_PROG, O_LINGER, O_HELP, O_NET, O_SPREAD };
 	static const struct option longopts[] = {
 		{"gateway", 1, 0, O_GW}, {"keys", 1, 0, O_KEYS}, {"qr-key", 1, 0, O_QRKEY},
 		{"validators", 1, 0, O_VAL}, {"first-validator", 1, 0, O_FIRST}, {"taps", 1, 0, O_TAPS},
 		{"duration-s", 1, 0, O_DUR}, {"rate", 1, 0, O_RATE}, {"taps-per-frame", 1, 0, O_TPF},
 		{"window", 1, 0, O_WIN}, {"mix", 1, 0, O_MIX}, {"medium", 1, 0, O_MED},
-		{"retransmit-rate", 1, 0, O_RETX}, {"depot", 0, 0, O_DEPOT}, {"retry-ms", 1, 0, O_RETRY},
+		{"retransmit-rate", 1, 0, O_RETX}, {"depot", 0, 0, O_DEPOT}, {"backlog", 0, 0, O_BACKLOG}, {"retry-ms", 1, 0, O_RETRY},
 		{"give-up-s", 1, 0, O_GIVEUP}, {"bad-corrupt", 1, 0, O_BC}, {"bad-mac", 1, 0, O_BM},
 		{"bad-validator", 1, 0, O_BV}, {"bad-key", 1, 0, O_BK}, {"bad-truncated", 1, 0, O_BT},
 		{"bad-oversized", 1, 0, O_BO}, {"bad-garbage", 1, 0, O_BG}, {"replay-qr", 1, 0, O_RQ},
@@ -282,6 +285,7 @@ static void options_parse(int argc, char **argv, struct options *o)
 		case O_MED: parse_medium(o, optarg); break;
 		case O_RETX: o->retransmit_rate = parse_double(name, optarg, 1); break;
 		case O_DEPOT: o->depot = true; break;
+		case O_BACKLOG: o->backlog = true; break;
 		case O_NET:
 			if (strcmp(optarg, "demo") != 0) {
 				fprintf(stderr, "tapgen: --network: only \"demo\" is known\n");
@@ -633,7 +637,8 @@ static void tap_generate(struct gen *g, uint64_t now_us)
 	tap->kind = v->kind;
 	tap->category = rider_category(r);
 	tap->tap_id = ++v->tap_id;
-	tap->tap_time_us = now_us - (g->o.depot && v->kind == FP_KIND_BOARD ? rnd(g) % 21600000000ull : rnd(g) % 2000000u);
+	bool held = g->o.backlog || (g->o.depot && v->kind == FP_KIND_BOARD);
+	tap->tap_time_us = now_us - (held ? rnd(g) % 21600000000ull : rnd(g) % 2000000u);
 	tap->stop_id = v->stop_base + (uint32_t)(rnd(g) % 40);
 	if (g->o.demo_network) /* the demo's stops: 6 per bus route, 10 metro stations, one till per canteen */
 		tap->stop_id = v->stop_base + (uint32_t)(rnd(g) % (v->kind == FP_KIND_PURCHASE ? 1 : v->route_id == 51 ? 10 : 6));
@@ -939,7 +944,7 @@ static unsigned acks_receive(struct gen *g, int timeout_ms)
 		struct pollfd pfd = {.fd = g->fd, .events = POLLIN};
 		poll(&pfd, 1, timeout_ms);
 	}
-	for (unsigned round = 0; round < 16; round++) {
+	for (unsigned round = 0; round < 256; round++) { /* until the socket is empty, within reason */
 		for (unsigned i = 0; i < IO_BATCH; i++) {
 			iov[i] = (struct iovec){bufs[i], sizeof(bufs[i])};
 			msgs[i].msg_hdr = (struct msghdr){.msg_iov = &iov[i], .msg_iovlen = 1};
@@ -1094,6 +1099,8 @@ static bool run_step(struct gen *g, uint64_t start_us, bool *specials_done)
 		*specials_done = true;
 	}
 	bool sent = false;
+	acks_receive(g, 0); /* answers first: a large fleet's loop must not make them look late */
+	now_us = fp_mono_us();
 	for (uint32_t i = 0; i < g->o.validators; i++)
 		while (frame_build(g, &g->v[i], now_us))
 			sent = true;
@@ -1118,6 +1125,11 @@ static int run(struct gen *g)
 		asking = false;
 		for (uint32_t i = 0; i < g->o.validators && !asking; i++)
 			asking = g->v[i].deny_asked_us != 0;
+	}
+	if (g->o.backlog) { /* the whole backlog exists before anything is sent */
+		uint64_t wall_us = fp_now_us();
+		while (g->normal_generated < g->o.taps)
+			tap_generate(g, wall_us);
 	}
 	for (;;) {
 		if (run_step(g, start_us, &specials_done))
