@@ -21,8 +21,12 @@
 # gateway ingests 2000 taps/s on another store). Medians and ratios are
 # printed; these machines are shared and noisy, so single figures mean little.
 # Only public tools are used; figures come from the programs' own output.
+# The storm rows (mixed media, QR-heavy, the recovery storm, the QR-only storm against the
+# Ed25519 bound, latency at half the mixed maximum, PostgreSQL 15) are bench/storm.sh, run
+# last; BENCH_ONLY=storm runs only those.
 set -eu
 BUILD=${BUILD:-build}
+if [ "${BENCH_ONLY:-}" = storm ]; then exec sh bench/storm.sh; fi
 BIN=$BUILD/bin
 ROUNDS=${BENCH_ROUNDS:-3}
 BOUND_TAPS=${BENCH_BOUND_TAPS:-1000000}
@@ -209,3 +213,6 @@ row "load the MBTA feed (1.7 MB), seconds" "$feed_load_s" "<=0.2" "$(met "$feed_
 row "fare rating of the whole day, seconds" "$fare_s" "<=20" "$(met "$fare_s" 20 "<=")"
 row "closing the day (rating + batches + files), s" "$close_s" "" ""
 row "closing the day while the gateway ingests, s" "$busy_close_s" "<=30" "$(met "$busy_close_s" 30 "<=")"
+row "gateway acked taps/s above: QuickPass taps only (--medium quickpass)" "" "" ""
+echo
+sh bench/storm.sh

@@ -48,6 +48,8 @@ static const struct cfg_row rows[] = {
 	{"gateway", "metrics_port", KIND_U32, FIELD(metrics_port), 0, 65535, "9700", NULL, false, false},
 	{"gateway", "log_file", KIND_STRING, FIELD(log_file), 0, 0, "-", NULL, false, true},
 	{"gateway", "stop_timeout_s", KIND_U32, FIELD(stop_timeout_s), 1, 3600, "30", NULL, false, false},
+	{"gateway", "verify_threads", KIND_U32, FIELD(verify_threads), 0, 64, "0", NULL, false, false},
+	{"gateway", "shed_backlog_ms", KIND_U32, FIELD(shed_backlog_ms), 0, 10000, "100", NULL, false, false},
 	{"store", "path", KIND_STRING, FIELD(store_path), 0, 0, "var/store", NULL, false, false},
 	{"store", "map_size_mb", KIND_U64, FIELD(map_size_mb), 1, 1u << 24, "1024", NULL, false, false},
 	{"store", "sync", KIND_ENUM, FIELD(sync), 0, 0, "full", sync_names, false, false},

@@ -37,6 +37,8 @@ struct cfg {
 	uint32_t metrics_port; /* 0: no metrics endpoint */
 	char log_file[CFG_PATH_MAX]; /* "-": standard error */
 	uint32_t stop_timeout_s;
+	uint32_t verify_threads;  /* QR signature verifier threads; 0: one per CPU */
+	uint32_t shed_backlog_ms; /* busy replies when queued work exceeds this; 0: never */
 	/* [store] */
 	char store_path[CFG_PATH_MAX];
 	uint64_t map_size_mb;

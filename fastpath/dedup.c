@@ -105,6 +105,30 @@ enum fp_dedup_result fp_dedup_insert(struct fp_dedup *d, struct fp_key key, uint
 	abort();
 }
 
+/*
+ * The same probe as fp_dedup_insert() without inserting: FP_DEDUP_NEW means
+ * "not in the set". The ingress asks this before an expensive check (a QR
+ * signature) so that a copy of a tap already decided costs one probe.
+ */
+enum fp_dedup_result fp_dedup_find(const struct fp_dedup *d, struct fp_key key, uint64_t content,
+				   uint32_t validator_id)
+{
+	assert((key.lo | key.hi) != 0);
+	uint64_t i = slot_home(d, key.hi);
+	for (uint64_t probes = 0; probes < d->slots_count; probes++) {
+		const struct fp_dedup_slot *s = &d->slots[i];
+		if (slot_empty(s))
+			return FP_DEDUP_NEW;
+		if (s->key_lo == key.lo && s->key_hi == key.hi) {
+			if (s->validator_id != validator_id)
+				return FP_DEDUP_OTHER_VALIDATOR;
+			return s->content == content ? FP_DEDUP_DUPLICATE : FP_DEDUP_CONFLICT;
+		}
+		i = i + 1 == d->slots_count ? 0 : i + 1;
+	}
+	abort(); /* unreachable: the table always has empty slots */
+}
+
 /* Is home cyclically within (hole, at]? Then the entry at at may not move to hole. */
 static inline bool home_between(uint64_t hole, uint64_t home, uint64_t at)
 {

@@ -32,6 +32,9 @@ struct st_env;
 #define FP_TYPE_ACK 2u
 #define FP_TYPE_DENY_REQUEST 3u /* a validator asks for the deny list's changes */
 #define FP_TYPE_DENY_REPLY 4u   /* the gateway answers with them */
+#define FP_TYPE_BUSY 5u         /* the gateway refused a frame unread: retry after a while (section 6.1) */
+#define FP_BUSY_BYTES 64u        /* 32-byte header + MAC */
+#define FP_RETRY_AFTER_MS_MAX 30000u /* a busy reply never asks for more than the longest back-off */
 #define FP_DENY_REQUEST_BYTES 72u  /* 40-byte header + MAC */
 #define FP_DENY_ENTRY_BYTES 10u    /* medium, added, token */
 #define FP_DENY_ENTRIES_MAX 12u    /* per reply: it fits an acknowledgement's buffer */
@@ -167,6 +170,16 @@ struct fp_ack_header {
 	uint32_t denylist_version; /* 0 until the deny list exists */
 };
 
+/* A busy reply: the frame was refused before it was read, nothing of it is recorded. */
+struct fp_busy {
+	uint32_t validator_id;
+	uint16_t key_id;
+	uint8_t tap_count;  /* as in the frame */
+	uint64_t frame_seq; /* as in the frame */
+	uint64_t gateway_time_us;
+	uint32_t retry_after_ms; /* 1 .. FP_RETRY_AFTER_MS_MAX */
+};
+
 struct fp_tap_status {
 	uint8_t status; /* enum fp_status */
 	uint8_t reason; /* enum fp_reason */
@@ -279,6 +292,12 @@ int fp_deny_reply_encode(const struct fp_deny_reply *r, const uint8_t key[FP_KEY
 /* Decode and verify a reply. Returns 0, FP_ERR_MAC, or another FP_ERR_*. */
 int fp_deny_reply_decode(const uint8_t *buf, size_t len, const uint8_t key[FP_KEY_BYTES], struct fp_deny_reply *r);
 
+/* Encode a busy reply with the frame's key. Returns FP_BUSY_BYTES, FP_ERR_NOSPACE or FP_ERR_INVALID. */
+int fp_busy_encode(const struct fp_busy *b, const uint8_t key[FP_KEY_BYTES], uint8_t *out, size_t cap);
+/* Decode and verify one. Returns 0, FP_ERR_MAC, FP_ERR_MALFORMED (length, flags or retry_after_ms
+ * out of range), or FP_ERR_TRUNCATED, FP_ERR_MAGIC, FP_ERR_VERSION, FP_ERR_TYPE. */
+int fp_busy_decode(const uint8_t *buf, size_t len, const uint8_t key[FP_KEY_BYTES], struct fp_busy *b);
+
 /* The validator id of an acknowledgement, before its MAC is checked (to pick the key). */
 int fp_ack_peek_validator(const uint8_t *buf, size_t len, uint32_t *validator_id, uint16_t *key_id);
 
@@ -360,6 +379,9 @@ void fp_dedup_free(struct fp_dedup *d);
 /* Look up key; insert it when new. */
 enum fp_dedup_result fp_dedup_insert(struct fp_dedup *d, struct fp_key key, uint64_t content,
 				     uint32_t tap_time_s, uint32_t validator_id);
+/* Look key up without inserting it: FP_DEDUP_NEW when it is not in the set. */
+enum fp_dedup_result fp_dedup_find(const struct fp_dedup *d, struct fp_key key, uint64_t content,
+				   uint32_t validator_id);
 /* Remove the entries whose tap time is before cutoff_s among the next
  * slots_max slots of a sweep that goes round the table. Returns removed. */
 uint64_t fp_dedup_expire(struct fp_dedup *d, uint32_t cutoff_s, uint64_t slots_max);
@@ -401,6 +423,8 @@ enum fp_drop {
 	FP_DROP_RING_FULL, /* back-pressure: the writer is behind */
 	FP_DROP_DEDUP_FULL,
 	FP_DROP_STOPPING,
+	FP_DROP_VERIFYING, /* a copy of a frame whose signatures are being verified: its own ack is coming */
+	FP_DROP_BUSY_FULL, /* shed, but the busy replies of this pass were all taken */
 	FP_DROP_COUNT,
 };
 const char *fp_drop_name(unsigned drop);
@@ -453,9 +477,11 @@ struct fp_counters {
 	_Atomic uint64_t taps_stored;
 	_Atomic uint64_t taps_duplicate;
 	_Atomic uint64_t taps_conflict;
+	_Atomic uint64_t qr_signatures_verified; /* Ed25519 verifications done (each costs ~110 us) */
 	_Atomic uint64_t taps_rejected[FP_REASON_COUNT];
 	_Atomic uint64_t frames_dropped[FP_DROP_COUNT];
 	_Atomic uint64_t frames_acked;
+	_Atomic uint64_t frames_busy; /* refused unread with a busy reply: shedding */
 	_Atomic uint64_t deny_requests; /* deny-list requests answered */
 	_Atomic uint64_t acks_send_errors;
 	_Atomic uint64_t dedup_entries;
@@ -498,6 +524,8 @@ struct fp_pipeline_options {
 	uint64_t dedup_taps_max;
 	uint32_t amount_fen_max;
 	uint8_t qr_public_key[32];
+	uint32_t verify_threads;  /* verifier lanes for QR signatures, 1 .. 64 */
+	uint32_t shed_backlog_ms; /* refuse frames (busy) when the queued work exceeds this; 0: never */
 	bool log_rebuild_progress;
 	/* While stopping, how long the writer retries a store that refuses to
 	 * commit before it gives up (0: FP_STOP_RETRY_US_DEFAULT). */

@@ -17,7 +17,7 @@
  * ack left). A full ring drops frames unacknowledged; validators retransmit.
  * Nothing here allocates after fp_pipeline_create().
  */
-#include "fastpath/fastpath.h"
+#include "fastpath/internal.h"
 #include "store/store.h"
 
 #include <assert.h>
@@ -34,25 +34,10 @@
 #include <unistd.h>
 
 #define PX_RELAXED memory_order_relaxed
+#define BUSY_REPLIES_MAX 4096u /* busy replies waiting to leave, a power of two */
+#define WRITER_NS_PER_TAP_START 1000u
 #define ctr_add(field, n) atomic_fetch_add_explicit(&(field), (n), PX_RELAXED)
 #define ctr_set(field, n) atomic_store_explicit(&(field), (n), PX_RELAXED)
-
-enum job_action { ACTION_NONE = 0, ACTION_APPEND = 1, ACTION_QUARANTINE = 2 };
-
-/* One frame in flight. Everything the writer and the ack need, no pointers out. */
-struct fp_job {
-	uint64_t recv_time_us;
-	uint64_t recv_mono_us;
-	struct fp_frame_header hdr;
-	uint16_t frame_len;
-	uint16_t rec_off[FP_TAPS_PER_FRAME_MAX];
-	uint8_t action[FP_TAPS_PER_FRAME_MAX];
-	struct fp_key key[FP_TAPS_PER_FRAME_MAX];
-	uint64_t content[FP_TAPS_PER_FRAME_MAX];
-	uint8_t stored, duplicate, conflict, rejected;
-	struct fp_ack_out ack;
-	uint8_t frame[FP_FRAME_BYTES_MAX];
-};
 
 /* What a reload replaces: the validators' keys and the QR platform's key. */
 struct auth_update {
@@ -74,12 +59,19 @@ struct fp_pipeline {
 	_Atomic bool stopping;
 	_Atomic bool writer_done;
 	_Atomic int writer_status;
+	_Alignas(64) _Atomic uint64_t taps_committed; /* taps of the jobs below committed (writer) */
+	_Atomic uint64_t writer_ns_per_tap;          /* moving average of the writer's time per tap */
 	/* ingress side */
 	_Alignas(64) uint64_t released;
 	uint64_t peeked;
+	uint64_t taps_produced; /* taps of every job queued to the writer */
 	struct fp_dedup *dedup;
 	struct fp_keys *keys;  /* owned; replaced between bursts by auth_take() */
 	_Atomic(struct auth_update *) auth_next; /* a reload waiting for the next burst */
+	struct vf_stage *verifiers;
+	/* busy replies: they leave before the acks, without passing the writer */
+	uint32_t busy_head, busy_tail, busy_peeked;
+	struct fp_ack_out *busy;
 	/* deny list: entries below deny_count are written once, then only read */
 	_Alignas(64) _Atomic uint32_t deny_count;
 	struct fp_deny_entry *deny;
@@ -91,6 +83,8 @@ struct fp_pipeline {
 	struct st_wtxn *txn;
 	uint32_t txn_taps;
 	uint64_t txn_first_mono_us;
+	uint64_t txn_busy_us;  /* time the writer worked on this txn's jobs */
+	uint64_t txn_job_taps; /* taps of those jobs, whatever their status */
 	struct validator_slot *validators;
 	uint32_t *validators_dirty; /* slot indexes touched since the last flush */
 	uint32_t validators_dirty_count;
@@ -127,7 +121,7 @@ static enum fp_drop drop_for_error(int err)
 	}
 }
 
-/* Checks that need the gateway's clock and keys. Returns 0 or an fp_reason. */
+/* Checks that need the gateway's clock. Returns 0 or an fp_reason. */
 static int tap_check(const struct fp_pipeline *p, const struct fp_tap *tap, uint64_t now_us)
 {
 	uint64_t skew_us = (uint64_t)p->opt.clock_skew_s * 1000000u;
@@ -138,38 +132,67 @@ static int tap_check(const struct fp_pipeline *p, const struct fp_tap *tap, uint
 		return FP_REASON_TIME_OLD;
 	if (tap->amount_fen > p->opt.amount_fen_max)
 		return FP_REASON_AMOUNT;
-	if (tap->medium != FP_MEDIUM_QR)
-		return 0;
-	uint8_t signed_bytes[FP_QR_PAYLOAD_BYTES];
-	fp_qr_signed_bytes(&tap->u.qr, signed_bytes);
-	if (crypto_sign_verify_detached(tap->u.qr.signature, signed_bytes, sizeof(signed_bytes),
-					p->opt.qr_public_key) != 0)
-		return FP_REASON_QR_SIGNATURE;
+	return 0;
+}
+
+/* A QR code's validity, checked after its signature (docs/PROTOCOL.md section 7). */
+static int qr_expiry_check(const struct fp_pipeline *p, const struct fp_tap *tap)
+{
 	uint64_t tap_s = tap->tap_time_us / 1000000u;
 	if (tap_s + p->opt.clock_skew_s < tap->u.qr.issued_at_s || tap_s > tap->u.qr.expires_at_s)
 		return FP_REASON_QR_EXPIRED;
 	return 0;
 }
 
-/* Decide one tap's status and what the writer does with it. */
-static void tap_decide(struct fp_pipeline *p, struct fp_job *job, unsigned i, uint64_t now_us,
-		       struct fp_tap_status *st)
+/* Screen tap i of a job: every check but the signature, and its identity. */
+static void tap_screen(const struct fp_pipeline *p, struct fp_job *job, unsigned i, uint64_t now_us)
 {
 	const uint8_t *rec = job->frame + job->rec_off[i];
 	struct fp_tap tap;
 	int reason = fp_tap_decode(rec, rec[0], &tap);
 	if (reason == 0)
 		reason = tap_check(p, &tap, now_us);
-	*st = (struct fp_tap_status){FP_STATUS_REJECTED, (uint8_t)reason};
-	if (reason != 0) {
-		ctr_add(p->ctr->taps_rejected[reason < FP_REASON_COUNT ? reason : 0], 1);
-		job->rejected++;
+	job->reason[i] = (uint8_t)reason;
+	job->screen[i] = SCREEN_REJECT;
+	if (reason != 0)
 		return;
-	}
 	job->key[i] = fp_tap_identity(&tap, job->hdr.validator_id);
 	job->content[i] = fp_tap_content(rec, rec[0], &job->hdr);
-	switch (fp_dedup_insert(p->dedup, job->key[i], job->content[i],
-				(uint32_t)(tap.tap_time_us / 1000000u), job->hdr.validator_id)) {
+	job->tap_time_s[i] = (uint32_t)(tap.tap_time_us / 1000000u);
+	job->medium[i] = tap.medium;
+	job->screen[i] = SCREEN_INSERT;
+	if (tap.medium != FP_MEDIUM_QR)
+		return;
+	if (fp_dedup_find(p->dedup, job->key[i], job->content[i], job->hdr.validator_id) == FP_DEDUP_DUPLICATE) {
+		job->screen[i] = SCREEN_DUPLICATE;
+		return;
+	}
+	job->screen[i] = SCREEN_VERIFY;
+	job->reason[i] = (uint8_t)qr_expiry_check(p, &tap);
+}
+
+static void tap_reject(struct fp_pipeline *p, struct fp_job *job, unsigned reason, struct fp_tap_status *st)
+{
+	*st = (struct fp_tap_status){FP_STATUS_REJECTED, (uint8_t)reason};
+	ctr_add(p->ctr->taps_rejected[reason < FP_REASON_COUNT ? reason : 0], 1);
+	job->rejected++;
+}
+
+/* Decide one screened tap's status and what the writer does with it. */
+static void tap_decide(struct fp_pipeline *p, struct fp_job *job, unsigned i, struct fp_tap_status *st)
+{
+	if (job->screen[i] == SCREEN_VERIFY && !job->signature_ok[i]) {
+		tap_reject(p, job, FP_REASON_QR_SIGNATURE, st);
+		return;
+	}
+	if (job->screen[i] == SCREEN_REJECT || job->reason[i] != 0) {
+		tap_reject(p, job, job->reason[i], st);
+		return;
+	}
+	enum fp_dedup_result res = FP_DEDUP_DUPLICATE;
+	if (job->screen[i] != SCREEN_DUPLICATE)
+		res = fp_dedup_insert(p->dedup, job->key[i], job->content[i], job->tap_time_s[i], job->hdr.validator_id);
+	switch (res) {
 	case FP_DEDUP_NEW:
 		*st = (struct fp_tap_status){FP_STATUS_STORED, 0};
 		job->action[i] = ACTION_APPEND;
@@ -181,10 +204,8 @@ static void tap_decide(struct fp_pipeline *p, struct fp_job *job, unsigned i, ui
 		job->duplicate++;
 		return;
 	case FP_DEDUP_OTHER_VALIDATOR:
-		if (tap.medium == FP_MEDIUM_QR) {
-			*st = (struct fp_tap_status){FP_STATUS_REJECTED, FP_REASON_QR_REUSE};
-			ctr_add(p->ctr->taps_rejected[FP_REASON_QR_REUSE], 1);
-			job->rejected++;
+		if (job->medium[i] == FP_MEDIUM_QR) {
+			tap_reject(p, job, FP_REASON_QR_REUSE, st);
 			return;
 		}
 		/* another validator sent a tap of this identity: a conflict */
@@ -282,42 +303,186 @@ uint32_t fp_pipeline_deny_version(const struct fp_pipeline *p)
 	return atomic_load_explicit(&p->deny_count, memory_order_acquire);
 }
 
-/* Authenticate one datagram and fill the job at the ring's head. Returns true if queued. */
+/* Decide every tap of a screened (and verified) job and encode its ack. */
+static void job_finish(struct fp_pipeline *p, struct fp_job *job)
+{
+	struct fp_tap_status st[FP_TAPS_PER_FRAME_MAX];
+	job->stored = job->duplicate = job->conflict = job->rejected = 0;
+	memset(job->action, 0, job->hdr.tap_count);
+	for (unsigned i = 0; i < job->hdr.tap_count; i++)
+		tap_decide(p, job, i, &st[i]);
+	ctr_add(p->ctr->taps_received, job->hdr.tap_count);
+	struct fp_ack_header ah = {
+		.validator_id = job->hdr.validator_id, .key_id = job->hdr.key_id,
+		.tap_count = job->hdr.tap_count, .frame_seq = job->hdr.frame_seq,
+		.gateway_time_us = job->recv_time_us,
+		.denylist_version = atomic_load_explicit(&p->deny_count, memory_order_acquire),
+	};
+	int len = fp_ack_encode(&ah, st, job->mac_key, job->ack.bytes, sizeof(job->ack.bytes));
+	assert(len > 0);
+	job->ack.len = (uint16_t)len;
+	p->taps_produced += job->hdr.tap_count;
+}
+
+/* Room in the dedup set for every tap of the job, or none is decided: a half-inserted
+ * frame would turn the retransmission of an unstored tap into a "duplicate". */
+static bool dedup_room(struct fp_pipeline *p, const struct fp_job *job)
+{
+	if (fp_dedup_count(p->dedup) + job->hdr.tap_count <= p->opt.dedup_taps_max)
+		return true;
+	drop(p, FP_DROP_DEDUP_FULL);
+	return false;
+}
+
+static bool busy_reply(struct fp_pipeline *p, const struct fp_frame_header *hdr, const uint8_t *key,
+		       const struct fp_peer *peer, uint64_t backlog_us, uint64_t now_us);
+
+/*
+ * A frame with signatures to verify goes to the verifier stage, which has the
+ * job back to the ingress (staged_collect) once they are verified. A copy of
+ * a frame still there is dropped: the original's ack is coming.
+ */
+static void job_stage(struct fp_pipeline *p, const struct fp_job *job)
+{
+	if (vf_holds(p->verifiers, job->hdr.validator_id, job->hdr.frame_seq)) {
+		drop(p, FP_DROP_VERIFYING);
+		return;
+	}
+	struct fp_job *slot = vf_slot(p->verifiers);
+	if (slot == NULL) { /* the stage is full: the frame waits for its turn at the validator */
+		if (p->opt.shed_backlog_ms == 0 || !busy_reply(p, &job->hdr, job->mac_key, &job->ack.peer,
+							      vf_backlog_us(p->verifiers), job->recv_time_us))
+			drop(p, FP_DROP_RING_FULL);
+		return;
+	}
+	memcpy(slot, job, offsetof(struct fp_job, frame));
+	memcpy(slot->frame, job->frame, job->frame_len);
+	/* The key in force now: a reload may come before a verifier reaches the job. */
+	memcpy(slot->qr_public_key, p->opt.qr_public_key, sizeof(slot->qr_public_key));
+	vf_submit(p->verifiers);
+}
+
+/* Authenticate and screen one datagram in the job at the ring's head. Returns true if queued there. */
 static bool ingest_one(struct fp_pipeline *p, const struct fp_rx *rx, uint64_t now_us,
 		       uint64_t mono_us, uint64_t produced)
 {
 	struct fp_job *job = &p->jobs[produced & p->mask];
-	struct fp_tap_status st[FP_TAPS_PER_FRAME_MAX];
 	int err = fp_frame_parse(rx->data, rx->len, &job->hdr, job->rec_off);
 	const uint8_t *key = authentic(p, rx, err, job->hdr.validator_id, job->hdr.key_id);
 	if (key == NULL)
 		return false;
-	/* Room for every tap, or none is decided: a half-inserted frame would
-	 * turn the retransmission of an unstored tap into a "duplicate". */
-	if (fp_dedup_count(p->dedup) + job->hdr.tap_count > p->opt.dedup_taps_max) {
-		drop(p, FP_DROP_DEDUP_FULL);
-		return false;
-	}
 	memcpy(job->frame, rx->data, rx->len);
+	memcpy(job->mac_key, key, FP_KEY_BYTES);
 	job->frame_len = (uint16_t)rx->len;
 	job->recv_time_us = now_us;
 	job->recv_mono_us = mono_us;
-	job->stored = job->duplicate = job->conflict = job->rejected = 0;
-	memset(job->action, 0, job->hdr.tap_count);
-	for (unsigned i = 0; i < job->hdr.tap_count; i++)
-		tap_decide(p, job, i, now_us, &st[i]);
-	ctr_add(p->ctr->taps_received, job->hdr.tap_count);
-
-	struct fp_ack_header ah = {
-		.validator_id = job->hdr.validator_id, .key_id = job->hdr.key_id,
-		.tap_count = job->hdr.tap_count, .frame_seq = job->hdr.frame_seq,
-		.gateway_time_us = now_us,
-		.denylist_version = atomic_load_explicit(&p->deny_count, memory_order_acquire),
-	};
-	int len = fp_ack_encode(&ah, st, key, job->ack.bytes, sizeof(job->ack.bytes));
-	assert(len > 0);
-	job->ack.len = (uint16_t)len;
 	job->ack.peer = rx->peer;
+	job->signatures = 0;
+	for (unsigned i = 0; i < job->hdr.tap_count; i++) {
+		tap_screen(p, job, i, now_us);
+		job->signatures += job->screen[i] == SCREEN_VERIFY;
+	}
+	if (job->signatures > 0) {
+		job_stage(p, job);
+		return false;
+	}
+	if (!dedup_room(p, job))
+		return false;
+	job_finish(p, job);
+	return true;
+}
+
+/* Tell the writer about jobs queued up to produced. */
+static void produced_publish(struct fp_pipeline *p, uint64_t produced)
+{
+	atomic_store_explicit(&p->produced, produced, memory_order_seq_cst);
+	if (atomic_load_explicit(&p->writer_sleeping, memory_order_seq_cst)) {
+		uint64_t one = 1;
+		(void)!write(p->writer_efd, &one, sizeof(one));
+	}
+}
+
+/* Queue the verified jobs to the writer, as far as its ring has room. */
+static void staged_collect(struct fp_pipeline *p)
+{
+	uint64_t produced = atomic_load_explicit(&p->produced, PX_RELAXED), queued = 0;
+	bool stopping = atomic_load_explicit(&p->stopping, PX_RELAXED);
+	struct fp_job *staged;
+	while ((staged = vf_ready(p->verifiers)) != NULL && produced - p->released <= p->mask) {
+		if (stopping) {
+			drop(p, FP_DROP_STOPPING);
+		} else if (dedup_room(p, staged)) {
+			struct fp_job *job = &p->jobs[produced & p->mask];
+			memcpy(job, staged, offsetof(struct fp_job, frame));
+			memcpy(job->frame, staged->frame, staged->frame_len);
+			job_finish(p, job);
+			produced++;
+			queued++;
+		}
+		vf_collect(p->verifiers);
+	}
+	if (queued)
+		produced_publish(p, produced);
+}
+
+/* How long the writer needs for what is queued to it, in microseconds. */
+static uint64_t writer_backlog_us(const struct fp_pipeline *p)
+{
+	uint64_t taps = p->taps_produced - atomic_load_explicit(&p->taps_committed, PX_RELAXED);
+	return taps * atomic_load_explicit(&p->writer_ns_per_tap, PX_RELAXED) / 1000u;
+}
+
+/* Answer a frame busy: come back in backlog_us. Returns false if the busy replies are all taken. */
+static bool busy_reply(struct fp_pipeline *p, const struct fp_frame_header *hdr, const uint8_t *key,
+		       const struct fp_peer *peer, uint64_t backlog_us, uint64_t now_us)
+{
+	if (p->busy_head - p->busy_tail == BUSY_REPLIES_MAX) {
+		drop(p, FP_DROP_BUSY_FULL);
+		return false;
+	}
+	uint64_t retry_ms = (backlog_us + 999u) / 1000u;
+	if (retry_ms < p->opt.shed_backlog_ms)
+		retry_ms = p->opt.shed_backlog_ms;
+	struct fp_busy b = {.validator_id = hdr->validator_id, .key_id = hdr->key_id, .tap_count = hdr->tap_count,
+			    .frame_seq = hdr->frame_seq, .gateway_time_us = now_us,
+			    .retry_after_ms = (uint32_t)(retry_ms == 0 ? 1 : retry_ms < FP_RETRY_AFTER_MS_MAX
+									   ? retry_ms : FP_RETRY_AFTER_MS_MAX)};
+	struct fp_ack_out *out = &p->busy[p->busy_head & (BUSY_REPLIES_MAX - 1)];
+	int len = fp_busy_encode(&b, key, out->bytes, sizeof(out->bytes));
+	assert(len > 0);
+	out->len = (uint16_t)len;
+	out->peer = *peer;
+	p->busy_head++;
+	ctr_add(p->ctr->frames_busy, 1);
+	return true;
+}
+
+/*
+ * Shedding (docs/PROTOCOL.md section 6.1): when the work queued would not be
+ * answered within shed_backlog_ms, a frame is refused before its MAC is
+ * checked or a signature verified, with a busy reply that says when to come
+ * back. A writer behind refuses every frame; a verifier stage behind, the
+ * frames that carry QR codes. Returns true if the frame was refused.
+ */
+static bool shed(struct fp_pipeline *p, const struct fp_rx *rx, uint64_t writer_us, uint64_t verify_us,
+		 uint64_t now_us)
+{
+	struct fp_frame_header hdr;
+	uint16_t rec_off[FP_TAPS_PER_FRAME_MAX];
+	if (fp_frame_parse(rx->data, rx->len, &hdr, rec_off) != 0)
+		return false; /* counted by ingest_one */
+	bool qr = false;
+	for (unsigned i = 0; i < hdr.tap_count && !qr; i++)
+		qr = rx->data[rec_off[i] + 1] == FP_MEDIUM_QR;
+	uint64_t budget_us = (uint64_t)p->opt.shed_backlog_ms * 1000u;
+	uint64_t backlog_us = writer_us > budget_us ? writer_us : qr ? verify_us : 0;
+	if (backlog_us <= budget_us)
+		return false;
+	int why;
+	const uint8_t *key = fp_keys_find(p->keys, hdr.validator_id, hdr.key_id, &why);
+	if (key == NULL)
+		return false;
+	busy_reply(p, &hdr, key, &rx->peer, backlog_us, now_us);
 	return true;
 }
 
@@ -363,15 +528,24 @@ unsigned fp_ingest_burst(struct fp_pipeline *p, const struct fp_rx *rx, unsigned
 {
 	auth_take(p);
 	uint64_t now_us = fp_now_us(), mono_us = fp_mono_us();
+	staged_collect(p);
 	uint64_t produced = atomic_load_explicit(&p->produced, PX_RELAXED);
 	uint64_t queued = 0, bytes = 0;
 	bool stopping = atomic_load_explicit(&p->stopping, PX_RELAXED);
+	uint64_t writer_us = p->opt.shed_backlog_ms ? writer_backlog_us(p) : 0;
+	if (p->opt.shed_backlog_ms && produced - p->released > p->mask / 2) /* acks leave slower than frames come */
+		writer_us = writer_us > 2000u * p->opt.shed_backlog_ms ? writer_us : 2000u * p->opt.shed_backlog_ms;
+	uint64_t verify_us = p->opt.shed_backlog_ms ? vf_backlog_us(p->verifiers) : 0;
+	bool shedding = p->opt.shed_backlog_ms &&
+			(writer_us > 1000u * p->opt.shed_backlog_ms || verify_us > 1000u * p->opt.shed_backlog_ms);
 
 	for (unsigned i = 0; i < n; i++) {
 		bytes += rx[i].len;
 		bool deny = rx[i].len >= 4 && rx[i].data[3] == FP_TYPE_DENY_REQUEST;
 		if (stopping) {
 			drop(p, FP_DROP_STOPPING);
+		} else if (shedding && !deny && shed(p, &rx[i], writer_us, verify_us, now_us)) {
+			continue;
 		} else if (produced - p->released >= p->mask + 1) {
 			drop(p, FP_DROP_RING_FULL);
 		} else if (deny ? deny_one(p, &rx[i], now_us, mono_us, produced)
@@ -382,13 +556,8 @@ unsigned fp_ingest_burst(struct fp_pipeline *p, const struct fp_rx *rx, unsigned
 	}
 	ctr_add(p->ctr->frames_received, n);
 	ctr_add(p->ctr->bytes_received, bytes);
-	if (queued) {
-		atomic_store_explicit(&p->produced, produced, memory_order_seq_cst);
-		if (atomic_load_explicit(&p->writer_sleeping, memory_order_seq_cst)) {
-			uint64_t one = 1;
-			(void)!write(p->writer_efd, &one, sizeof(one));
-		}
-	}
+	if (queued)
+		produced_publish(p, produced);
 	/* Bounded expiry work per burst: the sweep goes round the table over time. */
 	uint32_t cutoff_s = (uint32_t)(now_us / 1000000u) - p->opt.dedup_window_s;
 	uint64_t expired = fp_dedup_expire(p->dedup, cutoff_s, 64u * (n + 1));
@@ -398,19 +567,28 @@ unsigned fp_ingest_burst(struct fp_pipeline *p, const struct fp_rx *rx, unsigned
 	return n;
 }
 
+/* Busy replies first (they answer frames not taken), then the acks of committed jobs. */
 unsigned fp_ingest_acks_peek(struct fp_pipeline *p, const struct fp_ack_out **acks, unsigned max)
 {
-	uint64_t committed = atomic_load_explicit(&p->committed, memory_order_acquire);
+	staged_collect(p);
 	unsigned n = 0;
+	for (uint32_t i = p->busy_tail; i != p->busy_head && n < max; i++, n++)
+		acks[n] = &p->busy[i & (BUSY_REPLIES_MAX - 1)];
+	p->busy_peeked = n;
+	uint64_t committed = atomic_load_explicit(&p->committed, memory_order_acquire);
 	for (uint64_t i = p->released; i < committed && n < max; i++, n++)
 		acks[n] = &p->jobs[i & p->mask].ack;
-	p->peeked = p->released + n;
+	p->peeked = p->released + (n - p->busy_peeked);
 	return n;
 }
 
 void fp_ingest_acks_release(struct fp_pipeline *p, unsigned n)
 {
 	uint64_t mono_us = fp_mono_us();
+	unsigned busy = n < p->busy_peeked ? n : p->busy_peeked;
+	p->busy_tail += busy;
+	p->busy_peeked -= busy;
+	n -= busy;
 	assert(p->released + n <= p->peeked);
 	for (unsigned i = 0; i < n; i++) {
 		const struct fp_job *job = &p->jobs[(p->released + i) & p->mask];
@@ -429,7 +607,7 @@ int fp_pipeline_ack_eventfd(const struct fp_pipeline *p)
 
 bool fp_pipeline_idle(const struct fp_pipeline *p)
 {
-	return p->released == atomic_load(&p->produced);
+	return p->released == atomic_load(&p->produced) && vf_idle(p->verifiers) && p->busy_tail == p->busy_head;
 }
 
 bool fp_ingress_done(struct fp_pipeline *p, volatile sig_atomic_t *stop, bool *stopping)
@@ -561,11 +739,28 @@ static int job_write(struct fp_pipeline *p, const struct fp_job *job)
 static void publish_committed(struct fp_pipeline *p, uint64_t upto)
 {
 	/* Accounting here, not when written, so a rewound batch is not counted twice. */
-	for (uint64_t i = atomic_load_explicit(&p->committed, PX_RELAXED); i < upto; i++)
+	uint64_t taps = 0;
+	for (uint64_t i = atomic_load_explicit(&p->committed, PX_RELAXED); i < upto; i++) {
 		validator_account(p, &p->jobs[i & p->mask]);
+		taps += p->jobs[i & p->mask].hdr.tap_count;
+	}
+	atomic_store_explicit(&p->taps_committed, atomic_load_explicit(&p->taps_committed, PX_RELAXED) + taps,
+			      PX_RELAXED);
 	atomic_store_explicit(&p->committed, upto, memory_order_release);
 	uint64_t one = 1;
 	(void)!write(p->ack_efd, &one, sizeof(one));
+}
+
+/* The writer's time per tap, which the ingress sheds load on: this txn's work over its jobs' taps. */
+static void writer_rate_update(struct fp_pipeline *p, uint64_t commit_us)
+{
+	if (p->txn_job_taps > 0) {
+		uint64_t ns = (p->txn_busy_us + commit_us) * 1000u / p->txn_job_taps;
+		uint64_t avg = atomic_load_explicit(&p->writer_ns_per_tap, PX_RELAXED);
+		atomic_store_explicit(&p->writer_ns_per_tap, avg - avg / 8 + ns / 8, PX_RELAXED);
+	}
+	p->txn_busy_us = 0;
+	p->txn_job_taps = 0;
 }
 
 /* Commit the open txn. Returns 0 or an st_error (the txn is gone either way). */
@@ -586,6 +781,7 @@ static int batch_commit(struct fp_pipeline *p)
 	if (rc != 0)
 		return rc;
 	uint64_t latency_us = fp_mono_us() - start_us;
+	writer_rate_update(p, latency_us);
 	if (flush_validators) {
 		validators_flushed(p);
 		p->validators_flushed_mono_us = start_us;
@@ -614,6 +810,7 @@ static void batch_failed(struct fp_pipeline *p, int rc, unsigned *failures)
 		st_wtxn_abort(p->txn);
 	p->txn = NULL;
 	p->txn_taps = 0;
+	p->txn_busy_us = p->txn_job_taps = 0;
 	p->written = atomic_load_explicit(&p->committed, PX_RELAXED);
 	p->seq_next = p->seq_committed_next;
 	ctr_add(p->ctr->commit_failures, 1);
@@ -654,16 +851,20 @@ static void writer_wait(struct fp_pipeline *p, uint64_t timeout_us)
 /* Write what the ring holds, up to one batch. Returns 0 or an st_error. */
 static int writer_fill(struct fp_pipeline *p, uint64_t produced)
 {
+	uint64_t start_us = p->written < produced ? fp_mono_us() : 0;
 	while (p->written < produced && p->txn_taps < p->opt.commit_batch_taps) {
 		const struct fp_job *job = &p->jobs[p->written & p->mask];
 		int rc = job_write(p, job);
 		if (rc != 0)
 			return rc;
 		p->written++;
+		p->txn_job_taps += job->hdr.tap_count;
 		/* Nothing of this txn is pending: the job's originals are durable. */
 		if (p->txn == NULL)
 			publish_committed(p, p->written);
 	}
+	if (start_us)
+		p->txn_busy_us += fp_mono_us() - start_us;
 	return 0;
 }
 
@@ -781,12 +982,14 @@ static int pipeline_alloc(struct fp_pipeline *p)
 	p->validators_dirty = calloc(VALIDATOR_SLOTS, sizeof(*p->validators_dirty));
 	p->deny = calloc(FP_DENY_CHANGES_MAX, sizeof(*p->deny)); /* untouched pages cost nothing */
 	p->dedup = fp_dedup_create(p->opt.dedup_taps_max);
+	p->busy = calloc(BUSY_REPLIES_MAX, sizeof(*p->busy));
 	p->writer_efd = eventfd(0, EFD_CLOEXEC);
 	p->ack_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (!p->jobs || !p->validators || !p->validators_dirty || !p->deny || !p->dedup || p->writer_efd < 0 ||
-	    p->ack_efd < 0)
+	if (!p->jobs || !p->validators || !p->validators_dirty || !p->deny || !p->dedup || !p->busy ||
+	    p->writer_efd < 0 || p->ack_efd < 0)
 		return FP_PIPE_ERR_NOMEM;
-	return 0;
+	p->verifiers = vf_create(p->opt.verify_threads, p->ack_efd, p->ctr);
+	return p->verifiers != NULL ? 0 : FP_PIPE_ERR_THREAD;
 }
 
 const char *fp_pipeline_strerror(int err)
@@ -805,7 +1008,8 @@ int fp_pipeline_create(struct fp_pipeline **out, const struct fp_pipeline_option
 		       struct fp_keys *keys, struct st_env *env, struct fp_counters *ctr)
 {
 	if (opt->ring_frames == 0 || (opt->ring_frames & (opt->ring_frames - 1)) != 0 ||
-	    opt->commit_batch_taps == 0 || opt->dedup_taps_max == 0) {
+	    opt->commit_batch_taps == 0 || opt->dedup_taps_max == 0 || opt->verify_threads == 0 ||
+	    opt->verify_threads > VF_LANES_MAX) {
 		fp_keys_free(keys);
 		return FP_PIPE_ERR_OPTIONS;
 	}
@@ -822,6 +1026,7 @@ int fp_pipeline_create(struct fp_pipeline **out, const struct fp_pipeline_option
 	p->env = env;
 	p->ctr = ctr;
 	p->writer_efd = p->ack_efd = -1;
+	p->writer_ns_per_tap = WRITER_NS_PER_TAP_START;
 	int rc = pipeline_alloc(p);
 	if (rc == 0 && st_log_next_seq(env, &p->seq_next) != 0)
 		rc = FP_PIPE_ERR_STORE;
@@ -859,6 +1064,7 @@ void fp_pipeline_destroy(struct fp_pipeline *p)
 		fp_pipeline_stop(p);
 		pthread_join(p->writer, NULL);
 	}
+	vf_destroy(p->verifiers);
 	struct auth_update *u = atomic_exchange(&p->auth_next, NULL);
 	if (u != NULL) {
 		fp_keys_free(u->keys);
@@ -873,6 +1079,7 @@ void fp_pipeline_destroy(struct fp_pipeline *p)
 	free(p->validators_dirty);
 	free(p->validators);
 	free(p->deny);
+	free(p->busy);
 	free(p->jobs);
 	free(p);
 }

@@ -95,7 +95,7 @@ const char *fp_drop_name(unsigned drop)
 {
 	static const char *const names[FP_DROP_COUNT] = {
 		"truncated", "oversized", "magic", "version", "type", "malformed", "validator",
-		"key", "mac", "ring_full", "dedup_full", "stopping"};
+		"key", "mac", "ring_full", "dedup_full", "stopping", "verifying", "busy_full"};
 	return drop < FP_DROP_COUNT ? names[drop] : "unknown";
 }
 
@@ -513,6 +513,38 @@ int fp_ack_decode(const uint8_t *buf, size_t len, const uint8_t key[FP_KEY_BYTES
 	for (unsigned i = 0; i < count; i++)
 		statuses[i] = (struct fp_tap_status){buf[FP_ACK_HEADER_BYTES + 2 * i],
 						     buf[FP_ACK_HEADER_BYTES + 2 * i + 1]};
+	return 0;
+}
+
+/* --------------------------------------------------------------- busy */
+
+int fp_busy_encode(const struct fp_busy *b, const uint8_t key[FP_KEY_BYTES], uint8_t *out, size_t cap)
+{
+	if (cap < FP_BUSY_BYTES)
+		return FP_ERR_NOSPACE;
+	if (b->retry_after_ms == 0 || b->retry_after_ms > FP_RETRY_AFTER_MS_MAX)
+		return FP_ERR_INVALID;
+	reply_header_put(out, FP_TYPE_BUSY, b->validator_id, b->key_id, b->tap_count, 0, b->frame_seq,
+			 b->gateway_time_us, b->retry_after_ms);
+	mac_compute(out, FP_BUSY_BYTES - FP_MAC_BYTES, key, out + FP_BUSY_BYTES - FP_MAC_BYTES);
+	return (int)FP_BUSY_BYTES;
+}
+
+int fp_busy_decode(const uint8_t *buf, size_t len, const uint8_t key[FP_KEY_BYTES], struct fp_busy *b)
+{
+	int rc = message_check(buf, len, FP_BUSY_BYTES, FP_TYPE_BUSY);
+	if (rc != 0)
+		return rc;
+	if (len != FP_BUSY_BYTES)
+		return FP_ERR_MALFORMED;
+	if (fp_mac_verify(buf, len, key) != 0)
+		return FP_ERR_MAC;
+	uint32_t retry_after_ms = get32(buf + 28);
+	if (buf[11] != 0 || retry_after_ms == 0 || retry_after_ms > FP_RETRY_AFTER_MS_MAX)
+		return FP_ERR_MALFORMED;
+	*b = (struct fp_busy){.validator_id = get32(buf + 4), .key_id = get16(buf + 8), .tap_count = buf[10],
+			      .frame_seq = get64(buf + 12), .gateway_time_us = get64(buf + 20),
+			      .retry_after_ms = retry_after_ms};
 	return 0;
 }
 

@@ -106,10 +106,16 @@ static void pipeline_options(const struct cfg *c, struct fp_pipeline_options *o)
 		.clock_skew_s = c->clock_skew_s,
 		.dedup_taps_max = c->dedup_taps_max,
 		.amount_fen_max = c->amount_fen_max,
+		.verify_threads = c->verify_threads,
+		.shed_backlog_ms = c->shed_backlog_ms,
 		.log_rebuild_progress = true,
 		/* A store refusing every commit gets a third of the stop's bound. */
 		.stop_retry_us = (uint64_t)c->stop_timeout_s * 1000000u / 3u,
 	};
+	if (o->verify_threads == 0) { /* one per CPU: the ingress and the writer mostly wait */
+		long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+		o->verify_threads = cpus < 1 ? 1 : cpus > 64 ? 64 : (uint32_t)cpus;
+	}
 	memcpy(o->qr_public_key, c->qr_public_key, sizeof(o->qr_public_key));
 }
 

@@ -126,11 +126,14 @@ static size_t metrics_render(const struct fp_counters *cc, char *buf)
 	counter(&t, "taps_stored_total", "Taps committed durably to the log.", &c->taps_stored);
 	counter(&t, "taps_duplicate_total", "Retransmitted taps acknowledged as duplicate.", &c->taps_duplicate);
 	counter(&t, "taps_conflict_total", "Taps with a known identity and other content, quarantined.", &c->taps_conflict);
+	counter(&t, "qr_signatures_verified_total", "QR code signatures verified (once per unique tap, never for a copy).",
+		&c->qr_signatures_verified);
 	labelled(&t, "taps_rejected_total", "Taps rejected, by reason.", "reason", c->taps_rejected,
 		 FP_REASON_COUNT, fp_reason_name, 1);
 	labelled(&t, "frames_dropped_total", "Frames dropped without acknowledgement, by reason.", "reason",
 		 c->frames_dropped, FP_DROP_COUNT, fp_drop_name, 0);
 	counter(&t, "frames_acked_total", "Acknowledgements sent.", &c->frames_acked);
+	counter(&t, "frames_busy_total", "Frames refused unread with a busy reply (shedding).", &c->frames_busy);
 	counter(&t, "deny_requests_total", "Deny-list requests answered.", &c->deny_requests);
 	counter(&t, "ack_send_errors_total", "Acknowledgements the socket refused.", &c->acks_send_errors);
 	gauge(&t, "dedup_entries", "Identity keys in the dedup set.", get(&c->dedup_entries));

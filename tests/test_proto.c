@@ -732,6 +732,43 @@ static void test_ack_encode_errors(void **state)
 	assert_int_equal(fp_ack_encode(&a, st, key, buf, 66), 66);
 }
 
+/* The busy reply (section 6.1): 64 bytes, the layout of the document, authenticated, bounded. */
+static void test_busy_reply(void **state)
+{
+	(void)state;
+	uint8_t key[FP_KEY_BYTES], buf[FP_BUSY_BYTES + 8];
+	example_key(key);
+	struct fp_busy b = {.validator_id = 1001, .key_id = 1, .tap_count = 32, .frame_seq = 42,
+			    .gateway_time_us = 1795305600000850ull, .retry_after_ms = 250}, got;
+	assert_int_equal(fp_busy_encode(&b, key, buf, FP_BUSY_BYTES - 1), FP_ERR_NOSPACE);
+	assert_int_equal(fp_busy_encode(&b, key, buf, sizeof(buf)), FP_BUSY_BYTES);
+	static const uint8_t head[32] = {0x54, 0x47, 1, 5, 0, 0, 0x03, 0xe9, 0, 1, 32, 0, 0, 0, 0, 0, 0, 0, 0, 42,
+					 0x00, 0x06, 0x60, 0xd2, 0x28, 0x8d, 0x23, 0x52, 0, 0, 0, 250};
+	assert_memory_equal(buf, head, sizeof(head));
+	assert_int_equal(fp_busy_decode(buf, FP_BUSY_BYTES, key, &got), 0);
+	assert_int_equal(got.retry_after_ms, 250);
+	assert_int_equal(got.frame_seq, 42);
+	assert_int_equal(got.tap_count, 32);
+	assert_int_equal(fp_busy_decode(buf, FP_BUSY_BYTES, other_key, &got), FP_ERR_MAC);
+	assert_int_equal(fp_busy_decode(buf, FP_BUSY_BYTES + 1, key, &got), FP_ERR_MALFORMED);
+	assert_int_equal(fp_busy_decode(buf, FP_BUSY_BYTES - 1, key, &got), FP_ERR_TRUNCATED);
+	for (size_t i = 0; i < FP_BUSY_BYTES; i++) { /* any changed byte: not a busy reply to act on */
+		buf[i] ^= 0x10;
+		assert_int_not_equal(fp_busy_decode(buf, FP_BUSY_BYTES, key, &got), 0);
+		buf[i] ^= 0x10;
+	}
+	b.retry_after_ms = 0;
+	assert_int_equal(fp_busy_encode(&b, key, buf, sizeof(buf)), FP_ERR_INVALID);
+	b.retry_after_ms = FP_RETRY_AFTER_MS_MAX + 1;
+	assert_int_equal(fp_busy_encode(&b, key, buf, sizeof(buf)), FP_ERR_INVALID);
+	/* an acknowledgement is never taken for a busy reply, nor the other way round */
+	b.retry_after_ms = 250;
+	fp_busy_encode(&b, key, buf, sizeof(buf));
+	struct fp_ack_header ah;
+	struct fp_tap_status st[FP_TAPS_PER_FRAME_MAX];
+	assert_int_equal(fp_ack_decode(buf, FP_BUSY_BYTES, key, &ah, st), FP_ERR_TYPE);
+}
+
 /* A validator must never delete a tap because of an ack it cannot authenticate. */
 static void test_forged_and_broken_acks(void **state)
 {
@@ -1399,6 +1436,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_ack_roundtrip_full),
 		cmocka_unit_test(test_ack_encode_errors),
 		cmocka_unit_test(test_forged_and_broken_acks),
+		cmocka_unit_test(test_busy_reply),
 		cmocka_unit_test(test_identity_retransmission),
 		cmocka_unit_test(test_identity_epurse),
 		cmocka_unit_test(test_identity_quickpass),

@@ -22,6 +22,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <ini.h>
 #include <inttypes.h>
@@ -35,10 +36,10 @@
 #include <sys/stat.h>
 
 #define IO_BATCH 64u
-#define RETRY_MAX_MS 5000u
+#define RETRY_MAX_MS 30000u /* docs/PROTOCOL.md section 8: doubling up to 30 s */
 
 enum tap_state { TAP_PENDING = 0, TAP_INFLIGHT = 1, TAP_DONE = 2, TAP_REFUSED = 3 /* deny-listed at the validator */ };
-enum tap_expect { EXPECT_ANY = 0, EXPECT_QR_REUSE = 1, EXPECT_CONFLICT = 2 };
+enum tap_expect { EXPECT_ANY = 0, EXPECT_QR_REUSE = 1, EXPECT_CONFLICT = 2, EXPECT_QR_SIGNATURE = 3 };
 
 struct tap_slot {
 	struct fp_tap tap;
@@ -58,6 +59,7 @@ struct frame {
 	uint16_t len;
 	uint8_t count;
 	bool active, echo; /* echo: stored, resent as if its ack was lost */
+	bool refused;      /* answered busy: not in flight, goes again when the validator may send */
 	uint8_t bytes[FP_FRAME_BYTES_MAX];
 };
 
@@ -70,6 +72,8 @@ struct validator {
 	uint8_t psam_id[6];
 	uint32_t psam_serial, tap_id;
 	uint64_t frame_seq;
+	uint64_t busy_until_us; /* a busy reply: send nothing before (docs/PROTOCOL.md section 8) */
+	uint32_t window_now;    /* frames it may have in flight: 1 after a busy reply, +1 per ack */
 	uint32_t pending_head, pending_tail, pending_count;
 	struct frame *frames; /* window */
 	/* the deny list, as a validator keeps it (docs/PROTOCOL.md section 12) */
@@ -89,7 +93,7 @@ struct rider {
 };
 
 struct options {
-	const char *gateway, *keys_path, *qr_key_path, *out_path, *json_path;
+	const char *gateway, *keys_path, *qr_key_path, *out_path, *json_path, *write_keys_path;
 	uint32_t validators, first_validator, window, taps_per_frame, retry_ms, linger_ms;
 	uint16_t key_id; /* the key of each validator that signs its frames */
 	uint64_t first_rider; /* riders' cards and tokens are numbered from here */
@@ -97,16 +101,17 @@ struct options {
 	double duration_s, retransmit_rate, give_up_s;
 	unsigned mix[3];
 	int medium;
-	bool depot, progress;
+	bool depot, backlog, progress;
 	bool demo_network;   /* validators on config/fares-demo's routes and stops */
 	uint64_t spread_s;   /* tap times over the last spread_s seconds (0: now) */
 	uint32_t bad_corrupt, bad_mac, bad_validator, bad_key, bad_truncated, bad_oversized, bad_garbage;
-	uint32_t replay_qr, conflict;
+	uint32_t replay_qr, conflict, forged_qr;
 };
 
 struct stats {
 	uint64_t frames_sent, taps_sent, frames_retransmitted, frames_echoed;
 	uint64_t status[4], reasons[FP_REASON_COUNT], echo_statuses[4];
+	uint64_t busy_received, busy_ignored, sent_before_retry_after;
 	uint64_t bad_sent, acks_bad_mac, acks_unknown, unexpected, send_errors;
 	uint64_t refused_denylisted, deny_requests, deny_replies, deny_changes;
 	uint64_t done, special_done;
@@ -204,17 +209,24 @@ static void usage(void)
 	       "  --medium M              only one medium: epurse | quickpass | qr\n"
 	       "  --retransmit-rate P     probability an acknowledged frame is sent again, as if its ack was lost (0)\n"
 	       "  --depot                 bus validators upload a backlog: tap times over the last 6 hours\n"
+	       "  --backlog               a recovery storm: every validator holds its taps (times over the last\n"
+	       "                          6 hours) before the first is sent, then all start at once; seconds and\n"
+	       "                          taps_per_s count from the first send\n"
 	       "  --network demo          validators on the demo fare network (config/fares-demo): bus routes\n"
 	       "                          1 2 5 11, metro line 51 gates, canteens 901 902 (for tapfare)\n"
 	       "  --spread-s S            tap times spread over the last S seconds (days of taps; 0 = now)\n"
-	       "  --retry-ms MS           first retransmission timeout (200), doubling to 5000\n"
+	       "  --retry-ms MS           first retransmission timeout (200), doubling to 30000, + 0..20%% jitter\n"
 	       "  --give-up-s S           stop when nothing progressed for S seconds (30)\n"
 	       "  --bad-corrupt N --bad-mac N --bad-validator N --bad-key N\n"
 	       "  --bad-truncated N --bad-oversized N --bad-garbage N   bad datagrams (no ack expected)\n"
 	       "  --replay-qr N           reuse N stored QR codes at another validator (expect rejected qr_reuse)\n"
 	       "  --conflict N            resend N stored e-purse taps with another amount (expect conflict)\n"
+	       "  --forged-qr N           send N new QR codes whose signature was not made by the platform\n"
+	       "                          (expect rejected qr_signature, also for their retransmissions)\n"
 	       "  --out FILE              CSV of the unique taps acknowledged stored or duplicate, sorted by identity\n"
 	       "  --json FILE             the final figures as a JSON object\n"
+	       "  --write-keys FILE       write random keys for --validators validators from --first-validator\n"
+	       "                          to FILE (a fleet for the bench; the gateway loads the same file), then exit\n"
 	       "  --seed N --progress --help\n"
 	       "Exit: 0 all taps acknowledged with the expected status, 1 otherwise, 2 bad options.\n");
 }
@@ -244,18 +256,18 @@ static void parse_medium(struct options *o, const char *s)
 static void options_parse(int argc, char **argv, struct options *o)
 {
 	enum { O_BASE = 256, O_GW, O_KEYS, O_QRKEY, O_VAL, O_FIRST, O_TAPS, O_DUR, O_RATE, O_TPF, O_WIN, O_MIX,
-	       O_MED, O_RETX, O_DEPOT, O_RETRY, O_GIVEUP, O_BC, O_BM, O_BV, O_BK, O_BT, O_BO, O_BG, O_RQ,
-	       O_CONF, O_OUT, O_JSON, O_SEED, O_PROG, O_LINGER, O_HELP, O_NET, O_SPREAD, O_KEYID, O_RIDER };
+	       O_MED, O_RETX, O_DEPOT, O_BACKLOG, O_RETRY, O_GIVEUP, O_BC, O_BM, O_BV, O_BK, O_BT, O_BO, O_BG, O_RQ,
+	       O_CONF, O_FORGED, O_WKEYS, O_OUT, O_JSON, O_SEED, O_PROG, O_LINGER, O_HELP, O_NET, O_SPREAD, O_KEYID, O_RIDER };
 	static const struct option longopts[] = {
 		{"gateway", 1, 0, O_GW}, {"keys", 1, 0, O_KEYS}, {"qr-key", 1, 0, O_QRKEY},
 		{"validators", 1, 0, O_VAL}, {"first-validator", 1, 0, O_FIRST}, {"taps", 1, 0, O_TAPS},
 		{"duration-s", 1, 0, O_DUR}, {"rate", 1, 0, O_RATE}, {"taps-per-frame", 1, 0, O_TPF},
 		{"window", 1, 0, O_WIN}, {"mix", 1, 0, O_MIX}, {"medium", 1, 0, O_MED},
-		{"retransmit-rate", 1, 0, O_RETX}, {"depot", 0, 0, O_DEPOT}, {"retry-ms", 1, 0, O_RETRY},
+		{"retransmit-rate", 1, 0, O_RETX}, {"depot", 0, 0, O_DEPOT}, {"backlog", 0, 0, O_BACKLOG}, {"retry-ms", 1, 0, O_RETRY},
 		{"give-up-s", 1, 0, O_GIVEUP}, {"bad-corrupt", 1, 0, O_BC}, {"bad-mac", 1, 0, O_BM},
 		{"bad-validator", 1, 0, O_BV}, {"bad-key", 1, 0, O_BK}, {"bad-truncated", 1, 0, O_BT},
 		{"bad-oversized", 1, 0, O_BO}, {"bad-garbage", 1, 0, O_BG}, {"replay-qr", 1, 0, O_RQ},
-		{"conflict", 1, 0, O_CONF}, {"out", 1, 0, O_OUT}, {"json", 1, 0, O_JSON},
+		{"conflict", 1, 0, O_CONF}, {"forged-qr", 1, 0, O_FORGED}, {"write-keys", 1, 0, O_WKEYS}, {"out", 1, 0, O_OUT}, {"json", 1, 0, O_JSON},
 		{"seed", 1, 0, O_SEED}, {"progress", 0, 0, O_PROG}, {"linger-ms", 1, 0, O_LINGER},
 		{"help", 0, 0, O_HELP}, {"network", 1, 0, O_NET}, {"spread-s", 1, 0, O_SPREAD},
 		{"key-id", 1, 0, O_KEYID}, {"first-rider", 1, 0, O_RIDER}, {0}};
@@ -281,6 +293,7 @@ static void options_parse(int argc, char **argv, struct options *o)
 		case O_MED: parse_medium(o, optarg); break;
 		case O_RETX: o->retransmit_rate = parse_double(name, optarg, 1); break;
 		case O_DEPOT: o->depot = true; break;
+		case O_BACKLOG: o->backlog = true; break;
 		case O_NET:
 			if (strcmp(optarg, "demo") != 0) {
 				fprintf(stderr, "tapgen: --network: only \"demo\" is known\n");
@@ -302,7 +315,9 @@ static void options_parse(int argc, char **argv, struct options *o)
 		case O_BG: o->bad_garbage = (uint32_t)parse_u64(name, optarg, 1000000); break;
 		case O_RQ: o->replay_qr = (uint32_t)parse_u64(name, optarg, 100000); break;
 		case O_CONF: o->conflict = (uint32_t)parse_u64(name, optarg, 100000); break;
+		case O_FORGED: o->forged_qr = (uint32_t)parse_u64(name, optarg, 100000); break;
 		case O_OUT: o->out_path = optarg; break;
+		case O_WKEYS: o->write_keys_path = optarg; break;
 		case O_JSON: o->json_path = optarg; break;
 		case O_SEED: o->seed = parse_u64(name, optarg, UINT64_MAX); break;
 		case O_PROG: o->progress = true; break;
@@ -346,7 +361,7 @@ static void keys_load(struct gen *g)
 		fprintf(stderr, "tapgen: %s\n", err);
 		exit(2);
 	}
-	if (g->o.mix[2] == 0 && g->o.replay_qr == 0)
+	if (g->o.mix[2] == 0 && g->o.replay_qr == 0 && g->o.forged_qr == 0)
 		return;
 	int line = ini_parse(g->o.qr_key_path, on_qr_key, g);
 	if (line != 0) {
@@ -422,6 +437,7 @@ static void validators_setup(struct gen *g)
 		for (int b = 0; b < 6; b++)
 			v->psam_id[b] = (uint8_t)(v->id >> (8 * (b % 4)));
 		v->pending_head = v->pending_tail = UINT32_MAX;
+		v->window_now = g->o.window;
 		v->frames = calloc(g->o.window, sizeof(*v->frames));
 		if (v->frames == NULL) {
 			fprintf(stderr, "tapgen: out of memory\n");
@@ -432,7 +448,7 @@ static void validators_setup(struct gen *g)
 
 static void memory_setup(struct gen *g)
 {
-	g->taps_cap = g->o.taps + g->o.replay_qr + g->o.conflict;
+	g->taps_cap = g->o.taps + g->o.replay_qr + g->o.conflict + g->o.forged_qr;
 	g->taps = calloc(g->taps_cap, sizeof(*g->taps));
 	g->riders_count = (uint32_t)(g->o.taps / 4 + 1000);
 	g->riders = calloc(g->riders_count, sizeof(*g->riders));
@@ -567,15 +583,23 @@ static void deny_ask(struct gen *g, struct validator *v, uint64_t now_us)
 	out_queue(g, v->deny_req, FP_DENY_REQUEST_BYTES);
 }
 
-static void deny_reply_handle(struct gen *g, const uint8_t *buf, size_t len, uint64_t now_us)
+/* The validator a gateway reply is addressed to (bytes 4..7), before its MAC is checked; NULL: not ours. */
+static struct validator *reply_validator(struct gen *g, const uint8_t *buf, size_t len)
 {
 	uint32_t vid = len >= 8 ? (uint32_t)buf[4] << 24 | (uint32_t)buf[5] << 16 | (uint32_t)buf[6] << 8 | buf[7] : 0;
-	struct fp_deny_reply rp;
 	if (vid < g->o.first_validator || vid - g->o.first_validator >= g->o.validators) {
 		g->st.acks_unknown++;
-		return;
+		return NULL;
 	}
-	struct validator *v = &g->v[vid - g->o.first_validator];
+	return &g->v[vid - g->o.first_validator];
+}
+
+static void deny_reply_handle(struct gen *g, const uint8_t *buf, size_t len, uint64_t now_us)
+{
+	struct fp_deny_reply rp;
+	struct validator *v = reply_validator(g, buf, len);
+	if (v == NULL)
+		return;
 	if (fp_deny_reply_decode(buf, len, v->key, &rp) != 0) {
 		g->st.acks_bad_mac++;
 		return;
@@ -623,7 +647,8 @@ static void tap_generate(struct gen *g, uint64_t now_us)
 	tap->kind = v->kind;
 	tap->category = rider_category(r);
 	tap->tap_id = ++v->tap_id;
-	tap->tap_time_us = now_us - (g->o.depot && v->kind == FP_KIND_BOARD ? rnd(g) % 21600000000ull : rnd(g) % 2000000u);
+	bool held = g->o.backlog || (g->o.depot && v->kind == FP_KIND_BOARD);
+	tap->tap_time_us = now_us - (held ? rnd(g) % 21600000000ull : rnd(g) % 2000000u);
 	tap->stop_id = v->stop_base + (uint32_t)(rnd(g) % 40);
 	if (g->o.demo_network) /* the demo's stops: 6 per bus route, 10 metro stations, one till per canteen */
 		tap->stop_id = v->stop_base + (uint32_t)(rnd(g) % (v->kind == FP_KIND_PURCHASE ? 1 : v->route_id == 51 ? 10 : 6));
@@ -695,8 +720,11 @@ static void out_queue(struct gen *g, const uint8_t *bytes, size_t len)
 	g->out_count++;
 }
 
-static void frame_send(struct gen *g, struct frame *f, uint64_t now_us)
+static void frame_send(struct gen *g, struct validator *v, struct frame *f, uint64_t now_us)
 {
+	if (now_us < v->busy_until_us)
+		g->st.sent_before_retry_after++; /* must stay 0: the rules of section 8 */
+	f->refused = false;
 	if (g->st.first_send_us == 0)
 		g->st.first_send_us = now_us;
 	f->sent_mono_us = now_us;
@@ -710,10 +738,25 @@ static void frame_send(struct gen *g, struct frame *f, uint64_t now_us)
 /* Pack pending taps of validator v into a free window slot and send it. */
 static bool frame_build(struct gen *g, struct validator *v, uint64_t now_us)
 {
-	struct frame *f = NULL;
-	for (uint32_t w = 0; w < g->o.window && f == NULL; w++)
-		if (!v->frames[w].active)
-			f = &v->frames[w];
+	struct frame *f = NULL, *refused = NULL;
+	uint32_t in_flight = 0;
+	if (now_us < v->busy_until_us)
+		return false;
+	for (uint32_t w = 0; w < g->o.window; w++) {
+		struct frame *x = &v->frames[w];
+		in_flight += x->active && !x->refused;
+		if (x->active && x->refused && (refused == NULL || x->frame_seq < refused->frame_seq))
+			refused = x;
+		if (!x->active && f == NULL)
+			f = x;
+	}
+	if (in_flight >= v->window_now)
+		return false;
+	if (refused != NULL) { /* the oldest refused frame goes first, as it was */
+		g->st.frames_retransmitted++;
+		frame_send(g, v, refused, now_us);
+		return true;
+	}
 	if (f == NULL || v->pending_count == 0)
 		return false;
 	/* A part-full frame waits up to --linger-ms for more taps. */
@@ -750,7 +793,7 @@ static bool frame_build(struct gen *g, struct validator *v, uint64_t now_us)
 	f->retry_ms = g->o.retry_ms;
 	f->active = true;
 	f->echo = false;
-	frame_send(g, f, now_us);
+	frame_send(g, v, f, now_us);
 	return true;
 }
 
@@ -758,13 +801,15 @@ static bool frame_build(struct gen *g, struct validator *v, uint64_t now_us)
 static void retransmit_due(struct gen *g, uint64_t now_us)
 {
 	for (uint32_t i = 0; i < g->o.validators; i++) {
+		if (now_us < g->v[i].busy_until_us)
+			continue;
 		for (uint32_t w = 0; w < g->o.window; w++) {
 			struct frame *f = &g->v[i].frames[w];
-			if (!f->active || f->retry_at_us > now_us)
+			if (!f->active || f->refused || f->retry_at_us > now_us)
 				continue;
 			f->retry_ms = f->retry_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : f->retry_ms * 2;
 			g->st.frames_retransmitted++;
-			frame_send(g, f, now_us);
+			frame_send(g, &g->v[i], f, now_us);
 		}
 	}
 }
@@ -794,6 +839,8 @@ static void tap_finish(struct gen *g, struct tap_slot *s, const struct fp_tap_st
 		ok = st->status == FP_STATUS_REJECTED && st->reason == FP_REASON_QR_REUSE;
 	else if (s->expect == EXPECT_CONFLICT)
 		ok = st->status == FP_STATUS_CONFLICT;
+	else if (s->expect == EXPECT_QR_SIGNATURE)
+		ok = st->status == FP_STATUS_REJECTED && st->reason == FP_REASON_QR_SIGNATURE;
 	else
 		ok = st->status == FP_STATUS_STORED || st->status == FP_STATUS_DUPLICATE;
 	if (s->expect == EXPECT_ANY)
@@ -851,14 +898,50 @@ static void ack_handle(struct gen *g, const uint8_t *buf, size_t len, uint64_t n
 	}
 	for (unsigned i = 0; i < f->count; i++)
 		tap_finish(g, &g->taps[f->taps[i]], &st[i], now_us);
+	if (v->window_now < g->o.window)
+		v->window_now++; /* an answer: one more frame may be in flight */
 	if (g->o.retransmit_rate > 0 && rnd01(g) < g->o.retransmit_rate) {
 		f->echo = true; /* as if this ack was lost: the validator sends the frame again */
 		f->retry_ms = g->o.retry_ms;
 		g->st.frames_echoed++;
-		frame_send(g, f, now_us);
+		frame_send(g, v, f, now_us);
 	} else {
 		f->active = false;
 	}
+}
+
+/*
+ * A busy reply (docs/PROTOCOL.md section 6.1), authenticated like an ack: the
+ * frame was not taken. The validator sends nothing before retry_after_ms
+ * times a random 1 .. 1.5, then one frame at a time until an ack comes.
+ */
+static void busy_handle(struct gen *g, const uint8_t *buf, size_t len, uint64_t now_us)
+{
+	struct fp_busy b;
+	struct validator *v = reply_validator(g, buf, len);
+	if (v == NULL)
+		return;
+	if (fp_busy_decode(buf, len, v->key, &b) != 0) {
+		g->st.acks_bad_mac++;
+		return;
+	}
+	struct frame *f = frame_find(g, v, b.frame_seq);
+	if (f == NULL || f->refused || b.tap_count != f->count) {
+		g->st.busy_ignored++; /* not a frame in flight: a late or forged reply changes nothing */
+		return;
+	}
+	g->st.busy_received++;
+	if (f->echo) { /* its taps are settled: the copy simply was not needed */
+		f->active = false;
+		return;
+	}
+	f->refused = true;
+	f->retry_ms = f->retry_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : f->retry_ms * 2;
+	uint64_t wait_us = (uint64_t)b.retry_after_ms * 1000u;
+	uint64_t until_us = now_us + wait_us + (uint64_t)(rnd01(g) * 0.5 * (double)wait_us);
+	if (until_us > v->busy_until_us)
+		v->busy_until_us = until_us;
+	v->window_now = 1;
 }
 
 static unsigned acks_receive(struct gen *g, int timeout_ms)
@@ -871,7 +954,7 @@ static unsigned acks_receive(struct gen *g, int timeout_ms)
 		struct pollfd pfd = {.fd = g->fd, .events = POLLIN};
 		poll(&pfd, 1, timeout_ms);
 	}
-	for (unsigned round = 0; round < 16; round++) {
+	for (unsigned round = 0; round < 256; round++) { /* until the socket is empty, within reason */
 		for (unsigned i = 0; i < IO_BATCH; i++) {
 			iov[i] = (struct iovec){bufs[i], sizeof(bufs[i])};
 			msgs[i].msg_hdr = (struct msghdr){.msg_iov = &iov[i], .msg_iovlen = 1};
@@ -883,6 +966,8 @@ static unsigned acks_receive(struct gen *g, int timeout_ms)
 		for (int i = 0; i < n; i++) {
 			if (msgs[i].msg_len >= 4 && bufs[i][3] == FP_TYPE_DENY_REPLY)
 				deny_reply_handle(g, bufs[i], msgs[i].msg_len, now_us);
+			else if (msgs[i].msg_len >= 4 && bufs[i][3] == FP_TYPE_BUSY)
+				busy_handle(g, bufs[i], msgs[i].msg_len, now_us);
 			else
 				ack_handle(g, bufs[i], msgs[i].msg_len, now_us);
 		}
@@ -918,6 +1003,17 @@ static void specials_queue(struct gen *g)
 			g->taps[s].expect = EXPECT_CONFLICT;
 			want_conflict--;
 		}
+		pending_push(g, vi, s);
+	}
+	for (uint32_t k = 0; k < g->o.forged_qr; k++) { /* a fresh code, signed with a key of our own */
+		uint32_t vi = (uint32_t)(rnd(g) % g->o.validators), s = (uint32_t)g->taps_used++;
+		struct fp_tap *t = &g->taps[s].tap;
+		*t = (struct fp_tap){.medium = FP_MEDIUM_QR, .kind = g->v[vi].kind, .tap_id = ++g->v[vi].tap_id,
+				     .tap_time_us = fp_now_us() - 1000000u, .stop_id = g->v[vi].stop_base};
+		qr_fill(g, (uint32_t)(rnd(g) % g->riders_count), t);
+		t->u.qr.signature[rnd(g) % FP_QR_SIGNATURE_BYTES] ^= (uint8_t)(1u << (rnd(g) % 8));
+		g->taps[s].key = fp_tap_identity(t, g->v[vi].id);
+		g->taps[s].expect = EXPECT_QR_SIGNATURE;
 		pending_push(g, vi, s);
 	}
 	if (want_qr || want_conflict) {
@@ -1013,6 +1109,8 @@ static bool run_step(struct gen *g, uint64_t start_us, bool *specials_done)
 		*specials_done = true;
 	}
 	bool sent = false;
+	acks_receive(g, 0); /* answers first: a large fleet's loop must not make them look late */
+	now_us = fp_mono_us();
 	for (uint32_t i = 0; i < g->o.validators; i++)
 		while (frame_build(g, &g->v[i], now_us))
 			sent = true;
@@ -1037,6 +1135,11 @@ static int run(struct gen *g)
 		asking = false;
 		for (uint32_t i = 0; i < g->o.validators && !asking; i++)
 			asking = g->v[i].deny_asked_us != 0;
+	}
+	if (g->o.backlog) { /* the whole backlog exists before anything is sent */
+		uint64_t wall_us = fp_now_us();
+		while (g->normal_generated < g->o.taps)
+			tap_generate(g, wall_us);
 	}
 	for (;;) {
 		if (run_step(g, start_us, &specials_done))
@@ -1125,7 +1228,10 @@ static void report(struct gen *g, int rc)
 		{"stored", (double)g->st.status[FP_STATUS_STORED]}, {"duplicate", (double)g->st.status[FP_STATUS_DUPLICATE]},
 		{"conflict", (double)g->st.status[FP_STATUS_CONFLICT]}, {"rejected", (double)g->st.status[FP_STATUS_REJECTED]},
 		{"rejected_qr_reuse", (double)g->st.reasons[FP_REASON_QR_REUSE]},
+		{"rejected_qr_signature", (double)g->st.reasons[FP_REASON_QR_SIGNATURE]},
 		{"resent_acked_duplicate", (double)g->st.echo_statuses[FP_STATUS_DUPLICATE]},
+		{"busy_received", (double)g->st.busy_received}, {"busy_ignored", (double)g->st.busy_ignored},
+		{"sent_before_retry_after", (double)g->st.sent_before_retry_after},
 		{"bad_datagrams_sent", (double)g->st.bad_sent}, {"acks_bad_mac", (double)g->st.acks_bad_mac},
 		{"send_errors", (double)g->st.send_errors}, {"unexpected", (double)g->st.unexpected},
 		{"refused_denylisted", (double)g->st.refused_denylisted},
@@ -1151,6 +1257,28 @@ static void report(struct gen *g, int rc)
 		fprintf(stderr, "tapgen: %" PRIu64 " taps got a status they should not have\n", g->st.unexpected);
 }
 
+/* A key file for a fleet: one random key per validator, in the gateway's format, mode 0600 as it wants. */
+static int keys_write(const struct options *o)
+{
+	int fd = open(o->write_keys_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	FILE *f = fd >= 0 && fchmod(fd, 0600) == 0 ? fdopen(fd, "w") : NULL;
+	if (f == NULL) {
+		if (fd >= 0)
+			close(fd);
+		fprintf(stderr, "tapgen: cannot write %s: %s\n", o->write_keys_path, strerror(errno));
+		return 1;
+	}
+	fprintf(f, "# Generated by tapgen --write-keys: random keys for a simulated fleet. Never deploy.\n"
+		   "[validator_keys]\n");
+	for (uint64_t i = 0; i < o->validators; i++) {
+		uint8_t key[FP_KEY_BYTES];
+		char hex[2 * FP_KEY_BYTES + 1];
+		randombytes_buf(key, sizeof(key));
+		fprintf(f, "%" PRIu64 "/1 = %s\n", o->first_validator + i, sodium_bin2hex(hex, sizeof(hex), key, sizeof(key)));
+	}
+	return fclose(f) == 0 ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
 	static struct gen g;
@@ -1158,6 +1286,8 @@ int main(int argc, char **argv)
 	options_parse(argc, argv, &g.o);
 	if (sodium_init() < 0)
 		return 1;
+	if (g.o.write_keys_path)
+		return keys_write(&g.o);
 	g.rng = g.o.seed * 0x9E3779B97F4A7C15ull + 1;
 	keys_load(&g);
 	socket_setup(&g);
