@@ -15,8 +15,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define METRICS_BYTES_MAX (256u * 1024u)
+/* How long a scrape waits for the polling lcore's fresh snapshot of the port
+ * statistics. The lcore answers within one pass (microseconds, or
+ * dpdk.idle_sleep_us <= 100 ms when idle); the bound only matters when its
+ * CPU is starved, and then the last periodic snapshot (<= 100 ms) is served. */
+#define METRICS_PORT_STATS_WAIT_MS 250u
 
 struct text {
 	char *buf;
@@ -80,7 +86,7 @@ static void labelled(struct text *t, const char *name, const char *help, const c
 static void port_render(struct text *t, struct fp_counters *c)
 {
 	struct fp_port_stats *ps = &c->port;
-	pthread_mutex_lock(&ps->lock);
+	bool fresh = fp_port_stats_lock_fresh(ps, METRICS_PORT_STATS_WAIT_MS);
 	if (!ps->present) {
 		pthread_mutex_unlock(&ps->lock);
 		return;
@@ -108,6 +114,17 @@ static void port_render(struct text *t, struct fp_counters *c)
 	for (size_t i = 0; i < sizeof(st) / sizeof(st[0]); i++)
 		put(t, "# HELP tapgate_%s %s\n# TYPE tapgate_%s counter\ntapgate_%s{driver=\"%s\"} %llu\n",
 		    st[i].name, st[i].help, st[i].name, st[i].name, ps->driver, (unsigned long long)st[i].v);
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	uint64_t now_ns = (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
+	put(t, "# HELP tapgate_port_stats_age_seconds How old the port figures below are: taken for this "
+	       "scrape, or the last periodic snapshot if the polling lcore did not answer in time.\n"
+	       "# TYPE tapgate_port_stats_age_seconds gauge\ntapgate_port_stats_age_seconds %.6f\n",
+	    ps->taken_mono_ns != 0 && now_ns > ps->taken_mono_ns ? (double)(now_ns - ps->taken_mono_ns) / 1e9 : 0.0);
+	if (!fresh && ps->polling)
+		atomic_fetch_add_explicit(&c->port_stats_stale, 1, memory_order_relaxed);
+	counter(t, "port_stats_stale_total", "Scrapes the polling lcore did not answer within the wait, served "
+		"the last periodic snapshot.", &c->port_stats_stale);
 	put(t, "# HELP tapgate_port_xstat The port's extended statistics (rte_eth_xstats), by name.\n"
 	       "# TYPE tapgate_port_xstat untyped\n");
 	for (uint32_t i = 0; i < ps->xstats_count; i++)
