@@ -459,6 +459,7 @@ struct fp_counters {
 	_Atomic uint64_t frames_dropped[FP_DROP_COUNT];
 	_Atomic uint64_t frames_acked;
 	_Atomic uint64_t deny_requests; /* deny-list requests answered */
+	_Atomic uint64_t deny_list_version; /* deny-list thread: the version validators are told */
 	_Atomic uint64_t acks_send_errors;
 	_Atomic uint64_t port_stats_stale; /* metrics thread: scrapes served an older port snapshot */
 	_Atomic uint64_t dedup_entries;

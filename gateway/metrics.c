@@ -149,6 +149,8 @@ static size_t metrics_render(const struct fp_counters *cc, char *buf)
 		 c->frames_dropped, FP_DROP_COUNT, fp_drop_name, 0);
 	counter(&t, "frames_acked_total", "Acknowledgements sent.", &c->frames_acked);
 	counter(&t, "deny_requests_total", "Deny-list requests answered.", &c->deny_requests);
+	gauge(&t, "deny_list_version", "Version of the deny list the gateway serves (0: none yet).",
+	      get(&c->deny_list_version));
 	counter(&t, "ack_send_errors_total", "Acknowledgements the socket refused.", &c->acks_send_errors);
 	gauge(&t, "dedup_entries", "Identity keys in the dedup set.", get(&c->dedup_entries));
 	counter(&t, "dedup_expired_total", "Identity keys expired from the dedup set.", &c->dedup_expired);
