@@ -9,7 +9,8 @@
 
 #include <stdint.h>
 
-/* Serve /metrics on addr:port from libmicrohttpd's thread. Returns a handle or NULL. */
+/* Serve /metrics on addr:port from libmicrohttpd's thread, bounded against slow
+ * clients (metrics.c). Returns a handle, or NULL having said why on stderr. */
 void *gw_metrics_start(const char *addr, uint16_t port, const struct fp_counters *ctr);
 void gw_metrics_stop(void *daemon);
 
