@@ -4,7 +4,9 @@
 # from 60 other loopback addresses doing the same (all held: one epoll thread,
 # no thread or select() slot per connection), 40 that send nothing and 8 that
 # send a byte every 8 s (both closed by the idle timeout). Meanwhile scrapes
-# from 127.0.0.1 all answer within 2 s, and a tapgen load is acknowledged.
+# from 127.0.0.1 all answer within 5 s (milliseconds unloaded; the bound is
+# for a loaded machine: a blocked endpoint never answers), and a tapgen load
+# is acknowledged.
 . tests/lib.sh
 LORIS=""
 trap '[ -z "$LORIS" ] || kill "$LORIS" 2>/dev/null || true; cleanup' EXIT INT TERM
@@ -27,14 +29,14 @@ wait_until 30 capped || fail "one address holds $(field one open) connections ($
 	"60 others hold $(field many open) of 300; expected 8 (the cap) and 300"
 echo "slow clients: one address holds 8 of 300 (292 closed at once), 60 addresses hold 300"
 
-# scrapes N: N scrapes from 127.0.0.1, each a 200 with the counters within 2 s.
+# scrapes N: N scrapes from 127.0.0.1, each a 200 with the counters within 5 s.
 scrapes() {
 	for i in $(seq "$1"); do
 		out=$(curl -s -o "$T/scrape" -w '%{http_code} %{time_total}' --max-time 10 "http://127.0.0.1:$METRICS_PORT/metrics") ||
 			fail "scrape $i with slow clients connected: curl failed ($out)"
 		set -- "$1" $out
 		[ "$2" = 200 ] && grep -q '^tapgate_taps_stored_total ' "$T/scrape" || fail "scrape $i: status $2"
-		awk -v t="$3" 'BEGIN { exit !(t < 2) }' || fail "scrape $i took $3 s"
+		awk -v t="$3" 'BEGIN { exit !(t < 5) }' || fail "scrape $i took $3 s"
 		echo "$3" >>"$T/scrape_s"
 	done
 }

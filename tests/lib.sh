@@ -83,14 +83,13 @@ exited() {
 }
 
 # schemas_dir: the official ISO 20022 schemas, which stay outside the project
-# (../shared/schemas of the project root, of the repository a git worktree
-# belongs to, or of the repository a clone came from; TAPGATE_SCHEMAS overrides).
+# (../shared/schemas of the project root, or beside the repository this
+# checkout, or the one it was cloned from, belongs to: a git worktree's main
+# repository counts; TAPGATE_SCHEMAS overrides).
 schemas_dir() {
 	origin=$(git config --get remote.origin.url 2>/dev/null || true)
 	origin=$(cd "$origin" 2>/dev/null && pwd -P || true) # a local path, as a clone here has ("/work/main/.")
-	common=$(cd "$(git rev-parse --git-common-dir 2>/dev/null || echo .)/.." 2>/dev/null && pwd -P || true)
-	for d in ${TAPGATE_SCHEMAS:-} ../shared/schemas ${common:+"$(dirname "$common")/shared/schemas"} \
-		${origin:+"$(dirname "$origin")/shared/schemas"}; do
+	for d in ${TAPGATE_SCHEMAS:-} ../shared/schemas $(beside_repo .) ${origin:+$(beside_repo "$origin")}; do
 		if [ -f "$d/pain.001.001.10.xsd" ] && [ -f "$d/pain.002.001.11.xsd" ]; then
 			echo "$d"
 			return 0
@@ -98,6 +97,12 @@ schemas_dir() {
 	done
 	echo "FAIL: the ISO 20022 schemas are not in \$TAPGATE_SCHEMAS, ../shared/schemas or beside the origin repository" >&2
 	return 1
+}
+
+# beside_repo DIR: shared/schemas beside DIR and beside the main repository of DIR's git worktree.
+beside_repo() {
+	_br_main=$(cd "$1" 2>/dev/null && cd "$(git rev-parse --git-common-dir 2>/dev/null || echo .)/.." 2>/dev/null && pwd -P || true)
+	echo "$(dirname "$1")/shared/schemas" ${_br_main:+"$(dirname "$_br_main")/shared/schemas"}
 }
 
 # business_day SECONDS_AGO: the business day (Asia/Shanghai, cutoff 04:30) of that many seconds ago.
