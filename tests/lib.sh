@@ -147,8 +147,19 @@ start_gateway() {
 	PORTS_USED=1
 }
 
+# udp_port_free PORT: a UDP socket can bind 127.0.0.1:PORT (in the test's network namespace).
+udp_port_free() {
+	$NS_EXEC python3 -c 'import socket, sys; socket.socket(socket.AF_INET, socket.SOCK_DGRAM).bind(("127.0.0.1", int(sys.argv[1])))' \
+		"$1" 2>/dev/null
+}
+
 # Returns 1 if the gateway exited because a port was taken; fails on any other exit.
 start_gateway_once() {
+	# A gateway that has just exited may still hold its UDP socket: the kernel
+	# tears an io_uring instance down after its process, asynchronously.
+	if [ -n "$PORTS_USED" ]; then
+		wait_for 30 "UDP port $PORT to be released by the previous gateway" udp_port_free "$PORT"
+	fi
 	_sg_log_from=1
 	if [ -f "$T/gateway.log" ]; then _sg_log_from=$(($(wc -c <"$T/gateway.log") + 1)); fi
 	$NS_EXEC "$BIN/tapgate" -c config/tapgate.conf -s "store.path=$T/store" -s "settle.path=$T/settle" -s "gateway.listen_port=$PORT" \
