@@ -14,8 +14,10 @@
  *
  * Everything the lcore touches is allocated in fp_dpdk_open(); the loop
  * itself allocates nothing but mbufs from the pool. Each pass does bounded
- * work (one receive burst, one burst of acks), and about once a second the
- * lcore copies the port statistics for the metrics endpoint. On stop, the
+ * work (one receive burst, one burst of acks). The port statistics functions
+ * are called from the lcore only: it copies them for the metrics endpoint
+ * every STATS_INTERVAL_MS and, within a pass, whenever a scrape asks for a
+ * fresh copy (fp_port_stats_lock_fresh(), at the end). On stop, the
  * lcore stops the pipeline, keeps sending acks until the writer has committed
  * and every ack has left, and returns; fp_dpdk_close() stops the port and
  * calls rte_eal_cleanup().
@@ -50,7 +52,7 @@
 #define EAL_ARGS_BYTES 4096u
 #define ACK_STALL_MS 100u          /* acks the port will not take for this long are given up */
 #define EMPTY_PASSES_BEFORE_SLEEP 1024u
-#define STATS_INTERVAL_MS 1000u
+#define STATS_INTERVAL_MS 100u     /* the oldest a snapshot gets while the lcore polls */
 #define MBUF_CACHE 256u
 #define ETH_BYTES (sizeof(struct rte_ether_hdr))
 #define IP_BYTES (sizeof(struct rte_ipv4_hdr))
@@ -82,6 +84,7 @@ struct fp_dpdk {
 	_Atomic bool done;
 	uint64_t busy_cycles;
 	uint64_t ack_stall_since;
+	uint64_t stats_answered; /* the last wanted_seq a snapshot answered */
 	uint16_t ip_id;
 
 	/* the polling lcore's state: fixed arrays, nothing allocated while polling */
@@ -572,23 +575,33 @@ static unsigned ack_pass(struct fp_dpdk *d, uint64_t now_tsc)
 
 /* ------------------------------------------------------------ the lcore */
 
-static void stats_snapshot(struct fp_dpdk *d, uint64_t hz)
+static uint64_t mono_ns(void)
 {
-	struct rte_eth_stats st;
-	int nx = 0;
-	if (rte_eth_stats_get(d->port, &st) != 0)
-		memset(&st, 0, sizeof(st));
-	if (d->xstats_count > 0)
-		nx = rte_eth_xstats_get(d->port, d->xstats, d->xstats_count);
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Copy the port statistics for the metrics endpoint, answering request
+ * `wanted`. Returns false if a scrape holds the lock (the next pass tries
+ * again): the lcore never waits for the metrics thread. */
+static bool stats_snapshot(struct fp_dpdk *d, uint64_t hz, uint64_t wanted)
+{
+	struct fp_port_stats *ps = &d->ctr->port;
+	if (pthread_mutex_trylock(&ps->lock) != 0)
+		return false;
 	atomic_store_explicit(&d->ctr->ingress_busy_ns,
 			      (uint64_t)((long double)d->busy_cycles * 1e9L / (long double)hz),
 			      memory_order_relaxed);
 	/* The ack eventfd is for the socket backends; keep its count from growing. */
 	uint64_t v;
 	(void)!read(fp_pipeline_ack_eventfd(d->pipe), &v, sizeof(v));
-	struct fp_port_stats *ps = &d->ctr->port;
-	if (pthread_mutex_trylock(&ps->lock) != 0)
-		return; /* a scrape is reading: next time */
+	struct rte_eth_stats st;
+	int nx = 0;
+	if (rte_eth_stats_get(d->port, &st) != 0)
+		memset(&st, 0, sizeof(st));
+	if (d->xstats_count > 0)
+		nx = rte_eth_xstats_get(d->port, d->xstats, d->xstats_count);
 	ps->ipackets = st.ipackets;
 	ps->opackets = st.opackets;
 	ps->ibytes = st.ibytes;
@@ -600,15 +613,32 @@ static void stats_snapshot(struct fp_dpdk *d, uint64_t hz)
 	for (int i = 0; i < nx; i++)
 		if (d->xstats[i].id < ps->xstats_count)
 			ps->xstat_values[d->xstats[i].id] = d->xstats[i].value;
+	ps->taken_seq = wanted;
+	ps->taken_mono_ns = mono_ns();
+	pthread_cond_broadcast(&ps->taken);
+	pthread_mutex_unlock(&ps->lock);
+	d->stats_answered = wanted;
+	return true;
+}
+
+/* Tell scrapes whether to wait for the lcore (it blocks on the lock only here, outside the loop). */
+static void stats_polling(struct fp_dpdk *d, bool polling)
+{
+	struct fp_port_stats *ps = &d->ctr->port;
+	pthread_mutex_lock(&ps->lock);
+	ps->polling = polling;
+	pthread_cond_broadcast(&ps->taken);
 	pthread_mutex_unlock(&ps->lock);
 }
 
 static int poll_loop(void *arg)
 {
 	struct fp_dpdk *d = arg;
+	struct fp_port_stats *ps = &d->ctr->port;
 	uint64_t hz = rte_get_tsc_hz(), stats_due = 0;
 	unsigned empty = 0;
 	bool stopping = false;
+	stats_polling(d, true);
 	while (!fp_ingress_done(d->pipe, d->stop, &stopping)) {
 		uint64_t t0 = rte_rdtsc();
 		unsigned work = rx_pass(d);
@@ -620,12 +650,13 @@ static int poll_loop(void *arg)
 		} else if (d->opt.idle_sleep_us > 0 && ++empty >= EMPTY_PASSES_BEFORE_SLEEP) {
 			rte_delay_us_sleep(d->opt.idle_sleep_us);
 		}
-		if (t1 >= stats_due) {
-			stats_snapshot(d, hz);
+		uint64_t wanted = atomic_load_explicit(&ps->wanted_seq, memory_order_acquire);
+		if ((t1 >= stats_due || wanted != d->stats_answered) && stats_snapshot(d, hz, wanted))
 			stats_due = t1 + hz / 1000u * STATS_INTERVAL_MS;
-		}
 	}
-	stats_snapshot(d, hz);
+	stats_polling(d, false);
+	while (!stats_snapshot(d, hz, atomic_load(&ps->wanted_seq)))
+		sched_yield();
 	atomic_store(&d->done, true);
 	return 0;
 }
@@ -662,4 +693,26 @@ int fp_dpdk_run(struct fp_dpdk *d, struct fp_pipeline *p, volatile sig_atomic_t 
 		rte_eal_wait_lcore(d->opt.lcore);
 	}
 	return 0;
+}
+
+/* ------------------------------------------------ the scrape's side */
+
+bool fp_port_stats_lock_fresh(struct fp_port_stats *ps, unsigned wait_ms)
+{
+	pthread_mutex_lock(&ps->lock);
+	if (!ps->present || !ps->polling)
+		return false;
+	uint64_t seq = atomic_fetch_add_explicit(&ps->wanted_seq, 1, memory_order_release) + 1;
+	struct timespec deadline;
+	clock_gettime(CLOCK_MONOTONIC, &deadline);
+	deadline.tv_sec += wait_ms / 1000u;
+	deadline.tv_nsec += (long)(wait_ms % 1000u) * 1000000L;
+	if (deadline.tv_nsec >= 1000000000L) {
+		deadline.tv_sec++;
+		deadline.tv_nsec -= 1000000000L;
+	}
+	while (ps->polling && ps->taken_seq < seq)
+		if (pthread_cond_timedwait(&ps->taken, &ps->lock, &deadline) != 0)
+			break; /* ETIMEDOUT: the last snapshot will do */
+	return ps->taken_seq >= seq;
 }

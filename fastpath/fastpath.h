@@ -452,18 +452,39 @@ enum fp_net_drop {
 };
 const char *fp_net_drop_name(unsigned drop);
 
-/* A snapshot of the DPDK port's statistics, taken by the polling lcore about once a second. */
+/*
+ * A snapshot of the DPDK port's statistics, taken by the polling lcore (the
+ * only thread that may call the port's statistics functions) every 100 ms and
+ * whenever a scrape asks: fp_port_stats_lock_fresh() bumps wanted_seq and
+ * waits, bounded, until the lcore has taken a snapshot that answers it. So a
+ * scrape sees the figures of the moment it was made, not of the last period.
+ */
 #define FP_XSTATS_MAX 256u
 #define FP_XSTAT_NAME_MAX 64u
 struct fp_port_stats {
-	pthread_mutex_t lock; /* the lcore only ever try-locks it */
+	pthread_mutex_t lock; /* the lcore only ever try-locks it while polling */
+	pthread_cond_t taken; /* broadcast (under lock) after every snapshot; CLOCK_MONOTONIC */
 	bool present;         /* a DPDK port is in use */
+	bool polling;         /* the lcore is in its loop and answers requests */
 	char driver[32];
+	_Atomic uint64_t wanted_seq; /* requests for a fresh snapshot, bumped by scrapes */
+	uint64_t taken_seq;          /* the last request the snapshot answers */
+	uint64_t taken_mono_ns;      /* when it was taken (CLOCK_MONOTONIC) */
 	uint64_t ipackets, opackets, ibytes, obytes, imissed, ierrors, oerrors, rx_nombuf;
 	uint32_t xstats_count;
 	char xstat_names[FP_XSTATS_MAX][FP_XSTAT_NAME_MAX];
 	uint64_t xstat_values[FP_XSTATS_MAX];
 };
+
+/*
+ * Lock the port statistics for reading, after asking the polling lcore for a
+ * snapshot newer than this call and waiting up to wait_ms for it. Returns
+ * true if the snapshot is that fresh; false if there is no port, the lcore is
+ * not polling, or it did not answer in time (then the snapshot is the last
+ * periodic one, at most about 100 ms older). Always returns with ps->lock
+ * held: the caller unlocks it.
+ */
+bool fp_port_stats_lock_fresh(struct fp_port_stats *ps, unsigned wait_ms);
 
 /*
  * Counters: each written by one thread only (relaxed atomics), read by the
@@ -483,7 +504,9 @@ struct fp_counters {
 	_Atomic uint64_t frames_acked;
 	_Atomic uint64_t frames_busy; /* refused unread with a busy reply: shedding */
 	_Atomic uint64_t deny_requests; /* deny-list requests answered */
+	_Atomic uint64_t deny_list_version; /* deny-list thread: the version validators are told */
 	_Atomic uint64_t acks_send_errors;
+	_Atomic uint64_t port_stats_stale; /* metrics thread: scrapes served an older port snapshot */
 	_Atomic uint64_t dedup_entries;
 	_Atomic uint64_t dedup_expired;
 	_Atomic uint64_t key_reloads; /* reloads put in force (fp_pipeline_auth_replace) */

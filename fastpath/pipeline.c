@@ -295,6 +295,7 @@ int fp_pipeline_deny_append(struct fp_pipeline *p, uint32_t version, const struc
 		return FP_PIPE_ERR_NOMEM;
 	p->deny[n] = *e;
 	atomic_store_explicit(&p->deny_count, n + 1, memory_order_release);
+	ctr_set(p->ctr->deny_list_version, n + 1);
 	return 0;
 }
 

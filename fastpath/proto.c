@@ -112,6 +112,11 @@ void fp_counters_init(struct fp_counters *c)
 {
 	memset(c, 0, sizeof(*c));
 	pthread_mutex_init(&c->port.lock, NULL);
+	pthread_condattr_t attr;
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(&c->port.taken, &attr);
+	pthread_condattr_destroy(&attr);
 }
 
 unsigned fp_hist_bucket(uint64_t value)

@@ -47,7 +47,8 @@ void gw_reload_attach(struct gw_reload *r, struct fp_pipeline *pipe);
 /* SIGHUP: read the settings and keys again and put them in force (arg: struct gw_reload). */
 void gw_reload(void *arg);
 
-/* Serve /metrics on addr:port from libmicrohttpd's thread. Returns a handle or NULL. */
+/* Serve /metrics on addr:port from libmicrohttpd's thread, bounded against slow
+ * clients (metrics.c). Returns a handle, or NULL having said why on stderr. */
 void *gw_metrics_start(const char *addr, uint16_t port, const struct fp_counters *ctr);
 void gw_metrics_stop(void *daemon);
 

@@ -6,6 +6,16 @@
  * thread each (struct fp_counters), so a scrape reads them without locks and
  * may see one counter a few events ahead of another: that is fine for
  * monitoring and for the tests, which wait for the values they expect.
+ *
+ * Slow clients cannot stop a scrape. One thread multiplexes every connection
+ * with epoll (no thread per connection, no select() and its 1024-descriptor
+ * ceiling), so a client that sends its request a byte at a time costs a
+ * descriptor and a little memory, never the thread. Each client address may
+ * hold METRICS_CONNECTIONS_PER_IP connections (more are closed at once), a
+ * connection idle for METRICS_TIMEOUT_S is closed, and the total is bounded
+ * by METRICS_CONNECTIONS_MAX and by half the descriptor limit, whichever is
+ * lower. A Prometheus server needs one connection per target; the bounds
+ * leave room for a few scrapers and people with curl.
  */
 #include "gateway/gateway.h"
 
@@ -15,8 +25,22 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <time.h>
 
 #define METRICS_BYTES_MAX (256u * 1024u)
+/* How long a scrape waits for the polling lcore's fresh snapshot of the port
+ * statistics. The lcore answers within one pass (microseconds, or
+ * dpdk.idle_sleep_us <= 100 ms when idle); the bound only matters when its
+ * CPU is starved, and then the last periodic snapshot (<= 100 ms) is served. */
+#define METRICS_PORT_STATS_WAIT_MS 250u
+#define METRICS_TIMEOUT_S 5u              /* a connection with nothing sent or received this long is closed */
+#define METRICS_CONNECTIONS_PER_IP 8u
+#define METRICS_CONNECTIONS_MAX 1024u
+#define METRICS_CONNECTION_MEMORY_BYTES 8192u /* per connection: the request and response headers */
+#define METRICS_LOG_EVERY_S 10             /* libmicrohttpd's messages (refused connections...): one per 10 s */
+
+_Static_assert(METRICS_CONNECTIONS_PER_IP < METRICS_CONNECTIONS_MAX, "one address cannot take every connection");
 
 struct text {
 	char *buf;
@@ -80,7 +104,7 @@ static void labelled(struct text *t, const char *name, const char *help, const c
 static void port_render(struct text *t, struct fp_counters *c)
 {
 	struct fp_port_stats *ps = &c->port;
-	pthread_mutex_lock(&ps->lock);
+	bool fresh = fp_port_stats_lock_fresh(ps, METRICS_PORT_STATS_WAIT_MS);
 	if (!ps->present) {
 		pthread_mutex_unlock(&ps->lock);
 		return;
@@ -108,6 +132,17 @@ static void port_render(struct text *t, struct fp_counters *c)
 	for (size_t i = 0; i < sizeof(st) / sizeof(st[0]); i++)
 		put(t, "# HELP tapgate_%s %s\n# TYPE tapgate_%s counter\ntapgate_%s{driver=\"%s\"} %llu\n",
 		    st[i].name, st[i].help, st[i].name, st[i].name, ps->driver, (unsigned long long)st[i].v);
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	uint64_t now_ns = (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
+	put(t, "# HELP tapgate_port_stats_age_seconds How old the port figures below are: taken for this "
+	       "scrape, or the last periodic snapshot if the polling lcore did not answer in time.\n"
+	       "# TYPE tapgate_port_stats_age_seconds gauge\ntapgate_port_stats_age_seconds %.6f\n",
+	    ps->taken_mono_ns != 0 && now_ns > ps->taken_mono_ns ? (double)(now_ns - ps->taken_mono_ns) / 1e9 : 0.0);
+	if (!fresh && ps->polling)
+		atomic_fetch_add_explicit(&c->port_stats_stale, 1, memory_order_relaxed);
+	counter(t, "port_stats_stale_total", "Scrapes the polling lcore did not answer within the wait, served "
+		"the last periodic snapshot.", &c->port_stats_stale);
 	put(t, "# HELP tapgate_port_xstat The port's extended statistics (rte_eth_xstats), by name.\n"
 	       "# TYPE tapgate_port_xstat untyped\n");
 	for (uint32_t i = 0; i < ps->xstats_count; i++)
@@ -135,6 +170,8 @@ static size_t metrics_render(const struct fp_counters *cc, char *buf)
 	counter(&t, "frames_acked_total", "Acknowledgements sent.", &c->frames_acked);
 	counter(&t, "frames_busy_total", "Frames refused unread with a busy reply (shedding).", &c->frames_busy);
 	counter(&t, "deny_requests_total", "Deny-list requests answered.", &c->deny_requests);
+	gauge(&t, "deny_list_version", "Version of the deny list the gateway serves (0: none yet).",
+	      get(&c->deny_list_version));
 	counter(&t, "ack_send_errors_total", "Acknowledgements the socket refused.", &c->acks_send_errors);
 	gauge(&t, "dedup_entries", "Identity keys in the dedup set.", get(&c->dedup_entries));
 	counter(&t, "dedup_expired_total", "Identity keys expired from the dedup set.", &c->dedup_expired);
@@ -188,6 +225,38 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	return rc;
 }
 
+/* libmicrohttpd's messages, at most one per METRICS_LOG_EVERY_S: a flood of
+ * refused connections must not become a flood of log lines. Called from its
+ * one thread (and from MHD_start_daemon before that thread exists). */
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	static time_t last;
+	static unsigned long suppressed;
+	time_t now = time(NULL);
+	if (last != 0 && now - last < METRICS_LOG_EVERY_S) {
+		suppressed++;
+		return;
+	}
+	if (suppressed > 0)
+		fprintf(stderr, "tapgate: metrics: %lu more messages in the last %d s not shown\n", suppressed,
+			(int)(now - last));
+	fputs("tapgate: metrics: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	last = now;
+	suppressed = 0;
+}
+
+/* The total connection bound: METRICS_CONNECTIONS_MAX, or half the descriptor limit if that is lower. */
+static unsigned connections_max(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY ||
+	    rl.rlim_cur / 2 >= METRICS_CONNECTIONS_MAX)
+		return METRICS_CONNECTIONS_MAX;
+	unsigned half = (unsigned)(rl.rlim_cur / 2);
+	return half > METRICS_CONNECTIONS_PER_IP ? half : METRICS_CONNECTIONS_PER_IP + 1;
+}
+
 void *gw_metrics_start(const char *addr, uint16_t port, const struct fp_counters *ctr)
 {
 	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
@@ -195,12 +264,19 @@ void *gw_metrics_start(const char *addr, uint16_t port, const struct fp_counters
 		fprintf(stderr, "tapgate: metrics address '%s' is not an IPv4 address\n", addr);
 		return NULL;
 	}
+	unsigned total = connections_max();
 	struct MHD_Daemon *d = MHD_start_daemon(
-		MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, port, NULL, NULL, on_request,
-		(void *)ctr, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_CONNECTION_LIMIT,
-		(unsigned)16, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)5, MHD_OPTION_END);
-	if (d == NULL)
+		MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG, port, NULL, NULL, on_request, (void *)ctr,
+		MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+		MHD_OPTION_CONNECTION_LIMIT, total, MHD_OPTION_PER_IP_CONNECTION_LIMIT, METRICS_CONNECTIONS_PER_IP,
+		MHD_OPTION_CONNECTION_TIMEOUT, METRICS_TIMEOUT_S, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+		(size_t)METRICS_CONNECTION_MEMORY_BYTES, MHD_OPTION_END);
+	if (d == NULL) {
 		fprintf(stderr, "tapgate: cannot serve metrics on %s:%u\n", addr, port);
+		return NULL;
+	}
+	fprintf(stderr, "tapgate: metrics: at most %u connections, %u per client address, closed after %u s idle\n",
+		total, METRICS_CONNECTIONS_PER_IP, METRICS_TIMEOUT_S);
 	return d;
 }
 

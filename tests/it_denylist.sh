@@ -27,7 +27,9 @@ listed=$(grep -c '^denied quickpass:' "$T/deny1.txt")
 [ "$listed" -eq "$declined" ] || fail "$declined declined, $listed on the deny list"
 grep '^denied' "$T/deny1.txt" | head -n 20 | sed 's/^denied quickpass:\([0-9]*\) .*/\1/' >"$T/denied"
 for tok in $(cat "$T/denied"); do "$BIN/tapdump" -s "$T/store" token "$tok" | grep -c . ; done >"$T/before"
-sleep 2 # the gateway reads the list once a second
+# The gateway reads the list once a second: wait until it serves this version.
+deny_version() { settle deny | sed -n 's/^deny list version //p'; }
+expect_metric tapgate_deny_list_version "$(deny_version)"
 
 echo "== validators fetch the list and refuse those tokens"
 tapgen --validators 32 --taps 20000 --taps-per-frame 8 --network demo --spread-s 172800 --seed 32 \
@@ -56,7 +58,7 @@ awk -F, 'BEGIN { OFS = "," }
 settle ingest-response "$T/resp2.csv" >"$T/ingest2.out" || { cat "$T/ingest2.out"; fail "ingesting the recovery response exited $?"; }
 tail -n 1 "$T/ingest2.out"
 [ "$(settle deny | grep -c '^denied')" -eq 0 ] || fail "tokens are still on the deny list"
-sleep 2
+expect_metric tapgate_deny_list_version "$(deny_version)"
 tapgen --validators 32 --taps 20000 --taps-per-frame 8 --network demo --spread-s 172800 --seed 33 \
 	--first-validator 1150 >"$T/tg3.out" 2>&1 || { cat "$T/tg3.out"; fail "tapgen (cleared)"; }
 refused=$(awk '$1 == "refused_denylisted" { print $2 }' "$T/tg3.out")

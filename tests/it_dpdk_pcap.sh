@@ -22,13 +22,12 @@ start_gateway -s gateway.ingress=dpdk -s dpdk.port=net_pcap0 -s dpdk.lcore=0 \
 	-s dpdk.mac=02:00:00:00:00:01 -s dpdk.address=10.77.0.2 -s dpdk.udp_port=7700 \
 	-s "dpdk.eal_args=-l 0 --no-huge -m 256 --no-pci --file-prefix tgpcap$$ --vdev=net_pcap0,rx_pcap=$T/in.pcap,tx_pcap=$T/out.pcap"
 # Every packet read from the capture, every valid frame acknowledged.
-i=0
-while [ "$(metric 'tapgate_port_rx_packets_total{driver="net_pcap"}')" != "$packets" ] ||
-	[ "$(metric tapgate_frames_acked_total)" != "$sends" ]; do
-	i=$((i + 1))
-	[ $i -lt 200 ] || fail "port read $(metric 'tapgate_port_rx_packets_total{driver="net_pcap"}') of $packets packets, $(metric tapgate_frames_acked_total) of $sends frames acked"
-	sleep 0.05
-done
+all_read() {
+	[ "$(metric 'tapgate_port_rx_packets_total{driver="net_pcap"}')" = "$packets" ] &&
+		[ "$(metric tapgate_frames_acked_total)" = "$sends" ]
+}
+wait_until 60 all_read || fail "port read $(metric 'tapgate_port_rx_packets_total{driver="net_pcap"}') of $packets" \
+	"packets, $(metric tapgate_frames_acked_total) of $sends frames acked (waited 60 s)"
 for r in bad_ip_checksum bad_udp_checksum fragment ip_options wrong_port wrong_address not_ipv4 wrong_mac arp_ignored; do
 	[ "$(metric "tapgate_net_dropped_total{reason=\"$r\"}")" -ge 1 ] || fail "nothing counted as $r"
 done

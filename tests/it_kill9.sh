@@ -12,7 +12,6 @@ before=$(metric tapgate_taps_stored_total)
 kill9_gateway
 echo "killed -9 after $before taps stored"
 "$BIN/tapdump" -s "$T/store" counts
-sleep 1
 start_gateway
 wait $TG || { cat "$T/tapgen.out"; fail "tapgen did not get every tap acknowledged"; }
 cat "$T/tapgen.out"

@@ -5,10 +5,7 @@
 start_gateway
 tapgen --validators 64 --taps 100000 --taps-per-frame 8 --give-up-s 60 --out "$T/sent.csv" >"$T/tapgen.out" 2>&1 &
 TG=$!
-i=0
-while [ "$(metric tapgate_taps_stored_total)" = missing ] || [ "$(metric tapgate_taps_stored_total)" -lt 10000 ]; do
-	i=$((i + 1)); [ $i -lt 400 ] || fail "load did not start"; sleep 0.05
-done
+wait_metric_at_least tapgate_taps_stored_total 10000
 stop_gateway
 grep -q "tapgate: stopped" "$T/gateway.log" || fail "no stop summary in the log"
 start_gateway
