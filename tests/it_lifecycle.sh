@@ -65,24 +65,25 @@ kill -0 "$GW_PID" || fail "the first gateway died when a second one was refused"
 
 # SIGHUP reloads, it does not kill.
 kill -HUP "$GW_PID"
-wait_for "the reload line" grep -q "tapgate: reloaded: 256 validators" "$T/gateway.log"
+wait_for 60 "the reload line" grep -q "tapgate: reloaded: 256 validators" "$T/gateway.log"
 tapgen --validators 8 --taps 2000 --taps-per-frame 4 >"$T/tapgen.out" 2>&1 || { cat "$T/tapgen.out"; fail "taps after SIGHUP"; }
 stop_gateway
 grep -q "tapgate: stopped: frames" "$T/gateway.log" || fail "no stop line"
 # The log file: reopened on SIGHUP (logrotate renames it first); a changed key
 # that cannot be reloaded is named as such and keeps its running value.
 cp config/tapgate.conf "$T/gw.conf"
+wait_for 30 "UDP port $PORT to be released by the previous gateway" udp_port_free "$PORT"
 "$BIN/tapgate" -c "$T/gw.conf" -s "store.path=$T/store" -s "settle.path=$T/settle" -s "gateway.listen_port=$PORT" \
 	-s "gateway.metrics_port=$METRICS_PORT" -s dedup.taps_max=100000 -s "gateway.log_file=$T/gw.file.log" \
 	>"$T/gateway.log" 2>&1 &
 GW_PID=$!
-wait_for "the gateway on a log file to come up" curl -sf "http://127.0.0.1:$METRICS_PORT/healthz"
+wait_for 60 "the gateway on a log file to come up" grep -q "tapgate: ingress" "$T/gw.file.log"
 grep -q "tapgate: 256 validators" "$T/gw.file.log" || fail "the start-up line is not in gateway.log_file"
 [ ! -s "$T/gateway.log" ] || fail "standard error got lines although gateway.log_file is set: $(cat "$T/gateway.log")"
 mv "$T/gw.file.log" "$T/gw.file.log.1"
 sed -i 's/^commit_batch_taps = 4096$/commit_batch_taps = 1024/' "$T/gw.conf"
 kill -HUP "$GW_PID"
-wait_for "the reload line in the reopened log" grep -q "tapgate: reloaded:.*log reopened" "$T/gw.file.log"
+wait_for 60 "the reload line in the reopened log" grep -q "tapgate: reloaded:.*log reopened" "$T/gw.file.log"
 grep -q "store.commit_batch_taps changed, but cannot be reloaded" "$T/gw.file.log" || fail "a key that needs a restart was not named"
 [ "$(stat -c %a "$T/gw.file.log")" = 640 ] || fail "the log file has mode $(stat -c %a "$T/gw.file.log")"
 stop_gateway

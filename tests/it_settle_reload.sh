@@ -10,12 +10,12 @@ cp config/counterparties.conf "$T/parties.conf"
 "$BIN/tapsettle" $SETTLE_ARGS -o settle.poll_s=3600 -o "settle.counterparties=$T/parties.conf" run \
 	>"$T/run.out" 2>"$T/run.log" &
 RUN=$!
-wait_for "tapsettle run to start" grep -q "tapsettle: following" "$T/run.log"
+wait_for 60 "tapsettle run to start" grep -q "tapsettle: following" "$T/run.log"
 kill -HUP $RUN
-wait_for "the reload line" grep -q "tapsettle: reloaded: feed config/fares-demo (version" "$T/run.log"
+wait_for 60 "the reload line" grep -q "tapsettle: reloaded: feed config/fares-demo (version" "$T/run.log"
 printf '[clearing]\nname = \n' >"$T/parties.conf"
 kill -HUP $RUN
-wait_for "the failed reload line" grep -q "tapsettle: reload failed, the running feed and counterparties stay in force: $T/parties.conf" "$T/run.log"
+wait_for 60 "the failed reload line" grep -q "tapsettle: reload failed, the running feed and counterparties stay in force: $T/parties.conf" "$T/run.log"
 kill -0 $RUN || fail "tapsettle run ended after a failed reload"
 kill -TERM $RUN
 rc=0

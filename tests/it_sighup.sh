@@ -45,7 +45,7 @@ tapgen --validators $N --taps 5000 --taps-per-frame 4 --key-id 2 --keys "$T/keys
 keys_file "$T/keys" 2
 before=$(reloads)
 kill -HUP "$GW_PID"
-wait_for "the second reload" sh -c "[ \$(grep -c 'tapgate: reloaded:' '$T/gateway.log') -gt $before ]"
+wait_for 60 "the second reload" sh -c "[ \$(grep -c 'tapgate: reloaded:' '$T/gateway.log') -gt $before ]"
 dropped=$(metric 'tapgate_frames_dropped_total{reason="key"}')
 tapgen --validators $N --taps 500 --taps-per-frame 4 --seed 13 --first-rider 200000 --give-up-s 600 --out "$T/c.csv" >"$T/c.out" 2>&1 &
 TG=$!
@@ -60,7 +60,7 @@ printf '[validator_keys]\n1001/2 = not-hex\n' >"$T/keys.new"
 chmod 600 "$T/keys.new"
 mv "$T/keys.new" "$T/keys"
 kill -HUP "$GW_PID"
-wait_for "the failed reload line" grep -q "reload failed, the running settings and keys stay in force: $T/keys:2" "$T/gateway.log"
+wait_for 60 "the failed reload line" grep -q "reload failed, the running settings and keys stay in force: $T/keys:2" "$T/gateway.log"
 tapgen --validators $N --taps 2000 --taps-per-frame 4 --key-id 2 --keys "$T/keys.kept" --seed 15 --first-rider 400000 --out "$T/e.csv" \
 	>"$T/e.out" 2>&1 && fail "tapgen read a key file that does not exist"
 keys_file "$T/keys.kept" 2

@@ -16,7 +16,7 @@ wait_metric_at_least tapgate_commit_failures_total 1
 queued=$(metric tapgate_frames_received_total)
 kill -TERM "$GW_PID"
 # Bounded: 6 s of stop plus start-up slack; 60 s means it hung.
-wait_for "the gateway to exit after SIGTERM with a full store" sh -c "! kill -0 $GW_PID 2>/dev/null"
+wait_for 60 "the gateway to exit after SIGTERM with a full store" exited "$GW_PID"
 rc=0
 wait "$GW_PID" || rc=$?
 GW_PID=""

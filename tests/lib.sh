@@ -226,15 +226,3 @@ wait_metric_at_least() {
 tapgen() {
 	"$BIN/tapgen" --gateway "127.0.0.1:$PORT" "$@"
 }
-
-# wait_for WHAT CMD...: poll CMD until it succeeds; fail naming WHAT if it
-# has not within 60 s (a bound for a hung program, not a timing assumption).
-wait_for() {
-	what=$1
-	shift
-	deadline=$(($(date +%s) + 60))
-	until "$@" >/dev/null 2>&1; do
-		[ "$(date +%s)" -lt "$deadline" ] || fail "waited 60 s for $what"
-		sleep 0.05
-	done
-}
