@@ -30,6 +30,7 @@ struct rate_ctx {
 	const struct fare_feed *feed;
 	struct fare_clock *clock;      /* business days: [fares] timezone */
 	struct fare_clock *feed_clock; /* timeframes: the feed's agency_timezone (may be clock) */
+	struct fare_clock *zone_clock; /* timeframes at stops with a stop_timezone: [zone - 1], feed->zones.n */
 	struct rule_memo *memo;        /* FARE_MEMO_SLOTS */
 	bool taps_by_index;            /* taps' route_id / stop_id are feed indices (tapfare quote) */
 	bool pair_exits;               /* quote: an exit after a boarding or entry ends its leg, on any network */
@@ -47,6 +48,10 @@ struct rate_leg {
 	uint32_t route_ix, from_ix, to_ix; /* feed indices, FARE_NO_INDEX when the code maps to nothing */
 	struct rule_match alone, as_transfer; /* the leg's rule on its own, and reached by a transfer */
 	int32_t rule, transfer_rule;          /* what priced it (-1 none), for quote's explanation */
+	uint64_t eff_end_us;   /* arrival of its effective fare leg (the last leg joined to it) */
+	uint16_t joined;       /* legs after it joined into its effective fare leg (fare_leg_join_rules) */
+	int32_t join_rule;     /* a leg joined to the one before it: the join rule, else -1 */
+	uint32_t join_head;    /* then: the index of the effective leg's first leg */
 	int32_t media, category;              /* feed indices it was priced for */
 };
 
@@ -63,6 +68,10 @@ struct rate_before {
  */
 unsigned rate_token_day(struct rate_ctx *ctx, const struct fare_tap *taps, unsigned n, const struct rate_before *before,
 			struct rate_leg *out);
+
+/* Clocks for the feed's stop time zones (ctx->zone_clock, free with free()). Returns 0, FARE_ERR_NOMEM,
+ * FARE_ERR_TZ (err names the zone). */
+int rate_zone_clocks(struct rate_ctx *ctx, char *err, size_t err_len);
 
 /* Payers and receiver from the adjustments; asserts the leg is conserved. */
 void rate_settle_leg(struct fare_leg *leg);
