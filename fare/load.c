@@ -95,8 +95,10 @@ static int agency_row(struct loader *ld, const struct csv_row *r, const int *c)
 	struct fare_feed *f = ld->f;
 	if (!*tz)
 		return fail(ld, r->line, c[0] + 1, "required value is empty");
-	if (strlen(tz) >= sizeof(f->timezone) || strstr(tz, ".."))
-		return fail(ld, r->line, c[0] + 1, "\"%s\" is not a time zone", tz);
+	char path[FARE_ID_MAX + 32];
+	snprintf(path, sizeof(path), "/usr/share/zoneinfo/%s", tz);
+	if (strlen(tz) >= sizeof(f->timezone) || strstr(tz, "..") || access(path, R_OK) != 0)
+		return fail(ld, r->line, c[0] + 1, "\"%s\" is not a time zone of /usr/share/zoneinfo", tz);
 	if (f->timezone[0] && strcmp(f->timezone, tz) != 0)
 		return fail(ld, r->line, c[0] + 1, "\"%s\": every agency of a feed has one time zone (\"%s\")", tz,
 			    f->timezone);
