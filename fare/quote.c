@@ -146,7 +146,7 @@ static void why_unrated(struct quote *q, const struct rate_leg *rl, FILE *out)
 			f->stops.names[rl->from_ix], rl->leg.ntaps > 1 ? f->stops.names[rl->to_ix] : "(no exit)");
 }
 
-static void print_leg(struct quote *q, const struct rate_leg *rl, FILE *out)
+static void print_leg(struct quote *q, const struct rate_leg *rl, unsigned head, FILE *out)
 {
 	const struct fare_feed *f = q->f;
 	const struct fare_leg *l = &rl->leg;
@@ -163,7 +163,7 @@ static void print_leg(struct quote *q, const struct rate_leg *rl, FILE *out)
 		l->ntaps > 1 ? f->stops.names[rl->to_ix] : "");
 	if (l->flags & FARE_LEG_JOINED) {
 		fprintf(out, " joined to leg %u by fare_leg_join_rules.txt:%u (one effective fare leg: its fare is there)\n",
-			q->legs[rl->join_head].leg.leg_no, f->join_rules[rl->join_rule].line);
+			q->legs[head].leg.leg_no, f->join_rules[rate_join_rule(f, rl - 1, rl)].line);
 		return;
 	}
 	if (l->flags & FARE_LEG_NORULE) {
@@ -210,8 +210,9 @@ static void print_quote(struct quote *q, const struct rate_leg *legs, unsigned n
 	int64_t total = 0;
 	unsigned unrated = 0;
 	char t[300];
-	for (unsigned i = 0; i < nl; i++) {
-		print_leg(q, &legs[i], out);
+	for (unsigned i = 0, head = 0; i < nl; i++) {
+		head = legs[i].leg.flags & FARE_LEG_JOINED ? head : i;
+		print_leg(q, &legs[i], head, out);
 		total += legs[i].leg.rider_fen;
 		unrated += (legs[i].leg.flags & (FARE_LEG_NORULE | FARE_LEG_JOINED)) == FARE_LEG_NORULE;
 	}

@@ -268,7 +268,6 @@ static void leg_init(struct rate_ctx *ctx, struct rate_leg *rl, const struct far
 	rl->promotion = -1;
 	rl->rule = rl->transfer_rule = -1;
 	rl->alone.rule = rl->as_transfer.rule = -1;
-	rl->join_rule = -1;
 	rl->route_ix = route_ix(ctx, a);
 	rl->from_ix = stop_ix(ctx, a);
 	rl->to_ix = b ? stop_ix(ctx, b) : rl->from_ix;
@@ -282,7 +281,6 @@ static void leg_init(struct rate_ctx *ctx, struct rate_leg *rl, const struct far
 	l->first_seq = a->seq;
 	l->start_us = a->time_us;
 	l->end_us = b ? b->time_us : a->time_us;
-	rl->eff_end_us = l->end_us;
 	l->route_id = a->route_id;
 	l->operator_id = a->operator_id;
 	l->from_stop = a->stop_id;
@@ -421,6 +419,7 @@ static unsigned form_legs(struct rate_ctx *ctx, const struct fare_tap *t, unsign
 /* --- fare_leg_join_rules.txt: effective fare legs */
 
 #define JOIN_RUN_MAX 64u /* legs after the first of one effective leg; a longer run starts a new one */
+static_assert(JOIN_RUN_MAX <= UINT16_MAX && FARE_PROMOTIONS_MAX <= INT16_MAX, "rate_leg.joined, .promotion");
 
 /* A leg that can be part of an effective fare leg: a ride (not a purchase or incomplete journey) whose
  * route and stops the feed knows. */
@@ -435,7 +434,7 @@ static bool joinable(const struct rate_leg *rl)
  * without them, a's last station and b's first station must be the same). A leg with no arrival (a
  * boarding whose exit is not recorded) ends nowhere known, so nothing joins it to the leg after it.
  */
-static int32_t join_rule_of(const struct fare_feed *f, const struct rate_leg *a, const struct rate_leg *b)
+int32_t rate_join_rule(const struct fare_feed *f, const struct rate_leg *a, const struct rate_leg *b)
 {
 	if (a->leg.ntaps < 2)
 		return -1;
@@ -455,12 +454,10 @@ static int32_t join_rule_of(const struct fare_feed *f, const struct rate_leg *a,
 }
 
 /* Legs head+1 .. last are joined to head: head is priced as the effective leg, they carry no money. */
-static void join_run(struct rate_ctx *ctx, struct rate_leg *legs, unsigned head, unsigned last,
-		     const int32_t *rules)
+static void join_run(struct rate_ctx *ctx, struct rate_leg *legs, unsigned head, unsigned last)
 {
 	match_leg(ctx, &legs[head], &legs[last]);
 	legs[head].joined = (uint16_t)(last - head);
-	legs[head].eff_end_us = legs[last].leg.end_us;
 	for (unsigned i = head + 1; i <= last; i++) {
 		struct rate_leg *rl = &legs[i];
 		rl->leg.flags = (uint8_t)((rl->leg.flags & ~FARE_LEG_NORULE) | FARE_LEG_JOINED);
@@ -468,8 +465,6 @@ static void join_run(struct rate_ctx *ctx, struct rate_leg *legs, unsigned head,
 		rl->category_price = 0;
 		rl->group = rl->rule = -1;
 		rl->alone = rl->as_transfer = (struct rule_match){.rule = -1, .product = -1, .group = -1};
-		rl->join_rule = rules[i - head - 1];
-		rl->join_head = head;
 	}
 }
 
@@ -477,16 +472,15 @@ static void join_run(struct rate_ctx *ctx, struct rate_leg *legs, unsigned head,
 static void join_legs(struct rate_ctx *ctx, struct rate_leg *legs, unsigned n)
 {
 	const struct fare_feed *f = ctx->feed;
-	int32_t rules[JOIN_RUN_MAX];
 	if (f->njoin_rules == 0)
 		return;
 	for (unsigned i = 0; i < n;) {
 		unsigned k = i;
 		while (k + 1 < n && k - i < JOIN_RUN_MAX && joinable(&legs[k]) && joinable(&legs[k + 1]) &&
-		       (rules[k - i] = join_rule_of(f, &legs[k], &legs[k + 1])) >= 0)
+		       rate_join_rule(f, &legs[k], &legs[k + 1]) >= 0)
 			k++;
 		if (k > i)
-			join_run(ctx, legs, i, k, rules);
+			join_run(ctx, legs, i, k);
 		i = k + 1;
 	}
 }
@@ -494,12 +488,15 @@ static void join_legs(struct rate_ctx *ctx, struct rate_leg *legs, unsigned n)
 /* A joined leg is unrated with its effective leg and shows its product (after transfers priced the head). */
 static void finish_joined(struct rate_leg *legs, unsigned n)
 {
-	for (unsigned i = 0; i < n; i++)
-		if (legs[i].leg.flags & FARE_LEG_JOINED) {
-			const struct fare_leg *h = &legs[legs[i].join_head].leg;
+	for (unsigned i = 0, head = 0; i < n; i++) {
+		if (!(legs[i].leg.flags & FARE_LEG_JOINED)) {
+			head = i;
+		} else {
+			const struct fare_leg *h = &legs[head].leg;
 			legs[i].leg.flags = (uint8_t)((legs[i].leg.flags & ~FARE_LEG_NORULE) | (h->flags & FARE_LEG_NORULE));
 			legs[i].leg.product = h->product;
 		}
+	}
 }
 
 /* --- transfers */
@@ -515,13 +512,14 @@ static bool transfer_to(const struct rate_leg *rl)
 	       (rl->alone.found || rl->as_transfer.found);
 }
 
-/* Departures and arrivals of (effective) fare legs: an effective leg arrives when its last leg does. */
+/* Departures and arrivals of (effective) fare legs: an effective leg arrives when its last leg does (legs
+ * of one token-day are consecutive in memory, so its last leg is prev[prev->joined]). */
 static bool within(const struct fare_transfer_rule *tr, const struct rate_leg *prev, const struct rate_leg *cur)
 {
 	if (tr->duration_s < 0)
 		return true;
-	uint64_t from = tr->duration_type <= 1 ? prev->leg.start_us : prev->eff_end_us;
-	uint64_t to = tr->duration_type == 0 || tr->duration_type == 3 ? cur->eff_end_us : cur->leg.start_us;
+	uint64_t from = tr->duration_type <= 1 ? prev->leg.start_us : prev[prev->joined].leg.end_us;
+	uint64_t to = tr->duration_type == 0 || tr->duration_type == 3 ? cur[cur->joined].leg.end_us : cur->leg.start_us;
 	return to >= from && to - from <= (uint64_t)tr->duration_s * 1000000u;
 }
 
@@ -676,10 +674,10 @@ static void mark_promotions(struct rate_ctx *ctx, struct rate_leg *legs, unsigne
 		const struct fare_leg *l = &legs[i].leg;
 		if (l->flags & (FARE_LEG_PURCHASE | FARE_LEG_NORULE | FARE_LEG_JOINED))
 			continue;
-		for (uint32_t p = 0; p < f->npromotions; p++)
+		for (uint32_t p = 0; p < f->npromotions && p < FARE_PROMOTIONS_MAX; p++)
 			if (promotion_applies(f, &f->promotion_rows[p], &legs[i])) {
 				if (l->nominal + l->concession + l->transfer + l->cap > f->promotion_rows[p].rider_amount_fen)
-					legs[i].promotion = (int32_t)p;
+					legs[i].promotion = (int16_t)p;
 				break; /* the first listed that applies */
 			}
 	}
