@@ -168,8 +168,10 @@ static void map_media(struct fare_feed *f)
 static int finish_feed(struct loader *ld)
 {
 	struct fare_feed *f = ld->f;
-	qsort(f->stop_areas, f->nstop_areas, sizeof(*f->stop_areas), cmp_stop_area);
-	qsort(f->service_dates, f->nservice_dates, sizeof(*f->service_dates), cmp_service_date);
+	if (f->nstop_areas > 0) /* qsort's array may not be NULL, even empty */
+		qsort(f->stop_areas, f->nstop_areas, sizeof(*f->stop_areas), cmp_stop_area);
+	if (f->nservice_dates > 0)
+		qsort(f->service_dates, f->nservice_dates, sizeof(*f->service_dates), cmp_service_date);
 	map_media(f);
 	int rc = group_prices(f);
 	if (rc != 0)

@@ -791,7 +791,8 @@ static int cmp_candidate(const void *a, const void *b)
  * a number two of those share maps to nothing (such taps are unrated, never guessed). */
 static int build_codes(struct code_candidate *cands, uint32_t n, struct fare_code **out, uint32_t *nout)
 {
-	qsort(cands, n, sizeof(*cands), cmp_candidate);
+	if (n > 0)
+		qsort(cands, n, sizeof(*cands), cmp_candidate);
 	if (!(*out = malloc((n + 1) * sizeof(**out))))
 		return FARE_ERR_NOMEM;
 	*nout = 0;
