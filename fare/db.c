@@ -155,5 +155,15 @@ int fare_db_feed(struct fare_db *db, MDB_txn *txn, uint64_t version, struct fare
 	}
 	char label[64];
 	snprintf(label, sizeof(label), "rated-store:%016llx", (unsigned long long)version);
-	return fare_feed_load_files(out, label, files, n, err, err_len);
+	/* a version was stored because it rated: perhaps taken with --exclude-bad-rows, so it is read back
+	 * the same way (a feed without problems loads the same either way) */
+	struct fare_load_opts opts = {.exclude_bad_rows = true};
+	struct fare_feed_report rep;
+	rc = fare_feed_load_files_opts(out, label, files, n, &opts, &rep);
+	if (rc != 0)
+		snprintf(err, err_len, "%.*s", rep.text ? (int)strcspn(rep.text, "\n") : 0, rep.text ? rep.text : "");
+	if (rc != 0 && !err[0])
+		snprintf(err, err_len, "%s", fare_strerror(rc));
+	fare_feed_report_free(&rep);
+	return rc;
 }

@@ -46,6 +46,7 @@ enum fare_leg_flag {
 	FARE_LEG_NORULE = 1u << 1,     /* unrated: no rule prices it; held out of settlement, reported */
 	FARE_LEG_PURCHASE = 1u << 2,   /* a canteen or shop purchase */
 	FARE_LEG_VANISHED = 1u << 3,   /* adjustment of a leg the new rating no longer has */
+	FARE_LEG_JOINED = 1u << 4,     /* joined to the leg before it (fare_leg_join_rules): its fare is there */
 };
 
 /* What rating needs of a tap: decoded from the gateway's log. */

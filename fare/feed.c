@@ -168,8 +168,10 @@ static void map_media(struct fare_feed *f)
 static int finish_feed(struct loader *ld)
 {
 	struct fare_feed *f = ld->f;
-	qsort(f->stop_areas, f->nstop_areas, sizeof(*f->stop_areas), cmp_stop_area);
-	qsort(f->service_dates, f->nservice_dates, sizeof(*f->service_dates), cmp_service_date);
+	if (f->nstop_areas > 0) /* qsort's array may not be NULL, even empty */
+		qsort(f->stop_areas, f->nstop_areas, sizeof(*f->stop_areas), cmp_stop_area);
+	if (f->nservice_dates > 0)
+		qsort(f->service_dates, f->nservice_dates, sizeof(*f->service_dates), cmp_service_date);
 	map_media(f);
 	int rc = group_prices(f);
 	if (rc != 0)
@@ -264,6 +266,25 @@ uint32_t fare_feed_stop_of_code(const struct fare_feed *f, uint32_t code)
 int32_t fare_feed_route_network(const struct fare_feed *f, uint32_t route)
 {
 	return route < f->routes.n ? f->route_network[route] : -1;
+}
+
+uint32_t fare_feed_station(const struct fare_feed *f, uint32_t stop)
+{
+	for (unsigned d = 0; d < FARE_STATION_DEPTH_MAX && stop < f->stops.n && f->stop_parent[stop] >= 0; d++)
+		stop = (uint32_t)f->stop_parent[stop];
+	return stop;
+}
+
+bool fare_feed_stop_at(const struct fare_feed *f, uint32_t stop, uint32_t place)
+{
+	for (unsigned d = 0; d <= FARE_STATION_DEPTH_MAX && stop < f->stops.n; d++) {
+		if (stop == place)
+			return true;
+		if (f->stop_parent[stop] < 0)
+			return false;
+		stop = (uint32_t)f->stop_parent[stop];
+	}
+	return false;
 }
 
 uint32_t fare_feed_stop_areas(const struct fare_feed *f, uint32_t stop, uint32_t *first)
@@ -555,14 +576,16 @@ void fare_feed_free(struct fare_feed *f)
 		free(f->file_data[i]);
 	struct fare_ids *all[] = {&f->products, &f->categories, &f->media,    &f->areas,     &f->networks,
 				  &f->groups,   &f->tfgroups,   &f->services, &f->promotions, &f->subsidies,
-				  &f->funders,  &f->caps,       &f->stops,    &f->routes,     &f->tiers};
+				  &f->funders,  &f->caps,       &f->stops,    &f->routes,     &f->tiers,
+				  &f->zones};
 	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
 		fare_ids_free(all[i]);
 	void *arrays[] = {f->media_type,   f->prices,        f->price_first,  f->product_in_transfer,
 			  f->leg_rules,    f->transfer_rules, f->join_rules,  f->timeframes,
 			  f->service_rows, f->service_dates, f->stop_areas,   f->route_network,
 			  f->stop_codes,   f->route_codes,   f->incomplete,   f->cap_rows,
-			  f->tier_rows,    f->promotion_rows, f->subsidy_rows};
+			  f->tier_rows,    f->promotion_rows, f->subsidy_rows, f->stop_parent,
+			  f->stop_zone};
 	for (size_t i = 0; i < sizeof(arrays) / sizeof(arrays[0]); i++)
 		free(arrays[i]);
 	free(f);

@@ -11,6 +11,8 @@
 #define FARE_CARD_CATEGORIES 4u
 #define FARE_TIMEFRAME_GROUPS_MAX 64u /* membership is a 64-bit mask */
 #define FARE_FILES_MAX 32u
+#define FARE_STOP_ZONES_MAX 8u        /* distinct stop_timezone values besides the agency's */
+#define FARE_STATION_DEPTH_MAX 4u     /* boarding area -> platform -> station: parent_station links */
 
 /* --- CSV: a whole file parsed into rows of NUL-terminated fields */
 
@@ -85,7 +87,8 @@ struct fare_transfer_rule {
 /* fare_leg_join_rules.txt: consecutive legs that make one effective fare leg. */
 struct fare_join_rule {
 	int32_t from_network, to_network;
-	int32_t from_stop, to_stop; /* -1: any */
+	int32_t from_stop, to_stop; /* -1: any (then the legs must meet at one station) */
+	uint32_t line;              /* in fare_leg_join_rules.txt, for quote's explanations */
 };
 
 struct fare_timeframe {
@@ -189,6 +192,9 @@ struct fare_feed {
 	uint32_t nservice_rows;
 	struct fare_service_date *service_dates;
 	uint32_t nservice_dates;
+	int32_t *stop_parent;  /* per stop index: its parent_station, -1 none */
+	uint8_t *stop_zone;    /* per stop index: 0 the agency's time zone, else 1 + index in zones */
+	struct fare_ids zones; /* stop_timezone values other than the agency's (FARE_STOP_ZONES_MAX) */
 	struct fare_stop_area *stop_areas; /* sorted by stop index */
 	uint32_t nstop_areas;
 	int32_t *route_network;           /* per route index: network, -1 */
@@ -230,6 +236,10 @@ bool fare_feed_price(const struct fare_feed *f, int32_t product, uint8_t medium,
 		     int32_t *nominal_fen, int32_t *category_fen);
 /* Network of a route index (FARE_NO_INDEX: none), -1 none. */
 int32_t fare_feed_route_network(const struct fare_feed *f, uint32_t route);
+/* The station of a stop index: its topmost parent_station, or itself. */
+uint32_t fare_feed_station(const struct fare_feed *f, uint32_t stop);
+/* Whether stop is `place` or one of its platforms (a parent_station chain reaches it). */
+bool fare_feed_stop_at(const struct fare_feed *f, uint32_t stop, uint32_t place);
 /* Areas of a stop index: index of the first (stop, area) pair and how many. */
 uint32_t fare_feed_stop_areas(const struct fare_feed *f, uint32_t stop, uint32_t *first);
 /* Whether a service runs on a date (calendar.txt with calendar_dates.txt exceptions). */

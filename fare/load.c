@@ -11,6 +11,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define COLUMNS_MAX 16u
 
@@ -94,8 +95,10 @@ static int agency_row(struct loader *ld, const struct csv_row *r, const int *c)
 	struct fare_feed *f = ld->f;
 	if (!*tz)
 		return fail(ld, r->line, c[0] + 1, "required value is empty");
-	if (strlen(tz) >= sizeof(f->timezone) || strstr(tz, ".."))
-		return fail(ld, r->line, c[0] + 1, "\"%s\" is not a time zone", tz);
+	char path[FARE_ID_MAX + 32];
+	snprintf(path, sizeof(path), "/usr/share/zoneinfo/%s", tz);
+	if (strlen(tz) >= sizeof(f->timezone) || strstr(tz, "..") || access(path, R_OK) != 0)
+		return fail(ld, r->line, c[0] + 1, "\"%s\" is not a time zone of /usr/share/zoneinfo", tz);
 	if (f->timezone[0] && strcmp(f->timezone, tz) != 0)
 		return fail(ld, r->line, c[0] + 1, "\"%s\": every agency of a feed has one time zone (\"%s\")", tz,
 			    f->timezone);
@@ -106,15 +109,80 @@ LOAD(load_agency, agency_row, {"agency_timezone", true})
 
 /* --- stops, areas, networks, routes */
 
+/* A stop_timezone: 0 for the agency's (or none), else 1 + its index in zones. */
+static int stop_zone_of(struct loader *ld, const struct csv_row *r, int c, uint8_t *zone)
+{
+	struct fare_feed *f = ld->f;
+	const char *tz = fld(r, c);
+	char path[FARE_ID_MAX + 32];
+	*zone = 0;
+	if (!*tz || strcmp(tz, f->timezone) == 0)
+		return 0;
+	snprintf(path, sizeof(path), "/usr/share/zoneinfo/%s", tz);
+	if (strlen(tz) >= FARE_ID_MAX || strstr(tz, "..") || access(path, R_OK) != 0)
+		return fail(ld, r->line, c + 1, "\"%s\" is not a time zone of /usr/share/zoneinfo", tz);
+	int32_t z = fare_ids_intern(&f->zones, tz);
+	if (z < 0)
+		return FARE_ERR_NOMEM;
+	if ((uint32_t)z >= FARE_STOP_ZONES_MAX)
+		return fail(ld, r->line, c + 1, "\"%s\": more than %u stop time zones", tz, FARE_STOP_ZONES_MAX);
+	*zone = (uint8_t)(z + 1);
+	return 0;
+}
+
+/* parent_station may name a stop further down the file: kept as -2 - row here, resolved by finish_stops. */
 static int stop_row(struct loader *ld, const struct csv_row *r, const int *c)
 {
+	struct fare_feed *f = ld->f;
 	int32_t ix;
+	uint8_t zone;
 	int rc;
-	CHECK(get_new_id(ld, r, c[0], &ld->f->stops, &ix));
+	CHECK(get_new_id(ld, r, c[0], &f->stops, &ix));
+	if (!(f->stop_parent = grow(f->stop_parent, (uint32_t)ix, sizeof(*f->stop_parent))) ||
+	    !(f->stop_zone = grow(f->stop_zone, (uint32_t)ix, sizeof(*f->stop_zone))))
+		return FARE_ERR_NOMEM;
+	f->stop_parent[ix] = *fld(r, c[2]) ? -2 - (int32_t)(r - ld->t.rows) : -1;
+	f->stop_zone[ix] = 0;
+	CHECK(stop_zone_of(ld, r, c[3], &zone));
+	f->stop_zone[ix] = zone;
 	CHECK(add_candidate(&ld->stop_cands, &ld->nstop_cands, fld(r, c[0]), (uint32_t)ix, 0));
 	return add_candidate(&ld->stop_cands, &ld->nstop_cands, fld(r, c[1]), (uint32_t)ix, 1);
 }
-LOAD(load_stops, stop_row, {"stop_id", true}, {"stop_code", false})
+LOAD(load_stops, stop_row, {"stop_id", true}, {"stop_code", false}, {"parent_station", false},
+     {"stop_timezone", false})
+
+/* Once stops.txt is in (ld->t still holds it): parent_station references, and each stop's time zone
+ * from its station (spec: a location with a parent station inherits the parent's stop_timezone). */
+static int finish_stops(struct loader *ld)
+{
+	struct fare_feed *f = ld->f;
+	int c = col_of(&ld->t, "parent_station"), rc = 0;
+	for (uint32_t i = 0; i < f->stops.n; i++) {
+		if (f->stop_parent[i] >= -1)
+			continue;
+		const struct csv_row *r = &ld->t.rows[-2 - f->stop_parent[i]];
+		int32_t p = fare_ids_find(&f->stops, fld(r, c));
+		f->stop_parent[i] = p >= 0 && (uint32_t)p != i ? p : -1;
+		if (p < 0 || (uint32_t)p == i)
+			rc = fail(ld, r->line, c + 1, "%s stop_id \"%s\"", p < 0 ? "unknown" : "its own",
+				  fld(r, c));
+	}
+	for (uint32_t i = 0; i < f->stops.n; i++) {
+		uint32_t s = i;
+		unsigned d = 0;
+		for (; d <= FARE_STATION_DEPTH_MAX && f->stop_parent[s] >= 0; d++)
+			s = (uint32_t)f->stop_parent[s];
+		if (d > FARE_STATION_DEPTH_MAX) {
+			rc = fail(ld, 0, 0, "stop \"%s\": parent_station links deeper than %u (a loop?)",
+				  f->stops.names[i], FARE_STATION_DEPTH_MAX);
+			f->stop_parent[i] = -1;
+		}
+	}
+	for (uint32_t i = 0; i < f->stops.n; i++)
+		if (f->stop_parent[i] >= 0) /* a child's own zone is its station's: stations have no parent */
+			f->stop_zone[i] = f->stop_zone[fare_feed_station(f, i)];
+	return rc;
+}
 
 static int area_row(struct loader *ld, const struct csv_row *r, const int *c)
 {
@@ -462,6 +530,7 @@ static int join_rule_row(struct loader *ld, const struct csv_row *r, const int *
 	CHECK(get_ref(ld, r, c[3], &f->stops, "stop_id", false, &j.to_stop));
 	if ((j.from_stop < 0) != (j.to_stop < 0))
 		return fail(ld, r->line, (j.from_stop < 0 ? c[2] : c[3]) + 1, "from_stop_id and to_stop_id go together");
+	j.line = r->line;
 	struct fare_join_rule *p = PUSH(f->join_rules, f->njoin_rules);
 	if (!p)
 		return FARE_ERR_NOMEM;
@@ -722,7 +791,8 @@ static int cmp_candidate(const void *a, const void *b)
  * a number two of those share maps to nothing (such taps are unrated, never guessed). */
 static int build_codes(struct code_candidate *cands, uint32_t n, struct fare_code **out, uint32_t *nout)
 {
-	qsort(cands, n, sizeof(*cands), cmp_candidate);
+	if (n > 0)
+		qsort(cands, n, sizeof(*cands), cmp_candidate);
 	if (!(*out = malloc((n + 1) * sizeof(**out))))
 		return FARE_ERR_NOMEM;
 	*nout = 0;
@@ -820,6 +890,11 @@ int load_tables(struct loader *ld, const struct fare_file *files, unsigned n)
 			rc = r;
 		if (strcmp(tables[i].name, "tg_validator_codes.txt") == 0 && (r = finish_codes(ld)) != 0)
 			return r;
+		if (strcmp(tables[i].name, "stops.txt") == 0 && ld->t.nrows > 0 && (r = finish_stops(ld)) != 0) {
+			if (r == FARE_ERR_NOMEM)
+				return r;
+			rc = r;
+		}
 	}
 	csv_table_free(&ld->t);
 	return rc;

@@ -57,9 +57,9 @@ static void print_leg(FILE *out, struct fare_clock *clk, const struct fare_feed 
 		fprintf(out, " %s=%d", fare_feed_promotion_funder(f, l->promotion_idx), l->promotion_funder_fen);
 	if (l->subsidy_funder_fen)
 		fprintf(out, " %s=%d", fare_feed_subsidy_funder(f, l->subsidy_idx), l->subsidy_funder_fen);
-	fprintf(out, " op%u=%d taps=%u%s%s%s", l->operator_id, l->operator_fen, l->ntaps,
+	fprintf(out, " op%u=%d taps=%u%s%s%s%s", l->operator_id, l->operator_fen, l->ntaps,
 		l->flags & FARE_LEG_INCOMPLETE ? " incomplete" : "", l->flags & FARE_LEG_NORULE ? " unrated" : "",
-		l->flags & FARE_LEG_VANISHED ? " vanished" : "");
+		l->flags & FARE_LEG_VANISHED ? " vanished" : "", l->flags & FARE_LEG_JOINED ? " joined" : "");
 	if (!no_version)
 		fprintf(out, " v=%016llx", (unsigned long long)l->version);
 	fputc('\n', out);

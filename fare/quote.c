@@ -20,6 +20,7 @@ struct quote {
 	struct rate_ctx ctx;
 	struct fare_tap taps[QUOTE_TAPS_MAX];
 	unsigned n;
+	const struct rate_leg *legs; /* as rated */
 	char *err;
 	size_t err_len;
 };
@@ -145,7 +146,7 @@ static void why_unrated(struct quote *q, const struct rate_leg *rl, FILE *out)
 			f->stops.names[rl->from_ix], rl->leg.ntaps > 1 ? f->stops.names[rl->to_ix] : "(no exit)");
 }
 
-static void print_leg(struct quote *q, const struct rate_leg *rl, FILE *out)
+static void print_leg(struct quote *q, const struct rate_leg *rl, unsigned head, FILE *out)
 {
 	const struct fare_feed *f = q->f;
 	const struct fare_leg *l = &rl->leg;
@@ -160,6 +161,11 @@ static void print_leg(struct quote *q, const struct rate_leg *rl, FILE *out)
 	fprintf(out, "leg %u %s%s%s route=%s stops=%s%s%s", l->leg_no, a, l->ntaps > 1 ? "-" : "", l->ntaps > 1 ? b : "",
 		f->routes.names[rl->route_ix], f->stops.names[rl->from_ix], l->ntaps > 1 ? "-" : "",
 		l->ntaps > 1 ? f->stops.names[rl->to_ix] : "");
+	if (l->flags & FARE_LEG_JOINED) {
+		fprintf(out, " joined to leg %u by fare_leg_join_rules.txt:%u (one effective fare leg: its fare is there)\n",
+			q->legs[head].leg.leg_no, f->join_rules[rate_join_rule(f, rl - 1, rl)].line);
+		return;
+	}
 	if (l->flags & FARE_LEG_NORULE) {
 		fprintf(out, " UNRATED");
 		why_unrated(q, rl, out);
@@ -172,6 +178,8 @@ static void print_leg(struct quote *q, const struct rate_leg *rl, FILE *out)
 		fprintf(out, " rule=fare_leg_rules.txt:%u group=%s%s", f->leg_rules[rl->rule].line,
 			rl->group >= 0 ? f->groups.names[rl->group] : "-",
 			f->leg_rules[rl->rule].transfer_only ? " transfer_only" : "");
+	if (rl->joined)
+		fprintf(out, " effective_leg=%u-%u", l->leg_no, l->leg_no + rl->joined);
 	if (rl->transfer_rule >= 0)
 		fprintf(out, " transfer_rule=fare_transfer_rules.txt:%u type=%d", f->transfer_rules[rl->transfer_rule].line,
 			f->transfer_rules[rl->transfer_rule].transfer_type);
@@ -202,10 +210,11 @@ static void print_quote(struct quote *q, const struct rate_leg *legs, unsigned n
 	int64_t total = 0;
 	unsigned unrated = 0;
 	char t[300];
-	for (unsigned i = 0; i < nl; i++) {
-		print_leg(q, &legs[i], out);
+	for (unsigned i = 0, head = 0; i < nl; i++) {
+		head = legs[i].leg.flags & FARE_LEG_JOINED ? head : i;
+		print_leg(q, &legs[i], head, out);
 		total += legs[i].leg.rider_fen;
-		unrated += (legs[i].leg.flags & FARE_LEG_NORULE) != 0;
+		unrated += (legs[i].leg.flags & (FARE_LEG_NORULE | FARE_LEG_JOINED)) == FARE_LEG_NORULE;
 	}
 	money(q->f, total, t, sizeof(t));
 	fprintf(out, "total=%s %s legs=%u unrated=%u%s\n", t, q->f->currency, nl, unrated,
@@ -233,18 +242,22 @@ int fare_quote(const struct fare_feed *f, const char *csv, size_t len, const str
 		snprintf(err, err_len, "time zone \"%s\" is not in /usr/share/zoneinfo", tz);
 	if (rc == 0)
 		rc = quote_rider(q, o);
+	q->ctx.feed = f;
+	if (rc == 0)
+		rc = rate_zone_clocks(&q->ctx, err, err_len);
 	if (rc == 0)
 		rc = parse_taps(q, csv, len, o->date);
 	if (rc == 0) {
 		qsort(q->taps, q->n, sizeof(q->taps[0]), cmp_time);
-		q->ctx.feed = f;
 		q->ctx.clock = q->ctx.feed_clock = &q->clk;
+		q->legs = legs;
 		q->ctx.taps_by_index = q->ctx.pair_exits = true;
 		struct rate_before before = {0};
 		unsigned nl = rate_token_day(&q->ctx, q->taps, q->n, &before, legs);
 		print_quote(q, legs, nl, out);
 	}
 	free(q->ctx.memo);
+	free(q->ctx.zone_clock);
 	free(q);
 	free(legs);
 	return rc;

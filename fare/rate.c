@@ -26,9 +26,14 @@ struct leg_facts {
 	int32_t media, category; /* feed indices */
 };
 
+/* Whether a stop is in an area: its own stop_areas rows, else (spec) those of its station. */
 static bool area_of(const struct fare_feed *f, uint32_t stop, int32_t area)
 {
 	uint32_t first, n = fare_feed_stop_areas(f, stop, &first);
+	for (unsigned d = 0; n == 0 && d < FARE_STATION_DEPTH_MAX && f->stop_parent[stop] >= 0; d++) {
+		stop = (uint32_t)f->stop_parent[stop];
+		n = fare_feed_stop_areas(f, stop, &first);
+	}
 	for (uint32_t i = 0; i < n; i++)
 		if (f->stop_areas[first + i].area == area)
 			return true;
@@ -180,14 +185,37 @@ static const struct rule_match *match_memo(struct rate_ctx *ctx, const struct le
 	return &m->m;
 }
 
-static uint64_t tf_mask(struct rate_ctx *ctx, uint64_t time_us)
+/* Timeframe groups of a tap at a stop: in the stop's time zone if it has one, else the agency's. */
+static uint64_t tf_mask(struct rate_ctx *ctx, uint64_t time_us, uint32_t stop)
 {
-	if (ctx->feed->ntimeframes == 0)
+	const struct fare_feed *f = ctx->feed;
+	if (f->ntimeframes == 0)
 		return 0;
 	uint32_t sec, date;
 	unsigned wd;
-	fare_clock_local(ctx->feed_clock ? ctx->feed_clock : ctx->clock, time_us, &sec, &date, &wd);
-	return fare_feed_timeframes(ctx->feed, sec, date, wd);
+	struct fare_clock *clk = ctx->feed_clock ? ctx->feed_clock : ctx->clock;
+	if (stop < f->stops.n && f->stop_zone[stop] != 0)
+		clk = &ctx->zone_clock[f->stop_zone[stop] - 1];
+	fare_clock_local(clk, time_us, &sec, &date, &wd);
+	return fare_feed_timeframes(f, sec, date, wd);
+}
+
+int rate_zone_clocks(struct rate_ctx *ctx, char *err, size_t err_len)
+{
+	const struct fare_feed *f = ctx->feed;
+	ctx->zone_clock = NULL;
+	if (f->zones.n == 0)
+		return 0;
+	if (!(ctx->zone_clock = calloc(f->zones.n, sizeof(*ctx->zone_clock))))
+		return FARE_ERR_NOMEM;
+	for (uint32_t z = 0; z < f->zones.n; z++)
+		if (fare_clock_init(&ctx->zone_clock[z], f->zones.names[z], "00:00") != 0) {
+			snprintf(err, err_len, "stop_timezone \"%s\" is not in /usr/share/zoneinfo", f->zones.names[z]);
+			free(ctx->zone_clock);
+			ctx->zone_clock = NULL;
+			return FARE_ERR_TZ;
+		}
+	return 0;
 }
 
 /* --- a tap's route and stop in the feed */
@@ -285,7 +313,45 @@ static void price_match(struct rate_leg *rl, const struct rule_match *m)
 	rl->rule = m->rule;
 }
 
-static void price_leg(struct rate_ctx *ctx, struct rate_leg *rl, const struct fare_tap *a, const struct fare_tap *b,
+/* Whether the feed knows the leg's route and stops (validator codes that map to something). */
+static bool known(const struct rate_leg *rl)
+{
+	return rl->route_ix != FARE_NO_INDEX && rl->from_ix != FARE_NO_INDEX &&
+	       (rl->leg.ntaps < 2 || rl->to_ix != FARE_NO_INDEX);
+}
+
+/*
+ * Match the fare leg rules for the (effective) fare leg from leg `first` to leg `last` and price first by
+ * it. An effective leg departs where and when first does and arrives where and when last does; it has a
+ * network only when all its legs share one (spec: "each leg must have the same network_id").
+ */
+static void match_leg(struct rate_ctx *ctx, struct rate_leg *first, const struct rate_leg *last)
+{
+	const struct fare_feed *f = ctx->feed;
+	bool has_to = last->leg.ntaps > 1;
+	struct leg_facts lf = {
+		.network = fare_feed_route_network(f, first->route_ix),
+		.from_stop = first->from_ix,
+		.to_stop = has_to ? last->to_ix : FARE_NO_INDEX,
+		.has_to = has_to,
+		.media = first->media,
+		.category = first->category,
+	};
+	for (const struct rate_leg *p = first + 1; p <= last; p++)
+		if (fare_feed_route_network(f, p->route_ix) != lf.network)
+			lf.network = -1;
+	lf.from_tf = tf_mask(ctx, first->leg.start_us, first->from_ix);
+	lf.to_tf = tf_mask(ctx, last->leg.end_us, last->to_ix);
+	first->alone = *match_memo(ctx, &lf);
+	first->as_transfer = (struct rule_match){.rule = -1, .product = -1, .group = -1};
+	if (f->ntransfer_only > 0 && f->ntransfer_rules > 0) { /* else the same match */
+		lf.transfer = true;
+		first->as_transfer = *match_memo(ctx, &lf);
+	}
+	price_match(first, &first->alone);
+}
+
+static void price_leg(struct rate_ctx *ctx, struct rate_leg *rl, const struct fare_tap *a,
 		      const struct fare_incomplete *inc)
 {
 	const struct fare_feed *f = ctx->feed;
@@ -301,26 +367,11 @@ static void price_leg(struct rate_ctx *ctx, struct rate_leg *rl, const struct fa
 		price_match(rl, &m);
 		return;
 	}
-	if (rl->route_ix == FARE_NO_INDEX || rl->from_ix == FARE_NO_INDEX || (b && rl->to_ix == FARE_NO_INDEX)) {
+	if (!known(rl)) {
 		rl->leg.flags |= FARE_LEG_NORULE; /* a validator code the feed does not know: never guessed */
 		return;
 	}
-	struct leg_facts lf = {
-		.network = fare_feed_route_network(f, rl->route_ix),
-		.from_stop = rl->from_ix,
-		.to_stop = b ? rl->to_ix : FARE_NO_INDEX,
-		.has_to = b != NULL,
-		.media = rl->media,
-		.category = rl->category,
-	};
-	lf.from_tf = tf_mask(ctx, a->time_us);
-	lf.to_tf = b ? tf_mask(ctx, b->time_us) : lf.from_tf;
-	rl->alone = *match_memo(ctx, &lf);
-	if (f->ntransfer_only > 0 && f->ntransfer_rules > 0) { /* else the same match */
-		lf.transfer = true;
-		rl->as_transfer = *match_memo(ctx, &lf);
-	}
-	price_match(rl, &rl->alone);
+	match_leg(ctx, rl, rl);
 }
 
 /* Whether tap b ends the journey tap a began: an exit on the same network (on a bus, the same route). */
@@ -360,9 +411,92 @@ static unsigned form_legs(struct rate_ctx *ctx, const struct fare_tap *t, unsign
 		leg_init(ctx, rl, a, b, ++nl);
 		if (incomplete)
 			rl->leg.flags |= FARE_LEG_INCOMPLETE;
-		price_leg(ctx, rl, a, b, inc);
+		price_leg(ctx, rl, a, inc);
 	}
 	return nl;
+}
+
+/* --- fare_leg_join_rules.txt: effective fare legs */
+
+#define JOIN_RUN_MAX 64u /* legs after the first of one effective leg; a longer run starts a new one */
+static_assert(JOIN_RUN_MAX <= UINT16_MAX && FARE_PROMOTIONS_MAX <= INT16_MAX, "rate_leg.joined, .promotion");
+
+/* A leg that can be part of an effective fare leg: a ride (not a purchase or incomplete journey) whose
+ * route and stops the feed knows. */
+static bool joinable(const struct rate_leg *rl)
+{
+	return !(rl->leg.flags & (FARE_LEG_PURCHASE | FARE_LEG_INCOMPLETE)) && known(rl);
+}
+
+/*
+ * The first join rule the transfer from leg a to leg b matches, -1 none (spec: empty fields are
+ * ignored; with from_stop_id / to_stop_id, a must end at that stop or station and b start at that one;
+ * without them, a's last station and b's first station must be the same). A leg with no arrival (a
+ * boarding whose exit is not recorded) ends nowhere known, so nothing joins it to the leg after it.
+ */
+int32_t rate_join_rule(const struct fare_feed *f, const struct rate_leg *a, const struct rate_leg *b)
+{
+	if (a->leg.ntaps < 2)
+		return -1;
+	int32_t net_a = fare_feed_route_network(f, a->route_ix), net_b = fare_feed_route_network(f, b->route_ix);
+	for (uint32_t i = 0; i < f->njoin_rules; i++) {
+		const struct fare_join_rule *j = &f->join_rules[i];
+		if ((j->from_network >= 0 && j->from_network != net_a) || (j->to_network >= 0 && j->to_network != net_b))
+			continue;
+		bool at = j->from_stop >= 0
+				  ? fare_feed_stop_at(f, a->to_ix, (uint32_t)j->from_stop) &&
+					    fare_feed_stop_at(f, b->from_ix, (uint32_t)j->to_stop)
+				  : fare_feed_station(f, a->to_ix) == fare_feed_station(f, b->from_ix);
+		if (at)
+			return (int32_t)i;
+	}
+	return -1;
+}
+
+/* Legs head+1 .. last are joined to head: head is priced as the effective leg, they carry no money. */
+static void join_run(struct rate_ctx *ctx, struct rate_leg *legs, unsigned head, unsigned last)
+{
+	match_leg(ctx, &legs[head], &legs[last]);
+	legs[head].joined = (uint16_t)(last - head);
+	for (unsigned i = head + 1; i <= last; i++) {
+		struct rate_leg *rl = &legs[i];
+		rl->leg.flags = (uint8_t)((rl->leg.flags & ~FARE_LEG_NORULE) | FARE_LEG_JOINED);
+		rl->leg.nominal = rl->leg.concession = 0;
+		rl->category_price = 0;
+		rl->group = rl->rule = -1;
+		rl->alone = rl->as_transfer = (struct rule_match){.rule = -1, .product = -1, .group = -1};
+	}
+}
+
+/* Runs of consecutive legs each joined to the next by a join rule become one effective fare leg each. */
+static void join_legs(struct rate_ctx *ctx, struct rate_leg *legs, unsigned n)
+{
+	const struct fare_feed *f = ctx->feed;
+	if (f->njoin_rules == 0)
+		return;
+	for (unsigned i = 0; i < n;) {
+		unsigned k = i;
+		while (k + 1 < n && k - i < JOIN_RUN_MAX && joinable(&legs[k]) && joinable(&legs[k + 1]) &&
+		       rate_join_rule(f, &legs[k], &legs[k + 1]) >= 0)
+			k++;
+		if (k > i)
+			join_run(ctx, legs, i, k);
+		i = k + 1;
+	}
+}
+
+/* A joined leg is unrated with its effective leg and shows its product (after transfers priced the head). */
+static void finish_joined(struct rate_leg *legs, unsigned n)
+{
+	for (unsigned i = 0, head = 0; i < n; i++) {
+		if (!(legs[i].leg.flags & FARE_LEG_JOINED)) {
+			head = i;
+		} else {
+			const struct fare_leg *h = &legs[head].leg;
+			legs[i].leg.flags = (uint8_t)((legs[i].leg.flags & ~FARE_LEG_NORULE) | (h->flags & FARE_LEG_NORULE));
+			legs[i].leg.product = h->product;
+		}
+	}
 }
 
 /* --- transfers */
@@ -378,12 +512,14 @@ static bool transfer_to(const struct rate_leg *rl)
 	       (rl->alone.found || rl->as_transfer.found);
 }
 
-static bool within(const struct fare_transfer_rule *tr, const struct fare_leg *prev, const struct fare_leg *cur)
+/* Departures and arrivals of (effective) fare legs: an effective leg arrives when its last leg does (legs
+ * of one token-day are consecutive in memory, so its last leg is prev[prev->joined]). */
+static bool within(const struct fare_transfer_rule *tr, const struct rate_leg *prev, const struct rate_leg *cur)
 {
 	if (tr->duration_s < 0)
 		return true;
-	uint64_t from = tr->duration_type <= 1 ? prev->start_us : prev->end_us;
-	uint64_t to = tr->duration_type == 0 || tr->duration_type == 3 ? cur->end_us : cur->start_us;
+	uint64_t from = tr->duration_type <= 1 ? prev->leg.start_us : prev[prev->joined].leg.end_us;
+	uint64_t to = tr->duration_type == 0 || tr->duration_type == 3 ? cur[cur->joined].leg.end_us : cur->leg.start_us;
 	return to >= from && to - from <= (uint64_t)tr->duration_s * 1000000u;
 }
 
@@ -416,7 +552,7 @@ static struct transfer_choice best_transfer(struct rate_ctx *ctx, const struct r
 		if (!group_step(tr->from_group, prev->group, from_named) || !group_step(tr->to_group, m->group, to_named))
 			continue;
 		bool same = tr->from_group >= 0 && tr->from_group == tr->to_group;
-		if (!within(tr, &prev->leg, &cur->leg) || (same && tr->transfer_count >= 0 && run >= (uint32_t)tr->transfer_count))
+		if (!within(tr, prev, cur) || (same && tr->transfer_count >= 0 && run >= (uint32_t)tr->transfer_count))
 			continue;
 		if ((tr->filter_product >= 0 && tr->filter_product != (int32_t)prev->leg.product) ||
 		    (tr->product_behavior == 1 && (int32_t)prev->leg.product != m->product))
@@ -459,8 +595,8 @@ static void apply_transfers(struct rate_ctx *ctx, struct rate_leg *legs, unsigne
 	uint32_t run = 0; /* consecutive same-group transfers ending at prev */
 	for (unsigned i = 0; i < n; i++) {
 		struct rate_leg *cur = &legs[i];
-		if (cur->leg.flags & FARE_LEG_PURCHASE)
-			continue;
+		if (cur->leg.flags & (FARE_LEG_PURCHASE | FARE_LEG_JOINED))
+			continue; /* a joined leg is part of the effective leg before it */
 		int32_t rule = -1;
 		if (prev && transfer_from(prev) && transfer_to(cur))
 			rule = apply_transfer(ctx, prev, cur, run);
@@ -536,12 +672,12 @@ static void mark_promotions(struct rate_ctx *ctx, struct rate_leg *legs, unsigne
 	const struct fare_feed *f = ctx->feed;
 	for (unsigned i = 0; i < n; i++) {
 		const struct fare_leg *l = &legs[i].leg;
-		if (l->flags & (FARE_LEG_PURCHASE | FARE_LEG_NORULE))
+		if (l->flags & (FARE_LEG_PURCHASE | FARE_LEG_NORULE | FARE_LEG_JOINED))
 			continue;
-		for (uint32_t p = 0; p < f->npromotions; p++)
+		for (uint32_t p = 0; p < f->npromotions && p < FARE_PROMOTIONS_MAX; p++)
 			if (promotion_applies(f, &f->promotion_rows[p], &legs[i])) {
 				if (l->nominal + l->concession + l->transfer + l->cap > f->promotion_rows[p].rider_amount_fen)
-					legs[i].promotion = (int32_t)p;
+					legs[i].promotion = (int16_t)p;
 				break; /* the first listed that applies */
 			}
 	}
@@ -584,7 +720,9 @@ unsigned rate_token_day(struct rate_ctx *ctx, const struct fare_tap *taps, unsig
 			struct rate_leg *out)
 {
 	unsigned nl = form_legs(ctx, taps, n, out);
+	join_legs(ctx, out, nl);
 	apply_transfers(ctx, out, nl);
+	finish_joined(out, nl);
 	apply_caps(ctx, out, nl, before);
 	apply_subsidies(ctx, out, nl);
 	mark_promotions(ctx, out, nl);

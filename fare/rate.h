@@ -30,6 +30,7 @@ struct rate_ctx {
 	const struct fare_feed *feed;
 	struct fare_clock *clock;      /* business days: [fares] timezone */
 	struct fare_clock *feed_clock; /* timeframes: the feed's agency_timezone (may be clock) */
+	struct fare_clock *zone_clock; /* timeframes at stops with a stop_timezone: [zone - 1], feed->zones.n */
 	struct rule_memo *memo;        /* FARE_MEMO_SLOTS */
 	bool taps_by_index;            /* taps' route_id / stop_id are feed indices (tapfare quote) */
 	bool pair_exits;               /* quote: an exit after a boarding or entry ends its leg, on any network */
@@ -42,7 +43,9 @@ struct rate_leg {
 	struct fare_leg leg;
 	int32_t category_price; /* for transfers: the leg's fare for the rider's category */
 	int32_t group;          /* leg group, -1 none */
-	int32_t promotion;      /* candidate promotion index, -1 none */
+	int16_t promotion;      /* candidate promotion index, -1 none */
+	uint16_t joined;        /* legs after it joined into its effective fare leg (fare_leg_join_rules); a joined
+				   leg (FARE_LEG_JOINED) belongs to the nearest leg before it that is not joined */
 	uint32_t group_index;   /* which token-day it belongs to */
 	uint32_t route_ix, from_ix, to_ix; /* feed indices, FARE_NO_INDEX when the code maps to nothing */
 	struct rule_match alone, as_transfer; /* the leg's rule on its own, and reached by a transfer */
@@ -63,6 +66,13 @@ struct rate_before {
  */
 unsigned rate_token_day(struct rate_ctx *ctx, const struct fare_tap *taps, unsigned n, const struct rate_before *before,
 			struct rate_leg *out);
+
+/* Clocks for the feed's stop time zones (ctx->zone_clock, free with free()). Returns 0, FARE_ERR_NOMEM,
+ * FARE_ERR_TZ (err names the zone). */
+int rate_zone_clocks(struct rate_ctx *ctx, char *err, size_t err_len);
+
+/* The join rule that joins leg b to the leg a before it (fare_leg_join_rules.txt index), -1 none. */
+int32_t rate_join_rule(const struct fare_feed *f, const struct rate_leg *a, const struct rate_leg *b);
 
 /* Payers and receiver from the adjustments; asserts the leg is conserved. */
 void rate_settle_leg(struct fare_leg *leg);

@@ -1184,6 +1184,7 @@ static int write_final(struct run *r, struct day_set *new_days)
 static void run_free(struct run *r)
 {
 	free(r->ctx.memo);
+	free(r->ctx.zone_clock);
 	free(r->rated.days);
 	free(r->daymin_days.days);
 	free(r->daymin_seq);
@@ -1217,6 +1218,8 @@ int fare_run(struct fare_db *db, struct st_env *log, const struct fare_feed *fee
 		r.ctx.feed_clock = &feed_clk; /* timeframes are the agency's local times */
 	r.start_ns = mono_ns();
 	int rc = (r.ctx.memo = calloc(FARE_MEMO_SLOTS, sizeof(*r.ctx.memo))) ? 0 : FARE_ERR_NOMEM;
+	if (rc == 0)
+		rc = rate_zone_clocks(&r.ctx, err, err_len); /* timeframes at stops with their own stop_timezone */
 	if (rc == 0 && (rc = with_room(&r, undo_step, NULL)) != 0)
 		rc = fail_store(&r, "undoing the days a run did not finish", rc);
 	if (rc == 0 && (rc = fare_db_begin(db, MDB_RDONLY, &txn)) != 0)

@@ -128,5 +128,18 @@ q transcollines "fare=5.00 CAD" --date 20260823 23:30:00,board,921,F401-10 23:59
 # two rides, no transfer rules: 10.00
 q transcollines "total=10.00 CAD legs=2 unrated=0" $C 08:00:00,board,921,411-56 08:40:00,exit,921,F401-10 17:00:00,board,921,F401-10 17:40:00,exit,921,411-56
 
+# --- fare_leg_join_rules.txt: none of the four feeds publishes join rules, so our own small feed
+# (tests/fares/feeds/join/README.md): metro then rail at one station is one effective leg (through,
+# a1 -> r1, 4.00, fare_leg_rules.txt:5, joined by fare_leg_join_rules.txt:2); the bus 5 min after the
+# rail exit is free (through -> bus within 600 s of the effective leg's arrival), 15 min after it is not
+R=tests/fares/feeds
+J="--date 20260302 08:00:00,entry,51,11 08:10:00,exit,51,21 08:15:00,entry,61,22 08:40:00,exit,61,31"
+q join "fare=4.00 CNY product=p400 nominal=4.00 concession=0.00 transfer=0.00 cap=0.00 rule=fare_leg_rules.txt:5 group=through effective_leg=1-2" $J
+q join "leg 2 08:15:00-08:40:00 route=61 stops=22-31 joined to leg 1 by fare_leg_join_rules.txt:2" $J
+q join "total=4.00 CNY legs=3 unrated=0" $J 08:45:00,board,1,1
+q join "total=5.00 CNY legs=3 unrated=0" $J 08:55:00,board,1,1
+# rail then metro: the join rule is metro -> rail only: 3.00 + 2.00
+q join "total=5.00 CNY legs=2 unrated=0" --date 20260302 08:00:00,entry,61,31 08:25:00,exit,61,22 08:30:00,entry,51,21 08:40:00,exit,51,11
+
 echo "real feeds: $n journeys, $fails failed"
 [ "$fails" -eq 0 ]
