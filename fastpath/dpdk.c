@@ -671,6 +671,7 @@ int fp_dpdk_run(struct fp_dpdk *d, struct fp_pipeline *p, volatile sig_atomic_t 
 		return rc;
 	}
 	d->port_started = true;
+	atomic_store(&d->ctr->ingress_ready, 1); /* /healthz: receiving */
 	struct rte_eth_link link;
 	if (rte_eth_link_get_nowait(d->port, &link) == 0)
 		fprintf(stderr, "tapgate: DPDK port %u: link %s, %u Mbps\n", d->port,

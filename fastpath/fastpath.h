@@ -509,6 +509,7 @@ struct fp_counters {
 	_Atomic uint64_t port_stats_stale; /* metrics thread: scrapes served an older port snapshot */
 	_Atomic uint64_t dedup_entries;
 	_Atomic uint64_t dedup_expired;
+	_Atomic uint64_t ingress_ready; /* 1 once the socket or port receives: /healthz */
 	_Atomic uint64_t key_reloads; /* reloads put in force (fp_pipeline_auth_replace) */
 	/* writer */
 	_Atomic uint64_t commits;

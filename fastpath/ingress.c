@@ -387,6 +387,7 @@ int fp_ingress_run(struct fp_pipeline *p, enum fp_ingress_kind kind, const char 
 		if (rc == 0) {
 			fprintf(stderr, "tapgate: ingress io_uring (multishot recvmsg, %u provided buffers) on %s:%u\n",
 				RX_BUFFERS, addr, port);
+			atomic_store(&ctr->ingress_ready, 1); /* /healthz: receiving */
 			rc = uring_run(p, u, fd, stop, ctr);
 			uring_teardown(u);
 			free(u);
@@ -398,6 +399,7 @@ int fp_ingress_run(struct fp_pipeline *p, enum fp_ingress_kind kind, const char 
 			strerror(-rc));
 	}
 	fprintf(stderr, "tapgate: ingress recvmmsg on %s:%u\n", addr, port);
+	atomic_store(&ctr->ingress_ready, 1);
 	rc = mmsg_run(p, fd, stop, ctr);
 	close(fd);
 	return rc;

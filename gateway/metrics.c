@@ -212,6 +212,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		size_t len = metrics_render(c, buf);
 		resp = MHD_create_response_from_buffer(len, buf, MHD_RESPMEM_MUST_FREE);
 		MHD_add_response_header(resp, "Content-Type", "text/plain; version=0.0.4");
+	} else if (strcmp(url, "/healthz") == 0 && atomic_load(&((struct fp_counters *)c)->ingress_ready) == 0) {
+		/* Up only once frames can be received: a load started on "ok" is never sent to nobody. */
+		static const char msg[] = "starting: the ingress is not receiving yet\n";
+		resp = MHD_create_response_from_buffer(sizeof(msg) - 1, (void *)msg, MHD_RESPMEM_PERSISTENT);
+		status = MHD_HTTP_SERVICE_UNAVAILABLE;
 	} else if (strcmp(url, "/healthz") == 0) {
 		static const char msg[] = "ok\n";
 		resp = MHD_create_response_from_buffer(sizeof(msg) - 1, (void *)msg, MHD_RESPMEM_PERSISTENT);
