@@ -39,7 +39,7 @@ CFLAGS_BASE := -std=gnu11 -O2 -g -Wall -Wextra -Werror -Wshadow -Wno-unused-para
 	-Wstrict-prototypes -Wmissing-prototypes -fno-strict-aliasing -D_GNU_SOURCE -MMD -MP \
 	-I. $(shell $(PKG_CONFIG) --cflags $(PKGS))
 ifeq ($(SAN),1)
-CFLAGS_BASE += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+CFLAGS_BASE += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined -DTG_DEBUG_HOT
 LDFLAGS_SAN := -fsanitize=address,undefined
 endif
 CFLAGS ?=
