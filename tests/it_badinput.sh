@@ -55,7 +55,7 @@ at_least truncated 10
 at_least oversized 10
 expect_metric tapgate_taps_stored_total 20000
 # Still serving after all that.
-tapgen --validators 8 --taps 2000 --first-validator 1100 --seed 7 >/dev/null 2>&1 || fail "the gateway stopped serving"
+tapgen --validators 8 --taps 2000 --first-validator 1100 --first-rider 1000000 --seed 7 >"$T/after.out" 2>&1 || { cat "$T/after.out"; fail "the gateway stopped serving"; }
 expect_metric tapgate_taps_stored_total 22000
 "$BIN/tapdump" -s "$T/store" quarantine >"$T/q.txt"
 [ "$(wc -l <"$T/q.txt")" -eq 9 ] || fail "quarantine holds $(wc -l <"$T/q.txt") records, expected 9"
