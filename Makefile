@@ -19,19 +19,26 @@ SAN ?= 0
 BUILD ?= $(if $(filter 1,$(SAN)),build-san,build)
 FUZZ_SECONDS ?= 60
 
+# Dependencies: the README's targets (demo, test, check, bench, fuzz) install
+# the Debian packages that are missing, `make deb` also the packaging tools;
+# every other goal (`make`, `make install`) only checks, and names what is
+# missing: packagers and build machines do not let a build run apt-get.
 NODEPS_GOALS := clean help
-ifeq ($(filter-out $(NODEPS_GOALS),$(or $(MAKECMDGOALS),all)),)
-else
-DEPS_STATUS := $(shell sh tools/install-deps.sh >&2; echo $$?)
+INSTALL_DEPS_GOALS := demo test check bench fuzz
+PACKAGING_GOALS := deb
+GOALS := $(or $(MAKECMDGOALS),all)
+DEPS_MODE := $(if $(filter $(PACKAGING_GOALS),$(GOALS)),--packaging,$(if $(filter $(INSTALL_DEPS_GOALS),$(GOALS)),,--check))
+ifneq ($(filter-out $(NODEPS_GOALS),$(GOALS)),)
+DEPS_STATUS := $(shell sh tools/install-deps.sh $(DEPS_MODE) >&2; echo $$?)
 ifneq ($(DEPS_STATUS),0)
-$(error tools/install-deps.sh failed: see above)
+$(error tools/install-deps.sh $(DEPS_MODE) failed: see above)
 endif
 endif
 
 # Debian's libcsv-dev ships no .pc file: tools/pkgconfig/libcsv.pc describes it.
 # (GNU make 4.3 does not pass exported variables to $(shell): set it per call.)
 PKG_CONFIG := PKG_CONFIG_PATH=$(CURDIR)/tools/pkgconfig$(if $(PKG_CONFIG_PATH),:$(PKG_CONFIG_PATH)) pkg-config
-PKGS := liburing lmdb libxxhash libsodium libcrypto libmicrohttpd inih libcsv libxml-2.0
+PKGS := liburing lmdb libxxhash libsodium libcrypto libmicrohttpd inih libcsv libxml-2.0 libsystemd
 TEST_PKGS := cmocka
 
 CC ?= cc
@@ -42,8 +49,10 @@ ifeq ($(SAN),1)
 CFLAGS_BASE += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined -DTG_DEBUG_HOT
 LDFLAGS_SAN := -fsanitize=address,undefined
 endif
+# The caller's LDFLAGS too (dpkg-buildflags: relro, bindnow), on every link.
+LDFLAGS_SAN += $(LDFLAGS)
 CFLAGS ?=
-CFLAGS_ALL := $(CFLAGS_BASE) $(CFLAGS)
+CFLAGS_ALL := $(CFLAGS_BASE) $(CPPFLAGS) $(CFLAGS)
 LIBS := $(shell $(PKG_CONFIG) --libs $(PKGS) libdpdk) -lpthread
 # DPDK's own flags (-include rte_config.h, -march) only for the files that use it.
 DPDK_CFLAGS := $(shell $(PKG_CONFIG) --cflags libdpdk)
@@ -60,6 +69,12 @@ FARE_SRC := $(wildcard fare/*.c)
 SETTLE_SRC := $(wildcard settle/*.c)
 
 lib_objs = $(patsubst %.c,$(BUILD)/%.o,$(1))
+
+# The version, from one place: the first line of debian/changelog. Only
+# proc/service.c sees it (proc_version(), --version, tapgate_build_info).
+VERSION := $(shell awk 'NR == 1 { gsub(/[()]/, "", $$2); print $$2 }' debian/changelog)
+$(BUILD)/proc/service.o: CFLAGS_ALL += -DTAPGATE_VERSION='"$(VERSION)"'
+$(BUILD)/proc/service.o: debian/changelog
 
 FASTPATH_LIB := $(BUILD)/libfastpath.a
 STORE_LIB := $(BUILD)/libstore.a
@@ -97,8 +112,11 @@ help:
 	@echo "  check   the same tests again under AddressSanitizer + UBSan (build-san/)"
 	@echo "  bench   throughput and latency report, gateway vs the raw LMDB bound"
 	@echo "  fuzz    libFuzzer on the frame parser and the feed loader, FUZZ_SECONDS each (default 60)"
+	@echo "  install install under PREFIX (/usr/local) into DESTDIR: programs, man pages, config, units"
+	@echo "  deb     build the Debian package (dpkg-buildpackage) into build/deb/ and lintian it"
 	@echo "  clean   remove build/, build-san/ and var/"
-	@echo "Variables: V=1 (show commands), SAN=1 (sanitizers), BUILD=dir, FUZZ_SECONDS=n"
+	@echo "Variables: V=1 (show commands), SAN=1 (sanitizers), BUILD=dir, FUZZ_SECONDS=n,"
+	@echo "  PREFIX, DESTDIR, sysconfdir, localstatedir, bindir, mandir, systemdunitdir (install)"
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -158,7 +176,7 @@ bench: all
 	$(Q)BUILD=$(BUILD) sh bench/run.sh
 
 # The fuzzer is built with clang's libFuzzer, separately from the main tree.
-FUZZ_CFLAGS := -std=gnu11 -O1 -g -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -I. \
+FUZZ_CFLAGS := -std=gnu11 -O1 -g -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -I. -DTAPGATE_VERSION='"$(VERSION)"' \
 	$(shell $(PKG_CONFIG) --cflags $(PKGS))
 $(BUILD)/fuzz/fuzz_%: tests/fuzz_%.c $(filter-out $(DPDK_SRC),$(FASTPATH_SRC)) $(STORE_SRC) $(PROC_SRC) $(FARE_SRC)
 	@mkdir -p $(dir $@)
@@ -168,7 +186,92 @@ $(BUILD)/fuzz/fuzz_%: tests/fuzz_%.c $(filter-out $(DPDK_SRC),$(FASTPATH_SRC)) $
 fuzz: $(FUZZERS)
 	$(Q)BUILD=$(BUILD) FUZZ_SECONDS=$(FUZZ_SECONDS) sh tests/fuzz.sh
 
+# ------------------------------------------------------------------ install
+# make install [PREFIX=/usr/local] [DESTDIR=] [sysconfdir=...]: the programs,
+# their man pages (help2man, from --help and --version), the configuration
+# under $(sysconfdir)/tapgate (paths pointed at $(statedir) and the installed
+# feed), the systemd units, the system user (sysusers.d) and the monitoring
+# pack. The validator key file is not installed: each deployment makes its
+# own (config/tapgate.conf says how); until then --check exits 78.
+PREFIX ?= /usr/local
+prefix ?= $(PREFIX)
+bindir ?= $(prefix)/bin
+datadir ?= $(prefix)/share
+mandir ?= $(datadir)/man
+ifeq ($(prefix),/usr)
+sysconfdir ?= /etc
+localstatedir ?= /var
+systemdunitdir ?= /lib/systemd/system
+else
+sysconfdir ?= $(prefix)/etc
+localstatedir ?= $(prefix)/var
+systemdunitdir ?= $(prefix)/lib/systemd/system
+endif
+sysusersdir ?= $(prefix)/lib/sysusers.d
+statedir ?= $(localstatedir)/lib/tapgate
+INSTALL ?= install
+
+MAN_PAGES := $(patsubst $(BIN)/%,$(BUILD)/man/%.1,$(PROGRAMS))
+man_name_tapgate := transit fare and card-transaction gateway
+man_name_tapgen := validator fleet simulator for tapgate
+man_name_tapdump := inspect and verify a tapgate store
+man_name_tapfare := rate the taps of finished business days
+man_name_tapsettle := tapgate settlement worker: close days, write files, ingest answers, reconcile
+$(BUILD)/man/%.1: $(BIN)/%
+	@mkdir -p $(dir $@)
+	$(call say,MAN,$@)
+	$(Q)help2man --no-info --no-discard-stderr --name='$(man_name_$*)' --output=$@ $(abspath $<)
+
+# The installed config: the shipped one, with its paths pointed at the installed layout.
+INSTALL_CONF_SED := -e 's|^path = var/store|path = $(statedir)/store|' \
+	-e 's|^rated_path = var/rated|rated_path = $(statedir)/rated|' \
+	-e 's|^path = var/settle|path = $(statedir)/settle|' \
+	-e 's|^outbox = var/outbox|outbox = $(statedir)/outbox|' \
+	-e 's|^validator_key_file = config/dev-validators.keys|validator_key_file = $(sysconfdir)/tapgate/validators.keys|' \
+	-e 's|^feed = config/fares-demo|feed = $(datadir)/tapgate/fares-demo|' \
+	-e 's|^counterparties = config/counterparties.conf|counterparties = $(sysconfdir)/tapgate/counterparties.conf|'
+MONITORING_FILES := monitoring/alerts.yml monitoring/dashboard.json monitoring/prometheus.yml
+UNIT_SED := -e 's|@bindir@|$(bindir)|g' -e 's|@sysconfdir@|$(sysconfdir)|g' -e 's|@statedir@|$(statedir)|g'
+
+.PHONY: programs man install
+programs: $(PROGRAMS)
+man: $(MAN_PAGES)
+
+install: $(PROGRAMS) $(MAN_PAGES)
+	$(call say,INSTALL,$(DESTDIR)$(prefix))
+	$(Q)$(INSTALL) -d $(DESTDIR)$(bindir) $(DESTDIR)$(mandir)/man1 $(DESTDIR)$(sysconfdir)/tapgate \
+		$(DESTDIR)$(systemdunitdir) $(DESTDIR)$(sysusersdir) $(DESTDIR)$(datadir)/tapgate/fares-demo \
+		$(DESTDIR)$(datadir)/tapgate/monitoring
+	$(Q)$(INSTALL) -m 0755 $(PROGRAMS) $(DESTDIR)$(bindir)/
+	$(Q)$(INSTALL) -m 0644 $(MAN_PAGES) $(DESTDIR)$(mandir)/man1/
+	$(Q)sed $(INSTALL_CONF_SED) config/tapgate.conf >$(DESTDIR)$(sysconfdir)/tapgate/tapgate.conf
+	$(Q)chmod 0644 $(DESTDIR)$(sysconfdir)/tapgate/tapgate.conf
+	$(Q)$(INSTALL) -m 0644 config/counterparties.conf $(DESTDIR)$(sysconfdir)/tapgate/
+	$(Q)$(INSTALL) -m 0644 config/fares-demo/* $(DESTDIR)$(datadir)/tapgate/fares-demo/
+	$(Q)$(INSTALL) -m 0644 $(MONITORING_FILES) $(DESTDIR)$(datadir)/tapgate/monitoring/
+	$(Q)for u in tapgate tapsettle; do sed $(UNIT_SED) dist/$$u.service.in >$(DESTDIR)$(systemdunitdir)/$$u.service; \
+		chmod 0644 $(DESTDIR)$(systemdunitdir)/$$u.service; done
+	$(Q)$(INSTALL) -m 0644 dist/tapgate.sysusers $(DESTDIR)$(sysusersdir)/tapgate.conf
+
+# make deb: the Debian package, built by dpkg-buildpackage from a copy of the
+# working tree in $(BUILD)/deb/ (it writes its results beside the source
+# tree; none of this make's variables), then its contents listed and lintian
+# run on it (failing on errors).
+DEB_SRC := $(BUILD)/deb/tapgate-$(VERSION)
+.PHONY: deb
+deb:
+	$(Q)rm -rf $(BUILD)/deb && mkdir -p $(DEB_SRC)
+	$(Q)git ls-files -z --cached --others --exclude-standard | \
+		xargs -0 sh -c 'for f; do [ -e "$$f" ] || [ -L "$$f" ] && printf "%s\0" "$$f"; done' sh | \
+		tar --null -T - -cf - | tar -xf - -C $(DEB_SRC)
+	$(call say,DEB,$(BUILD)/deb/tapgate_$(VERSION)_*.deb)
+	$(Q)cd $(DEB_SRC) && env -u MAKEFLAGS -u MAKELEVEL -u MFLAGS -u BUILD dpkg-buildpackage -us -uc -b >../build.log 2>&1 || \
+		{ tail -n 40 ../build.log; exit 1; }
+	$(Q)dpkg-deb -c $(BUILD)/deb/tapgate_$(VERSION)_*.deb
+	$(Q)lintian --fail-on error $(BUILD)/deb/tapgate_$(VERSION)_*.changes
+
 clean:
 	rm -rf build build-san var
 
--include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+# (not make deb's copy of the tree in $(BUILD)/deb, whose sysusers.d is no dependency file)
+-include $(shell find $(BUILD) -path $(BUILD)/deb -prune -o -name '*.d' -type f -print 2>/dev/null)

@@ -508,6 +508,7 @@ struct fp_counters {
 	_Atomic uint64_t acks_send_errors;
 	_Atomic uint64_t port_stats_stale; /* metrics thread: scrapes served an older port snapshot */
 	_Atomic uint64_t dedup_entries;
+	_Atomic uint64_t dedup_capacity; /* dedup_taps_max, set once at create */
 	_Atomic uint64_t dedup_expired;
 	_Atomic uint64_t ingress_ready; /* 1 once the socket or port receives: /healthz */
 	_Atomic uint64_t key_reloads; /* reloads put in force (fp_pipeline_auth_replace) */
@@ -515,6 +516,7 @@ struct fp_counters {
 	_Atomic uint64_t commits;
 	_Atomic uint64_t commit_taps;
 	_Atomic uint64_t commit_failures;
+	_Atomic uint64_t commit_failing; /* failed attempts in a row (map growth aside); 0 after a commit */
 	_Atomic uint64_t map_grows;
 	_Atomic uint64_t map_size_bytes;
 	_Atomic uint64_t log_next_seq;

@@ -826,6 +826,7 @@ static void batch_failed(struct fp_pipeline *p, int rc, unsigned *failures)
 	if (wait_ms > 1000)
 		wait_ms = 1000;
 	(*failures)++;
+	ctr_add(p->ctr->commit_failing, 1); /* until a commit succeeds: /healthz, tapgate_commit_failing */
 	fprintf(stderr,
 		"tapgate: store commit failed (%s), attempt %u; nothing acknowledged, retrying in %u ms\n",
 		st_strerror(rc), *failures, wait_ms);
@@ -883,8 +884,11 @@ static void *writer_main(void *arg)
 		bool ring_empty = p->written == produced;
 		uint64_t waited_us = p->txn ? fp_mono_us() - p->txn_first_mono_us : 0;
 		if (rc == 0 && p->txn != NULL &&
-		    (full || stopping || (ring_empty && waited_us >= p->opt.commit_interval_us)))
+		    (full || stopping || (ring_empty && waited_us >= p->opt.commit_interval_us))) {
 			rc = batch_commit(p);
+			if (rc == 0 && atomic_load_explicit(&p->ctr->commit_failing, PX_RELAXED) != 0)
+				ctr_set(p->ctr->commit_failing, 0);
+		}
 		if (rc != 0) {
 			batch_failed(p, rc, &failures);
 			if (stopping && stop_failing_since_us == 0)
@@ -1038,6 +1042,7 @@ int fp_pipeline_create(struct fp_pipeline **out, const struct fp_pipeline_option
 	p->seq_committed_next = p->seq_next;
 	ctr_set(ctr->log_next_seq, p->seq_next);
 	ctr_set(ctr->map_size_bytes, st_env_map_size(env));
+	ctr_set(ctr->dedup_capacity, opt->dedup_taps_max);
 	if (rc == 0 && pthread_create(&p->writer, NULL, writer_main, p) != 0)
 		rc = FP_PIPE_ERR_THREAD;
 	if (rc != 0) {

@@ -10,6 +10,8 @@
 #include "store/store.h"
 
 #include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -48,9 +50,22 @@ void gw_reload_attach(struct gw_reload *r, struct fp_pipeline *pipe);
 void gw_reload(void *arg);
 
 /* Serve /metrics on addr:port from libmicrohttpd's thread, bounded against slow
- * clients (metrics.c). Returns a handle, or NULL having said why on stderr. */
-void *gw_metrics_start(const char *addr, uint16_t port, const struct fp_counters *ctr);
+ * clients (metrics.c); env (may be NULL) adds the store's and the validators'
+ * figures. Returns a handle, or NULL having said why on stderr. */
+void *gw_metrics_start(const char *addr, uint16_t port, const struct fp_counters *ctr, struct st_env *env);
 void gw_metrics_stop(void *daemon);
+
+/* What /healthz answers: true and "ok", or false and why not ("starting: ...",
+ * "failing: the store refuses to commit ...", "failing: the dedup set is full ...").
+ * why_len: GW_HEALTH_MAX. (metrics.c) */
+#define GW_HEALTH_MAX 160
+bool gw_health(const struct fp_counters *ctr, char *why, size_t why_len);
+
+/* READY=1, STOPPING=1, WATCHDOG=1 and the status line to systemd, from a thread of
+ * its own (notify.c). Returns NULL if the thread cannot start. */
+struct gw_notify;
+struct gw_notify *gw_notify_start(const struct fp_counters *ctr, volatile sig_atomic_t *stop);
+void gw_notify_stop(struct gw_notify *n);
 
 /* The deny list's refresher (denylist.c): from tapsettle's store into the pipeline, once a second. */
 struct fp_pipeline;

@@ -181,11 +181,11 @@ static int store_open(const struct cfg *c, struct st_env **env)
 
 /* Receive until a stop is asked for, then drain. Returns the exit status. */
 static int serve(const struct cfg *c, unsigned validators, struct fp_pipeline *pipe, struct fp_dpdk *dpdk,
-		 struct fp_counters *ctr)
+		 struct fp_counters *ctr, struct st_env *env)
 {
 	void *metrics = NULL;
 	if (c->metrics_port != 0 &&
-	    (metrics = gw_metrics_start(c->metrics_address, (uint16_t)c->metrics_port, ctr)) == NULL)
+	    (metrics = gw_metrics_start(c->metrics_address, (uint16_t)c->metrics_port, ctr, env)) == NULL)
 		return 1;
 	struct gw_denylist *deny = gw_denylist_start(c->settle_path, pipe);
 	if (deny == NULL) {
@@ -193,6 +193,9 @@ static int serve(const struct cfg *c, unsigned validators, struct fp_pipeline *p
 		gw_metrics_stop(metrics);
 		return 1;
 	}
+	struct gw_notify *notify = gw_notify_start(ctr, &stop_requested); /* systemd: READY=1, STOPPING=1 */
+	if (notify == NULL)
+		fprintf(stderr, "tapgate: cannot start the systemd notification thread: no READY=1 will be sent\n");
 	fprintf(stderr, "tapgate: %u validators, store %s, metrics http://%s:%u/metrics, deny list version %u\n",
 		validators, c->store_path, c->metrics_address, c->metrics_port,
 		fp_pipeline_deny_version(pipe));
@@ -214,6 +217,7 @@ static int serve(const struct cfg *c, unsigned validators, struct fp_pipeline *p
 		status = 1;
 	}
 	summary(ctr);
+	gw_notify_stop(notify);
 	gw_denylist_stop(deny);
 	gw_metrics_stop(metrics);
 	return status;
@@ -232,6 +236,7 @@ int main(int argc, char **argv)
 	struct fp_dpdk *dpdk = NULL;
 	char err[GW_ERR_MAX];
 	bool done;
+	proc_version_option(argc, argv, "tapgate");
 	proc_init();
 	fp_counters_init(&ctr);
 	int status = load_settings(argc, argv, &settings, c, &done);
@@ -269,7 +274,7 @@ int main(int argc, char **argv)
 		goto out_close_dpdk;
 	}
 	gw_reload_attach(&reload, pipe);
-	status = serve(c, validators, pipe, dpdk, &ctr);
+	status = serve(c, validators, pipe, dpdk, &ctr, env);
 	gw_reload_attach(&reload, NULL);
 	fp_pipeline_destroy(pipe);
 out_close_dpdk:

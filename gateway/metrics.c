@@ -16,10 +16,19 @@
  * by METRICS_CONNECTIONS_MAX and by half the descriptor limit, whichever is
  * lower. A Prometheus server needs one connection per target; the bounds
  * leave room for a few scrapers and people with curl.
+ *
+ * Names follow Prometheus' conventions (promtool check metrics): base units
+ * (_seconds, _bytes), _total on counters. Beside the counters a scrape reads
+ * the process (/proc/self: the standard process_* metrics), the store (one
+ * short read transaction: bytes used; the validators' last-seen times, for
+ * validators seen and silent) and the health /healthz answers, as a gauge,
+ * so that an alert needs no second probe.
  */
 #include "gateway/gateway.h"
+#include "proc/proc.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <microhttpd.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -27,6 +36,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #define METRICS_BYTES_MAX (256u * 1024u)
 /* How long a scrape waits for the polling lcore's fresh snapshot of the port
@@ -41,6 +51,17 @@
 #define METRICS_LOG_EVERY_S 10             /* libmicrohttpd's messages (refused connections...): one per 10 s */
 
 _Static_assert(METRICS_CONNECTIONS_PER_IP < METRICS_CONNECTIONS_MAX, "one address cannot take every connection");
+#define METRICS_FDS_COUNT_MAX 65536u /* process_open_fds stops counting here */
+/* tapgate_validators_silent{minutes=...}: seen once, nothing since. */
+static const unsigned silent_minutes[] = {5, 15, 60};
+#define SILENT_BOUNDS (sizeof(silent_minutes) / sizeof(silent_minutes[0]))
+
+/* What a scrape reads: the counters, and the store (NULL: no store figures). */
+struct metrics_server {
+	struct MHD_Daemon *daemon;
+	struct fp_counters *ctr;
+	struct st_env *env;
+};
 
 struct text {
 	char *buf;
@@ -74,20 +95,26 @@ static void gauge(struct text *t, const char *name, const char *help, uint64_t v
 	    (unsigned long long)v);
 }
 
-/* A histogram over power-of-two buckets: bucket b holds values below 2^(b+1). */
+/*
+ * A histogram over power-of-two buckets: bucket b holds values below 2^(b+1),
+ * counted in units and served divided by per_unit (1e6: microseconds counted,
+ * seconds served). sum may be NULL.
+ */
 static void histogram(struct text *t, const char *name, const char *help, _Atomic uint64_t *buckets,
-		      _Atomic uint64_t *sum)
+		      _Atomic uint64_t *sum, double per_unit)
 {
 	uint64_t cumulative = 0;
 	put(t, "# HELP tapgate_%s %s\n# TYPE tapgate_%s histogram\n", name, help, name);
 	for (unsigned b = 0; b < FP_HIST_BUCKETS; b++) {
 		cumulative += get(&buckets[b]);
-		put(t, "tapgate_%s_bucket{le=\"%llu\"} %llu\n", name, 1ull << (b + 1),
+		put(t, "tapgate_%s_bucket{le=\"%.9g\"} %llu\n", name, (double)(1ull << (b + 1)) / per_unit,
 		    (unsigned long long)cumulative);
 	}
 	put(t, "tapgate_%s_bucket{le=\"+Inf\"} %llu\n", name, (unsigned long long)cumulative);
-	if (sum != NULL)
+	if (sum != NULL && per_unit == 1.0)
 		put(t, "tapgate_%s_sum %llu\n", name, (unsigned long long)get(sum));
+	else if (sum != NULL)
+		put(t, "tapgate_%s_sum %.6f\n", name, (double)get(sum) / per_unit);
 	put(t, "tapgate_%s_count %llu\n", name, (unsigned long long)cumulative);
 }
 
@@ -151,10 +178,105 @@ static void port_render(struct text *t, struct fp_counters *c)
 	pthread_mutex_unlock(&ps->lock);
 }
 
-static size_t metrics_render(const struct fp_counters *cc, char *buf)
+/* The standard process metrics, from /proc/self (no figure is printed that cannot be read). */
+static void process_render(struct text *t)
 {
-	struct fp_counters *c = (struct fp_counters *)cc;
+	long ticks = sysconf(_SC_CLK_TCK), page = sysconf(_SC_PAGESIZE);
+	char stat[1024];
+	FILE *f = fopen("/proc/self/stat", "r");
+	size_t n = f != NULL ? fread(stat, 1, sizeof(stat) - 1, f) : 0;
+	if (f != NULL)
+		fclose(f);
+	stat[n] = '\0';
+	/* After the ")" that ends the command name: field 3 (state) on; utime and stime are fields
+	 * 14 and 15, starttime 22, vsize 23, rss 24. */
+	char *p = strrchr(stat, ')');
+	unsigned long long utime, stime, start, vsize, rss;
+	if (p != NULL && ticks > 0 &&
+	    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %*d %*d %*d %*d %*d %*d %llu %llu %llu",
+		   &utime, &stime, &start, &vsize, &rss) == 5) {
+		put(t, "# HELP process_cpu_seconds_total User and system CPU time spent in seconds.\n"
+		       "# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total %.2f\n",
+		    (double)(utime + stime) / (double)ticks);
+		put(t, "# HELP process_resident_memory_bytes Resident memory size in bytes.\n"
+		       "# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes %llu\n",
+		    rss * (unsigned long long)page);
+		put(t, "# HELP process_virtual_memory_bytes Virtual memory size in bytes.\n"
+		       "# TYPE process_virtual_memory_bytes gauge\nprocess_virtual_memory_bytes %llu\n", vsize);
+		unsigned long long boot = 0;
+		char line[256];
+		if ((f = fopen("/proc/stat", "r")) != NULL) {
+			while (fgets(line, sizeof(line), f) != NULL && sscanf(line, "btime %llu", &boot) != 1)
+				;
+			fclose(f);
+		}
+		if (boot != 0)
+			put(t, "# HELP process_start_time_seconds Start time of the process since unix epoch in seconds.\n"
+			       "# TYPE process_start_time_seconds gauge\nprocess_start_time_seconds %.2f\n",
+			    (double)boot + (double)start / (double)ticks);
+	}
+	DIR *d = opendir("/proc/self/fd");
+	if (d != NULL) {
+		unsigned fds = 0;
+		while (fds < METRICS_FDS_COUNT_MAX && readdir(d) != NULL)
+			fds++;
+		closedir(d);
+		put(t, "# HELP process_open_fds Number of open file descriptors.\n"
+		       "# TYPE process_open_fds gauge\nprocess_open_fds %u\n", fds > 3 ? fds - 3 : 0); /* ., .., the DIR's own */
+	}
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
+		put(t, "# HELP process_max_fds Maximum number of open file descriptors.\n"
+		       "# TYPE process_max_fds gauge\nprocess_max_fds %llu\n", (unsigned long long)rl.rlim_cur);
+}
+
+struct validators_count {
+	uint64_t now_us;
+	uint64_t seen, silent[SILENT_BOUNDS];
+};
+
+static int validator_count(void *arg, const struct st_validator_state *v)
+{
+	struct validators_count *vc = arg;
+	if (v->last_seen_us == 0)
+		return 0;
+	vc->seen++;
+	for (unsigned i = 0; i < SILENT_BOUNDS; i++)
+		if (v->last_seen_us + silent_minutes[i] * 60000000ull < vc->now_us)
+			vc->silent[i]++;
+	return 0;
+}
+
+/* The store's bytes used and its validators seen and silent (their state is written once a second). */
+static void store_render(struct text *t, struct st_env *env)
+{
+	struct st_counts sc;
+	if (env == NULL || st_counts(env, &sc) != 0)
+		return;
+	gauge(t, "store_used_bytes", "Bytes of the store's map in use (LMDB pages up to the last one written).",
+	      sc.used_bytes);
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	struct validators_count vc = {.now_us = (uint64_t)now.tv_sec * 1000000u + (uint64_t)now.tv_nsec / 1000u};
+	if (st_validator_scan(env, validator_count, &vc) != 0)
+		return;
+	gauge(t, "validators_seen", "Validators that have sent at least one authenticated frame.", vc.seen);
+	put(t, "# HELP tapgate_validators_silent Validators seen once that sent nothing for the last N minutes.\n"
+	       "# TYPE tapgate_validators_silent gauge\n");
+	for (unsigned i = 0; i < SILENT_BOUNDS; i++)
+		put(t, "tapgate_validators_silent{minutes=\"%u\"} %llu\n", silent_minutes[i],
+		    (unsigned long long)vc.silent[i]);
+}
+
+static size_t metrics_render(const struct metrics_server *m, char *buf)
+{
+	struct fp_counters *c = m->ctr;
 	struct text t = {buf, 0};
+	char why[GW_HEALTH_MAX];
+	put(&t, "# HELP tapgate_build_info The version of tapgate (debian/changelog).\n"
+		"# TYPE tapgate_build_info gauge\ntapgate_build_info{version=\"%s\"} 1\n", proc_version());
+	gauge(&t, "healthy", "1 when /healthz answers ok; 0 while starting, while the store refuses commits, or "
+	      "while the dedup set is full.", gw_health(c, why, sizeof(why)) ? 1 : 0);
 	counter(&t, "frames_received_total", "Datagrams received.", &c->frames_received);
 	counter(&t, "bytes_received_total", "Bytes received.", &c->bytes_received);
 	counter(&t, "taps_received_total", "Taps in authenticated frames.", &c->taps_received);
@@ -174,31 +296,62 @@ static size_t metrics_render(const struct fp_counters *cc, char *buf)
 	      get(&c->deny_list_version));
 	counter(&t, "ack_send_errors_total", "Acknowledgements the socket refused.", &c->acks_send_errors);
 	gauge(&t, "dedup_entries", "Identity keys in the dedup set.", get(&c->dedup_entries));
+	gauge(&t, "dedup_capacity", "Identity keys the dedup set can hold (dedup.taps_max): new taps are dropped "
+	      "beyond it.", get(&c->dedup_capacity));
 	counter(&t, "dedup_expired_total", "Identity keys expired from the dedup set.", &c->dedup_expired);
 	counter(&t, "key_reloads_total", "Reloads of the validator and QR platform keys put in force (SIGHUP).", &c->key_reloads);
 	counter(&t, "commits_total", "Store transactions committed.", &c->commits);
 	counter(&t, "commit_failures_total", "Store transactions that failed and were retried.", &c->commit_failures);
+	gauge(&t, "commit_failing", "Commit attempts that failed in a row, not counting map growth (0: the last "
+	      "commit succeeded).", get(&c->commit_failing));
 	counter(&t, "map_grows_total", "Times the store map was grown.", &c->map_grows);
-	gauge(&t, "map_size_bytes", "Store map size.", get(&c->map_size_bytes));
+	gauge(&t, "map_size_bytes", "Store map size (it grows on demand).", get(&c->map_size_bytes));
 	gauge(&t, "log_next_seq", "Sequence of the next tap appended to the log.", get(&c->log_next_seq));
-	histogram(&t, "commit_batch_taps", "Taps per committed transaction.", c->commit_batch_hist, &c->commit_taps);
-	histogram(&t, "commit_latency_us", "Commit duration in microseconds.", c->commit_latency_hist,
-		  &c->commit_latency_us_sum);
-	histogram(&t, "ack_latency_us", "Receive to acknowledgement in microseconds.", c->ack_latency_hist,
-		  &c->ack_latency_us_sum);
+	histogram(&t, "commit_batch_taps", "Taps per committed transaction.", c->commit_batch_hist, &c->commit_taps, 1.0);
+	histogram(&t, "commit_latency_seconds", "Commit duration.", c->commit_latency_hist,
+		  &c->commit_latency_us_sum, 1e6);
+	histogram(&t, "ack_latency_seconds", "Receive to acknowledgement.", c->ack_latency_hist,
+		  &c->ack_latency_us_sum, 1e6);
 	put(&t, "# HELP tapgate_ingress_busy_seconds_total CPU time the ingress spent working (sockets: "
 	    "its thread's CPU time; DPDK: polling passes that found work).\n"
 	    "# TYPE tapgate_ingress_busy_seconds_total counter\ntapgate_ingress_busy_seconds_total %.6f\n",
 	    (double)get(&c->ingress_busy_ns) / 1e9);
 	port_render(&t, c);
+	store_render(&t, m->env);
+	process_render(&t);
 	return t.len;
+}
+
+bool gw_health(const struct fp_counters *cc, char *why, size_t why_len)
+{
+	struct fp_counters *c = (struct fp_counters *)cc;
+	if (atomic_load(&c->ingress_ready) == 0) {
+		/* Up only once frames can be received: a load started on "ok" is never sent to nobody. */
+		snprintf(why, why_len, "starting: the ingress is not receiving yet");
+		return false;
+	}
+	uint64_t failing = atomic_load_explicit(&c->commit_failing, memory_order_relaxed);
+	if (failing != 0) {
+		snprintf(why, why_len, "failing: the store refuses to commit (%llu attempts in a row): nothing is "
+			 "acknowledged", (unsigned long long)failing);
+		return false;
+	}
+	/* Full: a frame of the most taps might not fit (the pipeline drops a frame that does not). */
+	uint64_t entries = get(&c->dedup_entries), capacity = get(&c->dedup_capacity);
+	if (capacity != 0 && entries + FP_TAPS_PER_FRAME_MAX > capacity) {
+		snprintf(why, why_len, "failing: the dedup set is full (%llu of %llu): new taps are dropped",
+			 (unsigned long long)entries, (unsigned long long)capacity);
+		return false;
+	}
+	snprintf(why, why_len, "ok");
+	return true;
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
 				  const char *method, const char *version, const char *upload_data,
 				  size_t *upload_data_size, void **req_cls)
 {
-	const struct fp_counters *c = cls;
+	const struct metrics_server *m = cls;
 	struct MHD_Response *resp;
 	unsigned status = MHD_HTTP_OK;
 	if (strcmp(method, "GET") != 0) {
@@ -209,17 +362,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		char *buf = malloc(METRICS_BYTES_MAX);
 		if (buf == NULL)
 			return MHD_NO;
-		size_t len = metrics_render(c, buf);
+		size_t len = metrics_render(m, buf);
 		resp = MHD_create_response_from_buffer(len, buf, MHD_RESPMEM_MUST_FREE);
 		MHD_add_response_header(resp, "Content-Type", "text/plain; version=0.0.4");
-	} else if (strcmp(url, "/healthz") == 0 && atomic_load(&((struct fp_counters *)c)->ingress_ready) == 0) {
-		/* Up only once frames can be received: a load started on "ok" is never sent to nobody. */
-		static const char msg[] = "starting: the ingress is not receiving yet\n";
-		resp = MHD_create_response_from_buffer(sizeof(msg) - 1, (void *)msg, MHD_RESPMEM_PERSISTENT);
-		status = MHD_HTTP_SERVICE_UNAVAILABLE;
 	} else if (strcmp(url, "/healthz") == 0) {
-		static const char msg[] = "ok\n";
-		resp = MHD_create_response_from_buffer(sizeof(msg) - 1, (void *)msg, MHD_RESPMEM_PERSISTENT);
+		char why[GW_HEALTH_MAX + 1];
+		if (!gw_health(m->ctr, why, sizeof(why) - 1))
+			status = MHD_HTTP_SERVICE_UNAVAILABLE;
+		strcat(why, "\n");
+		resp = MHD_create_response_from_buffer(strlen(why), why, MHD_RESPMEM_MUST_COPY);
 	} else {
 		static const char msg[] = "not found: try /metrics\n";
 		resp = MHD_create_response_from_buffer(sizeof(msg) - 1, (void *)msg, MHD_RESPMEM_PERSISTENT);
@@ -262,31 +413,43 @@ static unsigned connections_max(void)
 	return half > METRICS_CONNECTIONS_PER_IP ? half : METRICS_CONNECTIONS_PER_IP + 1;
 }
 
-void *gw_metrics_start(const char *addr, uint16_t port, const struct fp_counters *ctr)
+void *gw_metrics_start(const char *addr, uint16_t port, const struct fp_counters *ctr, struct st_env *env)
 {
 	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
 	if (inet_pton(AF_INET, addr, &sa.sin_addr) != 1) {
 		fprintf(stderr, "tapgate: metrics address '%s' is not an IPv4 address\n", addr);
 		return NULL;
 	}
+	struct metrics_server *m = calloc(1, sizeof(*m));
+	if (m == NULL) {
+		fprintf(stderr, "tapgate: cannot serve metrics: out of memory\n");
+		return NULL;
+	}
+	m->ctr = (struct fp_counters *)ctr;
+	m->env = env;
 	unsigned total = connections_max();
 	struct MHD_Daemon *d = MHD_start_daemon(
-		MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG, port, NULL, NULL, on_request, (void *)ctr,
+		MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG, port, NULL, NULL, on_request, m,
 		MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
 		MHD_OPTION_CONNECTION_LIMIT, total, MHD_OPTION_PER_IP_CONNECTION_LIMIT, METRICS_CONNECTIONS_PER_IP,
 		MHD_OPTION_CONNECTION_TIMEOUT, METRICS_TIMEOUT_S, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
 		(size_t)METRICS_CONNECTION_MEMORY_BYTES, MHD_OPTION_END);
 	if (d == NULL) {
 		fprintf(stderr, "tapgate: cannot serve metrics on %s:%u\n", addr, port);
+		free(m);
 		return NULL;
 	}
+	m->daemon = d;
 	fprintf(stderr, "tapgate: metrics: at most %u connections, %u per client address, closed after %u s idle\n",
 		total, METRICS_CONNECTIONS_PER_IP, METRICS_TIMEOUT_S);
-	return d;
+	return m;
 }
 
-void gw_metrics_stop(void *daemon)
+void gw_metrics_stop(void *server)
 {
-	if (daemon != NULL)
-		MHD_stop_daemon(daemon);
+	struct metrics_server *m = server;
+	if (m == NULL)
+		return;
+	MHD_stop_daemon(m->daemon);
+	free(m);
 }

@@ -11,6 +11,8 @@
  *   a reload: it never ends the process.
  * - proc_secret_open(): the checks a key file passes before it is read, as
  *   OpenSSH checks a private key.
+ * - proc_version*, proc_notify_*: the version (one for every program) and
+ *   the state told to systemd (service.c).
  *
  * Depends on nothing else of tapgate.
  */
@@ -22,6 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 /* Errors: negative, see proc_strerror(). */
 enum proc_error {
@@ -98,5 +101,23 @@ FILE *proc_secret_open(const char *path, uint64_t max_bytes, int *why, char *err
  * modes: the writes themselves still check. Returns 0, or -1 with why.
  */
 int proc_path_writable(const char *path, bool dir, char *why, size_t why_len);
+
+/* The version of tapgate, e.g. "0.9.0" (from debian/changelog, see service.c). */
+const char *proc_version(void);
+/* Call first in main(): if argv[1] is --version, print "NAME (tapgate) VERSION" and exit 0. */
+void proc_version_option(int argc, char **argv, const char *name);
+
+/*
+ * Tell systemd (Type=notify) the program's state; outside systemd nothing
+ * happens. ready: the program does its work now (status: one line shown by
+ * systemctl status). stopping: a stop has begun. watchdog: the program is
+ * well; proc_notify_watchdog_us() is the unit's WatchdogSec in
+ * microseconds (0: no watchdog), to be pinged at least twice within.
+ */
+void proc_notify_ready(const char *status);
+void proc_notify_status(const char *status);
+void proc_notify_stopping(void);
+uint64_t proc_notify_watchdog_us(void);
+void proc_notify_watchdog(void);
 
 #endif

@@ -432,7 +432,12 @@ int main(int argc, char **argv)
 {
 	const char *dir = NULL;
 	int opt;
+	proc_version_option(argc, argv, "tapdump");
 	proc_tool_init(); /* umask 027; SIGTERM and SIGINT end the tool at once, with a line */
+	if (argc > 1 && strcmp(argv[1], "--help") == 0) {
+		usage(stdout);
+		return 0;
+	}
 	while ((opt = getopt(argc, argv, "+s:h")) != -1) {
 		switch (opt) {
 		case 's': dir = optarg; break;

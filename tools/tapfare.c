@@ -286,6 +286,7 @@ int main(int argc, char **argv)
 	const char *config = NULL;
 	char err[CFG_ERR_MAX];
 	int c;
+	proc_version_option(argc, argv, "tapfare");
 	proc_tool_init(); /* umask 027; SIGTERM and SIGINT end the tool at once, with a line */
 	cfg_defaults(&a.cfg);
 	if (argc > 1 && strcmp(argv[1], "--help") == 0) {

@@ -1282,6 +1282,7 @@ static int keys_write(const struct options *o)
 int main(int argc, char **argv)
 {
 	static struct gen g;
+	proc_version_option(argc, argv, "tapgen");
 	proc_tool_init(); /* umask 027; SIGTERM and SIGINT end the tool at once, with a line */
 	options_parse(argc, argv, &g.o);
 	if (sodium_init() < 0)

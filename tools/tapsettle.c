@@ -226,7 +226,9 @@ static int cmd_run(struct app *a)
 		a->cfg.settle_poll_s, a->cfg.fares_grace_s);
 	uint64_t hups = 0;
 	int rc = 0;
+	proc_notify_ready("following the log"); /* systemd Type=notify; nothing outside systemd */
 	while (!stopping && rc != EXIT_SYSTEM) {
+		proc_notify_watchdog();
 		if (proc_signals_hups(signals) != hups) {
 			hups = proc_signals_hups(signals);
 			inputs_reload(a);
@@ -235,6 +237,7 @@ static int cmd_run(struct app *a)
 		if (rc != EXIT_SYSTEM)
 			proc_signals_sleep(signals, a->cfg.settle_poll_s * 1000u, hups);
 	}
+	proc_notify_stopping();
 	fprintf(stderr, rc == EXIT_SYSTEM ? "tapsettle: stopped by the error above\n" : "tapsettle: stopped\n");
 	proc_signals_stop(signals);
 	return rc == EXIT_SYSTEM ? rc : 0;
@@ -361,6 +364,7 @@ int main(int argc, char **argv)
 	static struct app a;
 	static struct settings st;
 	char err[CFG_ERR_MAX];
+	proc_version_option(argc, argv, "tapsettle");
 	int rc = settings_load(argc, argv, &a, &st);
 	if (rc != 0)
 		return rc;
