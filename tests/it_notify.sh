@@ -17,14 +17,14 @@ with open(sys.argv[2], "a", buffering=1) as log:
             break
 PY
 LISTENER=$!
-wait_for 10 "the notify socket" test -S "$T/notify.sock"
+wait_for 60 "the notify socket" test -S "$T/notify.sock"
 ready_logged() { grep -qx "READY=1" "$T/notify.log" 2>/dev/null; }
 NOTIFY_SOCKET=$T/notify.sock WATCHDOG_USEC=2000000 start_gateway
-wait_for 30 "READY=1 on the notify socket" ready_logged
+wait_for 60 "READY=1 on the notify socket" ready_logged
 grep -q "^STATUS=ok" "$T/notify.log" || fail "READY=1 came without the status 'ok': $(cat "$T/notify.log")"
 watchdog_pinged() { grep -qx "WATCHDOG=1" "$T/notify.log"; }
-wait_for 30 "WATCHDOG=1 (WatchdogSec 2 s: every 0.5 s)" watchdog_pinged
+wait_for 60 "WATCHDOG=1 (WatchdogSec 2 s: every 0.5 s)" watchdog_pinged
 stop_gateway
-wait_for 10 "the listener to read STOPPING=1" exited "$LISTENER"
+wait_for 60 "the listener to read STOPPING=1" exited "$LISTENER"
 grep -qx "STOPPING=1" "$T/notify.log" || fail "no STOPPING=1: $(cat "$T/notify.log")"
 echo "ok: READY=1, WATCHDOG=1, STOPPING=1"

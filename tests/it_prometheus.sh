@@ -60,13 +60,13 @@ healthz_is() { [ "$(healthz_code)" = "$1" ]; }
 
 wait_for 60 "Prometheus to be ready" prom_ready
 wait_for 60 "Prometheus to scrape the gateway (up == 1)" query_is 'up{job="tapgate"}' 1
-wait_for 30 "Prometheus to have the gateway's tapgate_healthy == 1" query_is 'tapgate_healthy{job="tapgate"}' 1
+wait_for 60 "Prometheus to have the gateway's tapgate_healthy == 1" query_is 'tapgate_healthy{job="tapgate"}' 1
 alert_is TapgateCommitsFailing none || fail "TapgateCommitsFailing is $(alert_state TapgateCommitsFailing) before any failure"
 
 tapgen --validators 32 --taps 60000 --taps-per-frame 8 --give-up-s 180 --out "$T/sent.csv" >"$T/tapgen.out" 2>&1 &
 TG=$!
 wait_metric_at_least tapgate_commit_failures_total 1
-wait_for 30 "/healthz to answer 503 while the store refuses commits" healthz_is 503
+wait_for 60 "/healthz to answer 503 while the store refuses commits" healthz_is 503
 curl -s "http://127.0.0.1:$METRICS_PORT/healthz" | grep -q "failing: the store refuses to commit" ||
 	fail "/healthz does not say why: $(curl -s "http://127.0.0.1:$METRICS_PORT/healthz")"
 wait_for 120 "alert TapgateCommitsFailing to fire on Prometheus' alerts API" alert_is TapgateCommitsFailing firing
@@ -74,7 +74,7 @@ echo "TapgateCommitsFailing fired after $(metric tapgate_commit_failures_total) 
 
 mount -o remount,size=256m "$T/small"
 wait $TG || { cat "$T/tapgen.out"; fail "tapgen did not get every tap acknowledged after the disk had room"; }
-wait_for 30 "/healthz to be ok once commits succeed" healthz_is 200
+wait_for 60 "/healthz to be ok once commits succeed" healthz_is 200
 wait_for 120 "alert TapgateCommitsFailing to resolve" alert_is TapgateCommitsFailing none
 stop_gateway
 echo "ok: Prometheus scraped the gateway, TapgateCommitsFailing fired while the disk was full and resolved after"
