@@ -15,6 +15,9 @@ NS_EXEC=${NS_EXEC:-}
 
 cleanup() {
 	if [ -n "$GW_PID" ] && kill -0 "$GW_PID" 2>/dev/null; then kill -9 "$GW_PID" 2>/dev/null || true; fi
+	# Whatever else the test left running in the background (a tapgen load, tapsettle run, a
+	# listener): a failed test must not leave processes behind that hold its output open.
+	for p in $(jobs -p); do kill -9 "$p" 2>/dev/null || true; done
 	rm -rf "$T"
 	# The runtime directories of the DPDK tests' EAL instances (named by --file-prefix).
 	for prefix in tgns tgpcap tgcfg; do rm -rf "/var/run/dpdk/$prefix$$"; done
