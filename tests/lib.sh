@@ -17,7 +17,9 @@ cleanup() {
 	if [ -n "$GW_PID" ] && kill -0 "$GW_PID" 2>/dev/null; then kill -9 "$GW_PID" 2>/dev/null || true; fi
 	# Whatever else the test left running in the background (a tapgen load, tapsettle run, a
 	# listener): a failed test must not leave processes behind that hold its output open.
-	for p in $(jobs -p); do kill -9 "$p" 2>/dev/null || true; done
+	# (jobs -p into a file: in $(...) it would run in a subshell, which has no jobs)
+	jobs -p >"$T/.jobs" 2>/dev/null || true
+	for p in $(cat "$T/.jobs" 2>/dev/null); do kill -9 "$p" 2>/dev/null || true; done
 	rm -rf "$T"
 	# The runtime directories of the DPDK tests' EAL instances (named by --file-prefix).
 	for prefix in tgns tgpcap tgcfg; do rm -rf "/var/run/dpdk/$prefix$$"; done
