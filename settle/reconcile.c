@@ -395,7 +395,7 @@ int settle_reconcile(struct settle_ctx *c, uint32_t day, FILE *out, char *err, s
 		uint8_t sha[32];
 		char name[64];
 		snprintf(name, sizeof(name), "%u-reconciliation.txt", day);
-		if ((rc = out_open(&o, c->outbox, "reconciliation", name, err, err_len)) == 0) {
+		if ((rc = out_open(&o, NULL, c->outbox, "reconciliation", name, err, err_len)) == 0) {
 			out_write(&o, r.buf ? r.buf : "", r.len);
 			rc = out_commit(&o, sha, err, err_len);
 		}

@@ -1,5 +1,5 @@
 /*
- * close.c - closing a business day: the legs of a round become batches.
+ * build.c - the legs of a round become batches and their files.
  *
  * One pass over the day's legs in key order (day, medium, issuer, token,
  * revision, leg), keeping those of the round's rating runs:
@@ -53,6 +53,7 @@ struct builder {
 	struct settle_ctx *c;
 	struct round rd;
 	bool dry; /* compute the batches only (reconciliation): no files */
+	struct settle_writer writer; /* this close's writer thread (not started when dry) */
 	struct writer **w;
 	unsigned nw, capw;
 	struct agg agg;
@@ -104,7 +105,7 @@ static struct writer *writer_for(struct builder *bd, enum writer_kind kind, cons
 	bd->w[bd->nw++] = w;
 	if (bd->dry)
 		return w;
-	if ((bd->rc = out_open(&w->o, bd->c->outbox, party, w->b.file, bd->err, bd->err_len)) != 0)
+	if ((bd->rc = out_open(&w->o, &bd->writer, bd->c->outbox, party, w->b.file, bd->err, bd->err_len)) != 0)
 		return NULL;
 	if (kind == W_PAYOUT)
 		return w; /* pain.001: written whole by finish() */
@@ -435,7 +436,7 @@ static int finish(struct builder *bd)
 		snprintf(party, sizeof(party), "operator-%u", s->op);
 		batch_id(id, sizeof(id), bd->rd.day, bd->rd.round, party);
 		snprintf(name, sizeof(name), "%s-summary.csv", id);
-		int rc = out_open(&o, bd->c->outbox, party, name, bd->err, bd->err_len);
+		int rc = out_open(&o, &bd->writer, bd->c->outbox, party, name, bd->err, bd->err_len);
 		if (rc != 0)
 			return rc;
 		out_printf(&o, "operator,business_day,round,taps,legs,gross_fen,concession_fen,transfer_fen,cap_fen,"
@@ -499,6 +500,8 @@ int settle_build_round(struct settle_ctx *c, struct round *rd, bool dry, struct 
 		snprintf(err, err_len, "the gateway's log: %s", st_strerror(rc));
 		return SETTLE_ERR_STORE;
 	}
+	if (!dry)
+		settle_writer_start(&bd->writer);
 	rc = fare_legs_each(c->rated, &q, on_leg, bd, ferr, sizeof(ferr));
 	st_reader_close(bd->reader);
 	bd->reader = NULL;
@@ -518,7 +521,9 @@ int settle_build_round(struct settle_ctx *c, struct round *rd, bool dry, struct 
 		*nout = bd->nw;
 		rd->legs = bd->rd.legs;
 	}
-	builder_free(bd);
+	builder_free(bd); /* every file committed or aborted: the writer has nothing of them left */
+	if (!dry)
+		settle_writer_stop(&bd->writer);
 	free(bd);
 	return rc;
 }

@@ -1,17 +1,14 @@
 /*
- * respond.c - what counterparties answer, and the deny list.
- *
- * `tapsettle ingest-response FILE` reads either
+ * ingest.c - what counterparties answer: `tapsettle ingest-response FILE`
+ * reads either
  *   - an acquirer's (or the QR platform's) response to a charge batch: CSV,
  *     H,BATCH_ID,CREATED,PARTY / R,ITEM_NO,TOKEN,AMOUNT_FEN,A|D,REASON / T,COUNT,APPROVED_FEN,DECLINED_FEN
  *     (docs/SETTLEMENT.md section 5); every R must match the batch's item;
  *   - or the payout bank's pain.002.001.11 status report on a pain.001.
- * A declined charge puts the token on the deny list with what it owes and
- * schedules debt-recovery retries; a declined amount up to the first-ride
- * risk threshold is written off to the operator instead (reported). An
- * approval takes the token off the list. The list is versioned: every
- * change gets the next version number, kept in a change log the gateway
- * reads to tell validators (docs/PROTOCOL.md).
+ * A declined charge puts the token on the deny list (deny.c) with what it
+ * owes and schedules debt-recovery retries (recover.c); a declined amount up
+ * to the first-ride risk threshold is written off to the operator instead
+ * (reported). An approval takes the token off the list.
  */
 #include "settle/pain001.h"
 
@@ -19,100 +16,6 @@
 #include <libxml/parser.h>
 #include <stdlib.h>
 #include <string.h>
-
-static void deny_key(uint8_t k[9], uint8_t medium, uint64_t token)
-{
-	k[0] = medium;
-	for (int i = 0; i < 8; i++)
-		k[1 + i] = (uint8_t)(token >> (56 - 8 * i));
-}
-
-static uint32_t get_version(struct settle_db *db, MDB_txn *txn)
-{
-	MDB_val k = {.mv_size = 7, .mv_data = "denyver"}, v;
-	uint32_t ver = 0;
-	if (mdb_get(txn, db->meta, &k, &v) == 0 && v.mv_size == 4)
-		memcpy(&ver, v.mv_data, 4);
-	return ver;
-}
-
-/* One change of the list: the next version, logged. */
-static int log_change(struct settle_db *db, MDB_txn *txn, uint8_t medium, uint64_t token, bool added)
-{
-	uint32_t ver = get_version(db, txn) + 1;
-	uint8_t vk[4] = {(uint8_t)(ver >> 24), (uint8_t)(ver >> 16), (uint8_t)(ver >> 8), (uint8_t)ver};
-	struct deny_change ch = {.token = token, .medium = medium, .added = added};
-	MDB_val k = {.mv_size = 4, .mv_data = vk}, v = {.mv_size = sizeof(ch), .mv_data = &ch};
-	MDB_val mk = {.mv_size = 7, .mv_data = "denyver"}, mv = {.mv_size = 4, .mv_data = &ver};
-	int rc = mdb_put(txn, db->denylog, &k, &v, 0);
-	return rc ? rc : mdb_put(txn, db->meta, &mk, &mv, 0);
-}
-
-int settle_deny_add(struct settle_db *db, MDB_txn *txn, const struct deny_entry *e)
-{
-	uint8_t key[9];
-	deny_key(key, e->medium, e->token);
-	MDB_val k = {.mv_size = 9, .mv_data = key}, v;
-	bool had = mdb_get(txn, db->deny, &k, &v) == 0;
-	struct deny_entry merged = *e;
-	if (had && v.mv_size == sizeof(merged)) { /* owes more: add it up, keep the first decline */
-		struct deny_entry old;
-		memcpy(&old, v.mv_data, sizeof(old));
-		merged.owed_fen += old.owed_fen;
-		merged.declined_day = old.declined_day;
-	}
-	v = (MDB_val){.mv_size = sizeof(merged), .mv_data = &merged};
-	int rc = mdb_put(txn, db->deny, &k, &v, 0);
-	return rc || had ? rc : log_change(db, txn, e->medium, e->token, true);
-}
-
-int settle_deny_remove(struct settle_db *db, MDB_txn *txn, uint8_t medium, uint64_t token, bool *was)
-{
-	uint8_t key[9];
-	deny_key(key, medium, token);
-	MDB_val k = {.mv_size = 9, .mv_data = key};
-	int rc = mdb_del(txn, db->deny, &k, NULL);
-	*was = rc == 0;
-	if (rc == MDB_NOTFOUND)
-		return 0;
-	return rc ? rc : log_change(db, txn, medium, token, false);
-}
-
-int settle_deny_changes(struct settle_db *db, uint32_t since, settle_deny_fn fn, void *arg, uint32_t *version,
-			char *err, size_t err_len)
-{
-	MDB_txn *txn;
-	MDB_cursor *c;
-	uint8_t vk[4] = {(uint8_t)((since + 1) >> 24), (uint8_t)((since + 1) >> 16), (uint8_t)((since + 1) >> 8),
-			 (uint8_t)(since + 1)};
-	MDB_val k = {.mv_size = 4, .mv_data = vk}, v;
-	int rc = settle_txn_begin(db, MDB_RDONLY, &txn);
-	if (rc != 0)
-		return settle_store_fail(db, err, err_len, "beginning a transaction", rc);
-	*version = get_version(db, txn);
-	if ((rc = mdb_cursor_open(txn, db->denylog, &c)) == 0) {
-		int stop = 0;
-		for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); rc == 0 && !stop;
-		     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
-			struct deny_change ch;
-			const uint8_t *p = k.mv_data;
-			if (v.mv_size != sizeof(ch))
-				continue;
-			memcpy(&ch, v.mv_data, sizeof(ch));
-			stop = fn(arg, (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3], &ch);
-		}
-		mdb_cursor_close(c);
-	}
-	mdb_txn_abort(txn);
-	return rc == 0 || rc == MDB_NOTFOUND ? 0 : settle_store_fail(db, err, err_len, "deny list", rc);
-}
-
-static int put_batch(struct settle_db *db, MDB_txn *txn, const struct batch *b)
-{
-	MDB_val k = {.mv_size = strlen(b->id), .mv_data = (void *)b->id};
-	MDB_val v = {.mv_size = sizeof(*b), .mv_data = (void *)b};
-	return mdb_put(txn, db->batches, &k, &v, 0);
-}
 
 /* --- the acquirer's response */
 
@@ -278,7 +181,7 @@ static int ingest_charges(struct settle_ctx *c, const char *path, char *data, FI
 	}
 	if (rc == 0) {
 		b.state = declined ? BATCH_ACKNOWLEDGED : BATCH_SETTLED;
-		if ((rc = put_batch(c->db, txn, &b)) != 0)
+		if ((rc = settle_batch_put_txn(c->db, txn, &b)) != 0)
 			rc = settle_store_fail(c->db, err, err_len, "recording the batch's state", rc);
 	}
 	free(items);
@@ -286,7 +189,7 @@ static int ingest_charges(struct settle_ctx *c, const char *path, char *data, FI
 		mdb_txn_abort(txn);
 		return rc;
 	}
-	uint32_t ver = get_version(c->db, txn);
+	uint32_t ver = settle_deny_version(c->db, txn);
 	if ((rc = mdb_txn_commit(txn)) != 0)
 		return settle_store_fail(c->db, err, err_len, "committing", rc);
 	fprintf(out, "batch %s %s: %llu approved (%lld fen), %llu declined (%lld fen): %llu deny-listed, %llu written off "
@@ -377,135 +280,4 @@ int settle_ingest(struct settle_ctx *c, const char *path, FILE *out, char *err, 
 		rc = ingest_charges(c, path, data, out, err, err_len);
 	free(data);
 	return rc;
-}
-
-int settle_deny_print(struct settle_ctx *c, FILE *out, char *err, size_t err_len)
-{
-	MDB_txn *txn;
-	MDB_cursor *cur;
-	MDB_val k, v;
-	int rc = settle_txn_begin(c->db, MDB_RDONLY, &txn);
-	if (rc != 0)
-		return settle_store_fail(c->db, err, err_len, "beginning a transaction", rc);
-	fprintf(out, "deny list version %u\n", get_version(c->db, txn));
-	if ((rc = mdb_cursor_open(txn, c->db->deny, &cur)) == 0) {
-		while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
-			struct deny_entry e;
-			if (v.mv_size != sizeof(e))
-				continue;
-			memcpy(&e, v.mv_data, sizeof(e));
-			fprintf(out, "denied %s:%llu owes=%lld declined=%u reason=%s batch=%s retries_left=%u next_retry=%u\n",
-				e.medium == 2 ? "quickpass" : e.medium == 3 ? "qr" : "epurse", (unsigned long long)e.token,
-				(long long)e.owed_fen, e.declined_day, e.reason, e.batch, e.retries_left, e.next_retry_day);
-		}
-		mdb_cursor_close(cur);
-	}
-	mdb_txn_abort(txn);
-	return rc == MDB_NOTFOUND || rc == 0 ? 0 : settle_store_fail(c->db, err, err_len, "deny list", rc);
-}
-
-/*
- * Present again the debts due by `day`: one recovery batch per acquirer / QR
- * platform, `R<day>-<n>-PARTY`, with one item per token (what it owes). Each
- * debt presented loses a retry and is due again retry_days later; a debt with
- * no retry left stays on the deny list and is reported.
- */
-int settle_recover(struct settle_ctx *c, uint32_t day, FILE *out, char *err, size_t err_len)
-{
-	MDB_txn *txn;
-	MDB_cursor *cur;
-	MDB_val k, v;
-	int rc = settle_txn_begin(c->db, 0, &txn);
-	if (rc != 0)
-		return settle_store_fail(c->db, err, err_len, "beginning a transaction", rc);
-	struct batch b[2] = {0};
-	struct out_file o[2];
-	bool open[2] = {false, false};
-	unsigned n = 0;
-	/* the next free recovery number of the day */
-	for (unsigned tries = 0; tries < 100; tries++, n++) {
-		char id[BATCH_ID_MAX];
-		snprintf(id, sizeof(id), "R%u-%02u-acquirer-%s", day, n, c->parties->acquirer);
-		MDB_val bk = {.mv_size = strlen(id), .mv_data = id}, bv;
-		char id2[BATCH_ID_MAX];
-		snprintf(id2, sizeof(id2), "R%u-%02u-qr-%s", day, n, c->parties->qr_platform);
-		MDB_val bk2 = {.mv_size = strlen(id2), .mv_data = id2};
-		if (mdb_get(txn, c->db->batches, &bk, &bv) == MDB_NOTFOUND && mdb_get(txn, c->db->batches, &bk2, &bv) == MDB_NOTFOUND)
-			break;
-	}
-	unsigned presented = 0, exhausted = 0;
-	if ((rc = mdb_cursor_open(txn, c->db->deny, &cur)) != 0) {
-		mdb_txn_abort(txn);
-		return settle_store_fail(c->db, err, err_len, "deny list", rc);
-	}
-	int result = 0;
-	while (result == 0 && (rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
-		struct deny_entry e;
-		if (v.mv_size != sizeof(e))
-			continue;
-		memcpy(&e, v.mv_data, sizeof(e));
-		if (e.next_retry_day == 0 || e.next_retry_day > day)
-			continue;
-		if (e.retries_left == 0) {
-			exhausted++;
-			fprintf(out, "no retry left: %s:%llu owes %lld fen since %u; it stays deny-listed\n",
-				e.medium == 2 ? "quickpass" : "qr", (unsigned long long)e.token, (long long)e.owed_fen,
-				e.declined_day);
-			e.next_retry_day = 0;
-		} else {
-			int w = e.medium == 2 ? 0 : 1;
-			if (!open[w]) {
-				char created[32], party[PARTY_MAX], id[BATCH_ID_MAX];
-				snprintf(party, sizeof(party), "%s-%s", w == 0 ? "acquirer" : "qr",
-					 w == 0 ? c->parties->acquirer : c->parties->qr_platform);
-				snprintf(id, sizeof(id), "R%u-%02u-%s", day, n, party);
-				memcpy(b[w].party, party, sizeof(party));
-				memcpy(b[w].id, id, sizeof(id));
-				snprintf(b[w].file, sizeof(b[w].file), "%s.csv", id);
-				b[w].day = day;
-				b[w].round = (uint16_t)n;
-				b[w].state = BATCH_CLOSED;
-				if ((result = out_open(&o[w], c->outbox, b[w].party, b[w].file, err, err_len)) != 0)
-					break;
-				open[w] = true;
-				snprintf(created, sizeof(created), "%04u-%02u-%02uT00:00:00Z", day / 10000, day / 100 % 100, day % 100);
-				out_printf(&o[w], "H,%s,%s,%s,%u,%u,CNY\n", b[w].id, created, b[w].party, day, n);
-			}
-			batch_item(&b[w], e.owed_fen, e.token);
-			/* the charge file's item layout: TOKEN, LEGS (0: a debt), FIRST, LAST (the decline), AMOUNT, D */
-			out_printf(&o[w], "D,%llu,%llu,0,%s,%s,%lld,D\n", (unsigned long long)b[w].items,
-				   (unsigned long long)e.token, e.batch, e.reason[0] ? e.reason : "-", (long long)e.owed_fen);
-			e.retries_left--;
-			e.next_retry_day = settle_day_add(day, c->retry_days);
-			presented++;
-		}
-		MDB_val nv = {.mv_size = sizeof(e), .mv_data = &e};
-		if ((rc = mdb_cursor_put(cur, &k, &nv, MDB_CURRENT)) != 0)
-			break;
-	}
-	mdb_cursor_close(cur);
-	for (int w = 0; w < 2 && result == 0; w++) {
-		if (!open[w])
-			continue;
-		out_printf(&o[w], "T,%llu,%lld,0,%llu\n", (unsigned long long)b[w].items, (long long)b[w].debit_fen,
-			   (unsigned long long)b[w].hash_total);
-		if ((result = out_commit(&o[w], b[w].sha256, err, err_len)) == 0 && (rc = put_batch(c->db, txn, &b[w])) != 0)
-			break;
-		open[w] = false;
-	}
-	for (int w = 0; w < 2; w++)
-		if (open[w])
-			out_abort(&o[w]);
-	if (result == 0 && rc != 0 && rc != MDB_NOTFOUND)
-		result = settle_store_fail(c->db, err, err_len, "recovery", rc);
-	if (result != 0) {
-		mdb_txn_abort(txn);
-		return result;
-	}
-	if ((rc = mdb_txn_commit(txn)) != 0)
-		return settle_store_fail(c->db, err, err_len, "committing", rc);
-	fprintf(out, "recovery on %u: %u debts presented again%s%s%s, %u with no retry left\n", day, presented,
-		b[0].items ? " in " : "", b[0].items ? b[0].id : "", b[1].items ? " and the QR platform's batch" : "",
-		exhausted);
-	return 0;
 }
