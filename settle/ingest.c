@@ -31,7 +31,7 @@ static int batch_items(struct settle_ctx *c, const struct batch *b, struct item 
 	char path[900];
 	size_t len;
 	snprintf(path, sizeof(path), "%s/%s/%s", c->outbox, b->party, b->file);
-	char *data = read_whole(path, &len);
+	char *data = settle_read_whole(path, &len);
 	if (!data) {
 		snprintf(err, err_len, "%s: %s (tapsettle resend --batch %s writes it again)", path, strerror(errno), b->id);
 		return SETTLE_ERR_IO;
@@ -213,13 +213,13 @@ static int ingest_pain002(struct settle_ctx *c, const char *path, const char *da
 			  size_t err_len)
 {
 	xmlDoc *doc = xmlReadMemory(data, (int)len, path, NULL, XML_PARSE_NONET | XML_PARSE_NOERROR);
-	xmlNode *rpt = doc ? xml_child(xmlDocGetRootElement(doc), "CstmrPmtStsRpt") : NULL;
-	xmlNode *grp = xml_child(rpt, "OrgnlGrpInfAndSts");
+	xmlNode *rpt = doc ? settle_xml_child(xmlDocGetRootElement(doc), "CstmrPmtStsRpt") : NULL;
+	xmlNode *grp = settle_xml_child(rpt, "OrgnlGrpInfAndSts");
 	char msg[64], sts[16], id[BATCH_ID_MAX];
 	unsigned day, round;
 	int rc = 0;
-	text(xml_child(grp, "OrgnlMsgId"), msg, sizeof(msg));
-	text(xml_child(grp, "GrpSts"), sts, sizeof(sts));
+	text(settle_xml_child(grp, "OrgnlMsgId"), msg, sizeof(msg));
+	text(settle_xml_child(grp, "GrpSts"), sts, sizeof(sts));
 	if (!grp || sscanf(msg, "TG%8u%2uPAYOUT", &day, &round) != 2) {
 		snprintf(err, err_len, "%s: not a pain.002 status report on a tapgate payout (OrgnlMsgId \"%s\")", path, msg);
 		xmlFreeDoc(doc);
@@ -239,9 +239,9 @@ static int ingest_pain002(struct settle_ctx *c, const char *path, const char *da
 			if (tx->type != XML_ELEMENT_NODE || strcmp((const char *)tx->name, "TxInfAndSts") != 0)
 				continue;
 			char e2e[64], txsts[16], reason[64];
-			text(xml_child(tx, "OrgnlEndToEndId"), e2e, sizeof(e2e));
-			text(xml_child(tx, "TxSts"), txsts, sizeof(txsts));
-			text(xml_child(xml_child(xml_child(tx, "StsRsnInf"), "Rsn"), "Cd"), reason, sizeof(reason));
+			text(settle_xml_child(tx, "OrgnlEndToEndId"), e2e, sizeof(e2e));
+			text(settle_xml_child(tx, "TxSts"), txsts, sizeof(txsts));
+			text(settle_xml_child(settle_xml_child(settle_xml_child(tx, "StsRsnInf"), "Rsn"), "Cd"), reason, sizeof(reason));
 			if (strcmp(txsts, "RJCT") == 0) {
 				rejected++;
 				fprintf(out, "rejected payment %s (%s): pay it again by hand or correct the operator's account\n", e2e,
@@ -265,7 +265,7 @@ static int ingest_pain002(struct settle_ctx *c, const char *path, const char *da
 int settle_ingest(struct settle_ctx *c, const char *path, FILE *out, char *err, size_t err_len)
 {
 	size_t len;
-	char *data = read_whole(path, &len);
+	char *data = settle_read_whole(path, &len);
 	if (!data) {
 		snprintf(err, err_len, "%s: %s", path, strerror(errno));
 		return SETTLE_ERR_INVALID;

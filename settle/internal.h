@@ -81,18 +81,18 @@ static inline void batch_item(struct batch *b, int64_t amount, uint64_t account)
  * A line built without printf: the per-leg lines of a 10-million-tap day are
  * most of a close's time, and printf's format parsing was most of that.
  */
-struct line {
+struct settle_line {
 	char b[1024];
 	size_t n;
 };
-void ln_str(struct line *l, const char *s);
-void ln_chr(struct line *l, char c);
-void ln_u64(struct line *l, uint64_t v);
-void ln_i64(struct line *l, int64_t v);
-void ln_hex(struct line *l, uint64_t v, unsigned digits);
-void ln_yuan(struct line *l, int64_t fen);      /* -1234 -> -12.34 */
-void ln_utc(struct line *l, uint64_t us);       /* 2026-03-02T00:00:00Z */
-void ln_token(struct line *l, uint8_t medium, uint32_t issuer, uint64_t token); /* as tapfare writes it */
+void settle_line_str(struct settle_line *l, const char *s);
+void settle_line_chr(struct settle_line *l, char c);
+void settle_line_u64(struct settle_line *l, uint64_t v);
+void settle_line_i64(struct settle_line *l, int64_t v);
+void settle_line_hex(struct settle_line *l, uint64_t v, unsigned digits);
+void settle_line_yuan(struct settle_line *l, int64_t fen);      /* -1234 -> -12.34 */
+void settle_line_utc(struct settle_line *l, uint64_t us);       /* 2026-03-02T00:00:00Z */
+void settle_line_token(struct settle_line *l, uint8_t medium, uint32_t issuer, uint64_t token); /* as tapfare writes it */
 
 #define OUT_BUF_BYTES (1u << 17)
 #define SETTLE_WRITER_SLOTS 64u
@@ -135,13 +135,13 @@ struct out_file {
 	char bufs[2][OUT_BUF_BYTES];
 };
 
-int out_open(struct out_file *o, struct settle_writer *wr, const char *outbox, const char *party, const char *name, char *err, size_t err_len);
-void out_write(struct out_file *o, const void *data, size_t len);
-void out_line(struct out_file *o, const struct line *l);
-__attribute__((format(printf, 2, 3))) void out_printf(struct out_file *o, const char *fmt, ...);
+int settle_out_open(struct out_file *o, struct settle_writer *wr, const char *outbox, const char *party, const char *name, char *err, size_t err_len);
+void settle_out_write(struct out_file *o, const void *data, size_t len);
+void settle_out_line(struct out_file *o, const struct settle_line *l);
+__attribute__((format(printf, 2, 3))) void settle_out_printf(struct out_file *o, const char *fmt, ...);
 /* Finish: fsync, rename, write the checksum file. sha256 gets the digest. Returns 0 or SETTLE_ERR_IO. */
-int out_commit(struct out_file *o, uint8_t sha256[32], char *err, size_t err_len);
-void out_abort(struct out_file *o);
+int settle_out_commit(struct out_file *o, uint8_t sha256[32], char *err, size_t err_len);
+void settle_out_abort(struct out_file *o);
 
 /*
  * Build the batches of round rd (the legs of rating runs rd->run_lo+1 ..
@@ -190,11 +190,11 @@ static inline uint32_t settle_day_add(uint32_t day, unsigned n)
 }
 
 /* Read a whole file (for reconciliation). Returns a malloc'd buffer or NULL. */
-char *read_whole(const char *path, size_t *len);
+char *settle_read_whole(const char *path, size_t *len);
 
 /* Fen as yuan text, exactly: -1234 -> "-12.34". */
-void fen_text(int64_t fen, char out[32]);
+void settle_fen_text(int64_t fen, char out[32]);
 /* A UTC time as ISO 8601 text: 2026-03-02T00:00:00Z. */
-void utc_text(uint64_t us, char out[32]);
+void settle_utc_text(uint64_t us, char out[32]);
 
 #endif

@@ -8,29 +8,29 @@
 #include <string.h>
 
 /* A line's text as a string (at most 31 characters: amounts and times). */
-static void line_text(const struct line *l, char out[32])
+static void line_text(const struct settle_line *l, char out[32])
 {
 	size_t n = l->n < 31 ? l->n : 31;
 	memcpy(out, l->b, n);
 	out[n] = '\0';
 }
 
-void fen_text(int64_t fen, char out[32])
+void settle_fen_text(int64_t fen, char out[32])
 {
-	struct line l = {.n = 0};
-	ln_yuan(&l, fen);
+	struct settle_line l = {.n = 0};
+	settle_line_yuan(&l, fen);
 	line_text(&l, out);
 }
 
-void utc_text(uint64_t us, char out[32])
+void settle_utc_text(uint64_t us, char out[32])
 {
-	struct line l = {.n = 0};
-	ln_utc(&l, us);
+	struct settle_line l = {.n = 0};
+	settle_line_utc(&l, us);
 	line_text(&l, out);
 }
 
 
-void ln_str(struct line *l, const char *s)
+void settle_line_str(struct settle_line *l, const char *s)
 {
 	size_t n = strlen(s);
 	if (n > sizeof(l->b) - l->n)
@@ -39,7 +39,7 @@ void ln_str(struct line *l, const char *s)
 	l->n += n;
 }
 
-void ln_chr(struct line *l, char c)
+void settle_line_chr(struct settle_line *l, char c)
 {
 	if (l->n < sizeof(l->b))
 		l->b[l->n++] = c;
@@ -50,7 +50,7 @@ static const char digit_pairs[201] = "000102030405060708091011121314151617181920
 				     "8081828384858687888990919293949596979899";
 
 /* Two digits at a time, in 32-bit arithmetic below 10^8: tokens and card numbers have 10 to 19 digits. */
-void ln_u64(struct line *l, uint64_t v)
+void settle_line_u64(struct settle_line *l, uint64_t v)
 {
 	char t[24];
 	int i = 24;
@@ -81,36 +81,36 @@ void ln_u64(struct line *l, uint64_t v)
 	l->n += n;
 }
 
-void ln_i64(struct line *l, int64_t v)
+void settle_line_i64(struct settle_line *l, int64_t v)
 {
 	if (v < 0) {
-		ln_chr(l, '-');
-		ln_u64(l, (uint64_t)0 - (uint64_t)v);
+		settle_line_chr(l, '-');
+		settle_line_u64(l, (uint64_t)0 - (uint64_t)v);
 	} else {
-		ln_u64(l, (uint64_t)v);
+		settle_line_u64(l, (uint64_t)v);
 	}
 }
 
-void ln_hex(struct line *l, uint64_t v, unsigned digits)
+void settle_line_hex(struct settle_line *l, uint64_t v, unsigned digits)
 {
 	static const char hexd[] = "0123456789abcdef";
 	while (digits-- > 0)
-		ln_chr(l, hexd[(v >> (4 * digits)) & 15]);
+		settle_line_chr(l, hexd[(v >> (4 * digits)) & 15]);
 }
 
-void ln_yuan(struct line *l, int64_t fen)
+void settle_line_yuan(struct settle_line *l, int64_t fen)
 {
 	uint64_t a = fen < 0 ? (uint64_t)0 - (uint64_t)fen : (uint64_t)fen;
 	if (fen < 0)
-		ln_chr(l, '-');
-	ln_u64(l, a / 100);
-	ln_chr(l, '.');
-	ln_chr(l, (char)('0' + a % 100 / 10));
-	ln_chr(l, (char)('0' + a % 10));
+		settle_line_chr(l, '-');
+	settle_line_u64(l, a / 100);
+	settle_line_chr(l, '.');
+	settle_line_chr(l, (char)('0' + a % 100 / 10));
+	settle_line_chr(l, (char)('0' + a % 10));
 }
 
 /* UTC, to the second; the civil date from the day number by arithmetic (H. Hinnant's days-to-civil). */
-void ln_utc(struct line *l, uint64_t us)
+void settle_line_utc(struct settle_line *l, uint64_t us)
 {
 	int64_t secs = (int64_t)(us / 1000000u), z = secs / 86400 + 719468, sod = secs % 86400;
 	int64_t era = z / 146097, doe = z - era * 146097;
@@ -136,14 +136,14 @@ void ln_utc(struct line *l, uint64_t us)
 	l->n += n;
 }
 
-void ln_token(struct line *l, uint8_t medium, uint32_t issuer, uint64_t token)
+void settle_line_token(struct settle_line *l, uint8_t medium, uint32_t issuer, uint64_t token)
 {
 	if (medium == 1) {
-		ln_str(l, "epurse:");
-		ln_u64(l, issuer);
-		ln_chr(l, ':');
+		settle_line_str(l, "epurse:");
+		settle_line_u64(l, issuer);
+		settle_line_chr(l, ':');
 	} else {
-		ln_str(l, medium == 2 ? "quickpass:" : "qr:");
+		settle_line_str(l, medium == 2 ? "quickpass:" : "qr:");
 	}
-	ln_u64(l, token);
+	settle_line_u64(l, token);
 }

@@ -58,7 +58,7 @@ static FILE *create_private(const char *path)
 	return f;
 }
 
-int out_open(struct out_file *o, struct settle_writer *wr, const char *outbox, const char *party, const char *name, char *err, size_t err_len)
+int settle_out_open(struct out_file *o, struct settle_writer *wr, const char *outbox, const char *party, const char *name, char *err, size_t err_len)
 {
 	memset(o, 0, sizeof(*o));
 	o->wr = wr;
@@ -75,7 +75,7 @@ int out_open(struct out_file *o, struct settle_writer *wr, const char *outbox, c
 		return SETTLE_ERR_IO;
 	}
 	if (!(o->md = EVP_MD_CTX_new()) || EVP_DigestInit_ex(o->md, EVP_sha256(), NULL) != 1) {
-		out_abort(o);
+		settle_out_abort(o);
 		snprintf(err, err_len, "SHA-256: cannot start a digest");
 		return SETTLE_ERR_NOMEM;
 	}
@@ -194,7 +194,7 @@ static void out_wait(struct out_file *o)
 	pthread_mutex_unlock(&wq->lock);
 }
 
-void out_write(struct out_file *o, const void *data, size_t len)
+void settle_out_write(struct out_file *o, const void *data, size_t len)
 {
 	while (len > 0) {
 		if (o->n == OUT_BUF_BYTES)
@@ -207,15 +207,15 @@ void out_write(struct out_file *o, const void *data, size_t len)
 	}
 }
 
-void out_line(struct out_file *o, const struct line *l)
+void settle_out_line(struct out_file *o, const struct settle_line *l)
 {
 	if (l->n >= sizeof(l->b))
 		o->failed = true; /* ln_* stop at the end of the buffer: a line cut short */
 	else
-		out_write(o, l->b, l->n);
+		settle_out_write(o, l->b, l->n);
 }
 
-void out_printf(struct out_file *o, const char *fmt, ...)
+void settle_out_printf(struct out_file *o, const char *fmt, ...)
 {
 	char buf[1024];
 	va_list ap;
@@ -225,7 +225,7 @@ void out_printf(struct out_file *o, const char *fmt, ...)
 	if (n < 0 || (size_t)n >= sizeof(buf))
 		o->failed = true;
 	else
-		out_write(o, buf, (size_t)n);
+		settle_out_write(o, buf, (size_t)n);
 }
 
 static int write_atomic(const char *dir, const char *tmp, const char *path, const void *data, size_t len)
@@ -242,7 +242,7 @@ static int write_atomic(const char *dir, const char *tmp, const char *path, cons
 	return sync_dir(dir);
 }
 
-int out_commit(struct out_file *o, uint8_t sha256[32], char *err, size_t err_len)
+int settle_out_commit(struct out_file *o, uint8_t sha256[32], char *err, size_t err_len)
 {
 	unsigned len = 0;
 	out_flush(o);
@@ -272,7 +272,7 @@ int out_commit(struct out_file *o, uint8_t sha256[32], char *err, size_t err_len
 	return 0;
 }
 
-void out_abort(struct out_file *o)
+void settle_out_abort(struct out_file *o)
 {
 	out_wait(o); /* the writer thread may hold a buffer of it */
 	if (o->f)
@@ -283,7 +283,7 @@ void out_abort(struct out_file *o)
 	unlink(o->tmp);
 }
 
-char *read_whole(const char *path, size_t *len)
+char *settle_read_whole(const char *path, size_t *len)
 {
 	FILE *f = fopen(path, "rb");
 	if (!f)

@@ -12,7 +12,7 @@
 
 #define NS "urn:iso:std:iso:20022:tech:xsd:pain.001.001.10"
 
-xmlNode *xml_child(xmlNode *n, const char *name)
+xmlNode *settle_xml_child(xmlNode *n, const char *name)
 {
 	for (xmlNode *c = n ? n->children : NULL; c; c = c->next)
 		if (c->type == XML_ELEMENT_NODE && strcmp((const char *)c->name, name) == 0)
@@ -82,7 +82,7 @@ static bool party(xmlTextWriterPtr w, const char *tag, const char *name)
 	return ok;
 }
 
-int pain001_write(struct out_file *o, const struct pain001 *p, char *err, size_t err_len)
+int settle_pain001_write(struct out_file *o, const struct pain001 *p, char *err, size_t err_len)
 {
 	xmlBufferPtr buf = xmlBufferCreate();
 	xmlTextWriterPtr w = buf ? xmlNewTextWriterMemory(buf, 0) : NULL;
@@ -93,13 +93,13 @@ int pain001_write(struct out_file *o, const struct pain001 *p, char *err, size_t
 		return SETTLE_ERR_NOMEM;
 	}
 	char created[32], exec[16], total[32], count[24];
-	utc_text(p->created_us, created);
+	settle_utc_text(p->created_us, created);
 	snprintf(exec, sizeof(exec), "%04u-%02u-%02u", p->exec_date / 10000, p->exec_date / 100 % 100,
 		 p->exec_date % 100);
 	int64_t sum = 0;
 	for (unsigned i = 0; i < p->n; i++)
 		sum += p->tx[i].amount_fen;
-	fen_text(sum, total);
+	settle_fen_text(sum, total);
 	snprintf(count, sizeof(count), "%u", p->n);
 	bool ok = true;
 	xmlTextWriterSetIndent(w, 1);
@@ -128,7 +128,7 @@ int pain001_write(struct out_file *o, const struct pain001 *p, char *err, size_t
 	for (unsigned i = 0; i < p->n && ok; i++) {
 		const struct pain001_tx *tx = &p->tx[i];
 		char amount[32];
-		fen_text(tx->amount_fen, amount);
+		settle_fen_text(tx->amount_fen, amount);
 		W(xmlTextWriterStartElement(w, BAD_CAST "CdtTrfTxInf"));
 		W(xmlTextWriterStartElement(w, BAD_CAST "PmtId"));
 		W(xmlTextWriterWriteElement(w, BAD_CAST "EndToEndId", BAD_CAST tx->end_to_end_id));
@@ -150,7 +150,7 @@ int pain001_write(struct out_file *o, const struct pain001 *p, char *err, size_t
 	W(xmlTextWriterEndDocument(w));
 	xmlFreeTextWriter(w);
 	if (ok)
-		out_write(o, xmlBufferContent(buf), (size_t)xmlBufferLength(buf));
+		settle_out_write(o, xmlBufferContent(buf), (size_t)xmlBufferLength(buf));
 	xmlBufferFree(buf);
 	if (!ok) {
 		snprintf(err, err_len, "pain.001 %s: the XML writer failed", p->msg_id);

@@ -176,7 +176,7 @@ static bool check_sum(struct report *r, const struct batch *b, const char *path,
 	hex(b->sha256, 32, want);
 	snprintf(sum_path, sizeof(sum_path), "%s.sha256", path);
 	size_t sl;
-	char *sum = read_whole(sum_path, &sl);
+	char *sum = settle_read_whole(sum_path, &sl);
 	bool ok = sum && sl >= 64 && memcmp(sum, got, 64) == 0 && strcmp(got, want) == 0 &&
 		  strstr(sum, b->file) != NULL;
 	if (!ok)
@@ -246,18 +246,18 @@ static int64_t text_fen(xmlNode *n)
 static void check_pain001(struct report *r, const struct batch *b, const char *data, size_t len)
 {
 	xmlDoc *doc = xmlReadMemory(data, (int)len, b->file, NULL, XML_PARSE_NONET | XML_PARSE_NOERROR);
-	xmlNode *init = doc ? xml_child(xmlDocGetRootElement(doc), "CstmrCdtTrfInitn") : NULL;
-	xmlNode *hdr = xml_child(init, "GrpHdr"), *pmt = xml_child(init, "PmtInf");
+	xmlNode *init = doc ? settle_xml_child(xmlDocGetRootElement(doc), "CstmrCdtTrfInitn") : NULL;
+	xmlNode *hdr = settle_xml_child(init, "GrpHdr"), *pmt = settle_xml_child(init, "PmtInf");
 	uint64_t n = 0;
 	int64_t sum = 0;
 	for (xmlNode *c = pmt ? pmt->children : NULL; c; c = c->next) {
 		if (c->type != XML_ELEMENT_NODE || strcmp((const char *)c->name, "CdtTrfTxInf") != 0)
 			continue;
 		n++;
-		sum += text_fen(xml_child(xml_child(c, "Amt"), "InstdAmt"));
+		sum += text_fen(settle_xml_child(settle_xml_child(c, "Amt"), "InstdAmt"));
 	}
-	xmlChar *nb = hdr ? xmlNodeGetContent(xml_child(hdr, "NbOfTxs")) : NULL;
-	int64_t ctrl = text_fen(xml_child(hdr, "CtrlSum"));
+	xmlChar *nb = hdr ? xmlNodeGetContent(settle_xml_child(hdr, "NbOfTxs")) : NULL;
+	int64_t ctrl = text_fen(settle_xml_child(hdr, "CtrlSum"));
 	bool ok = hdr && nb && strtoull((const char *)nb, NULL, 10) == n && ctrl == sum && n == b->items &&
 		  sum == b->credit_fen;
 	if (!ok)
@@ -273,7 +273,7 @@ static void check_file(struct report *r, struct settle_ctx *c, const struct batc
 	char path[900];
 	size_t len;
 	snprintf(path, sizeof(path), "%s/%s/%s", c->outbox, b->party, b->file);
-	char *data = read_whole(path, &len);
+	char *data = settle_read_whole(path, &len);
 	if (!data) {
 		say(r, true, "%s: %s cannot be read", b->id, path);
 		return;
@@ -395,9 +395,9 @@ int settle_reconcile(struct settle_ctx *c, uint32_t day, FILE *out, char *err, s
 		uint8_t sha[32];
 		char name[64];
 		snprintf(name, sizeof(name), "%u-reconciliation.txt", day);
-		if ((rc = out_open(&o, NULL, c->outbox, "reconciliation", name, err, err_len)) == 0) {
-			out_write(&o, r.buf ? r.buf : "", r.len);
-			rc = out_commit(&o, sha, err, err_len);
+		if ((rc = settle_out_open(&o, NULL, c->outbox, "reconciliation", name, err, err_len)) == 0) {
+			settle_out_write(&o, r.buf ? r.buf : "", r.len);
+			rc = settle_out_commit(&o, sha, err, err_len);
 		}
 	}
 	if (rc == 0 && r.mismatches)

@@ -68,15 +68,15 @@ int settle_recover(struct settle_ctx *c, uint32_t day, FILE *out, char *err, siz
 				b[w].day = day;
 				b[w].round = (uint16_t)n;
 				b[w].state = BATCH_CLOSED;
-				if ((result = out_open(&o[w], NULL, c->outbox, b[w].party, b[w].file, err, err_len)) != 0)
+				if ((result = settle_out_open(&o[w], NULL, c->outbox, b[w].party, b[w].file, err, err_len)) != 0)
 					break;
 				open[w] = true;
 				snprintf(created, sizeof(created), "%04u-%02u-%02uT00:00:00Z", day / 10000, day / 100 % 100, day % 100);
-				out_printf(&o[w], "H,%s,%s,%s,%u,%u,CNY\n", b[w].id, created, b[w].party, day, n);
+				settle_out_printf(&o[w], "H,%s,%s,%s,%u,%u,CNY\n", b[w].id, created, b[w].party, day, n);
 			}
 			batch_item(&b[w], e.owed_fen, e.token);
 			/* the charge file's item layout: TOKEN, LEGS (0: a debt), FIRST, LAST (the decline), AMOUNT, D */
-			out_printf(&o[w], "D,%llu,%llu,0,%s,%s,%lld,D\n", (unsigned long long)b[w].items,
+			settle_out_printf(&o[w], "D,%llu,%llu,0,%s,%s,%lld,D\n", (unsigned long long)b[w].items,
 				   (unsigned long long)e.token, e.batch, e.reason[0] ? e.reason : "-", (long long)e.owed_fen);
 			e.retries_left--;
 			e.next_retry_day = settle_day_add(day, c->retry_days);
@@ -90,15 +90,15 @@ int settle_recover(struct settle_ctx *c, uint32_t day, FILE *out, char *err, siz
 	for (int w = 0; w < 2 && result == 0; w++) {
 		if (!open[w])
 			continue;
-		out_printf(&o[w], "T,%llu,%lld,0,%llu\n", (unsigned long long)b[w].items, (long long)b[w].debit_fen,
+		settle_out_printf(&o[w], "T,%llu,%lld,0,%llu\n", (unsigned long long)b[w].items, (long long)b[w].debit_fen,
 			   (unsigned long long)b[w].hash_total);
-		if ((result = out_commit(&o[w], b[w].sha256, err, err_len)) == 0 && (rc = settle_batch_put_txn(c->db, txn, &b[w])) != 0)
+		if ((result = settle_out_commit(&o[w], b[w].sha256, err, err_len)) == 0 && (rc = settle_batch_put_txn(c->db, txn, &b[w])) != 0)
 			break;
 		open[w] = false;
 	}
 	for (int w = 0; w < 2; w++)
 		if (open[w])
-			out_abort(&o[w]);
+			settle_out_abort(&o[w]);
 	if (result == 0 && rc != 0 && rc != MDB_NOTFOUND)
 		result = settle_store_fail(c->db, err, err_len, "recovery", rc);
 	if (result != 0) {

@@ -122,7 +122,7 @@ int settle_status(struct settle_ctx *c, FILE *out, char *err, size_t err_len)
 		while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0 && v.mv_size == sizeof(p)) {
 			memcpy(&p, v.mv_data, sizeof(p));
 			char when[32];
-			utc_text(p.created_us, when);
+			settle_utc_text(p.created_us, when);
 			fprintf(out, "day %u round %u: %llu legs, rating runs %u..%u, files dated %s\n", p.day, p.round,
 				(unsigned long long)p.legs, p.run_lo + 1, p.run_hi, when);
 		}
