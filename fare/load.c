@@ -32,13 +32,13 @@ static int load_rows(struct loader *ld, const struct column_def *cols, unsigned 
 	int c[COLUMNS_MAX], rc = 0;
 	for (unsigned i = 0; i < ncols && i < COLUMNS_MAX; i++)
 		if ((c[i] = col_of(&ld->t, cols[i].name)) < 0 && cols[i].required)
-			rc = fail(ld, 1, 0, "missing required column \"%s\"", cols[i].name);
+			rc = fare_fail(ld, 1, 0, "missing required column \"%s\"", cols[i].name);
 	if (rc != 0)
 		return rc;
 	for (uint32_t i = 0; i < ld->t.nrows; i++) {
 		const struct csv_row *r = &ld->t.rows[i];
 		int row_rc = r->nfields != ld->t.ncols
-				     ? fail(ld, r->line, 0, "%u fields, the header has %u", r->nfields, ld->t.ncols)
+				     ? fare_fail(ld, r->line, 0, "%u fields, the header has %u", r->nfields, ld->t.ncols)
 				     : fn(ld, r, c);
 		if (row_rc == FARE_ERR_NOMEM)
 			return row_rc;
@@ -61,7 +61,7 @@ static int load_rows(struct loader *ld, const struct column_def *cols, unsigned 
 static bool code_of(const char *s, uint32_t *code)
 {
 	int64_t v;
-	if (!*s || (s[0] == '0' && s[1]) || strlen(s) > 10 || !parse_i64(s, 0, UINT32_MAX, &v))
+	if (!*s || (s[0] == '0' && s[1]) || strlen(s) > 10 || !fare_parse_i64(s, 0, UINT32_MAX, &v))
 		return false;
 	*code = (uint32_t)v;
 	return true;
@@ -84,23 +84,23 @@ static int add_candidate(struct code_candidate **arr, uint32_t *n, const char *t
 static int feed_info_row(struct loader *ld, const struct csv_row *r, const int *c)
 {
 	if (c[0] >= 0 && !ld->f->version_label[0])
-		snprintf(ld->f->version_label, sizeof(ld->f->version_label), "%s", fld(r, c[0]));
+		snprintf(ld->f->version_label, sizeof(ld->f->version_label), "%s", fare_field(r, c[0]));
 	return 0;
 }
 LOAD(load_feed_info, feed_info_row, {"feed_version", false})
 
 static int agency_row(struct loader *ld, const struct csv_row *r, const int *c)
 {
-	const char *tz = fld(r, c[0]);
+	const char *tz = fare_field(r, c[0]);
 	struct fare_feed *f = ld->f;
 	if (!*tz)
-		return fail(ld, r->line, c[0] + 1, "required value is empty");
+		return fare_fail(ld, r->line, c[0] + 1, "required value is empty");
 	char path[FARE_ID_MAX + 32];
 	snprintf(path, sizeof(path), "/usr/share/zoneinfo/%s", tz);
 	if (strlen(tz) >= sizeof(f->timezone) || strstr(tz, "..") || access(path, R_OK) != 0)
-		return fail(ld, r->line, c[0] + 1, "\"%s\" is not a time zone of /usr/share/zoneinfo", tz);
+		return fare_fail(ld, r->line, c[0] + 1, "\"%s\" is not a time zone of /usr/share/zoneinfo", tz);
 	if (f->timezone[0] && strcmp(f->timezone, tz) != 0)
-		return fail(ld, r->line, c[0] + 1, "\"%s\": every agency of a feed has one time zone (\"%s\")", tz,
+		return fare_fail(ld, r->line, c[0] + 1, "\"%s\": every agency of a feed has one time zone (\"%s\")", tz,
 			    f->timezone);
 	snprintf(f->timezone, sizeof(f->timezone), "%s", tz);
 	return 0;
@@ -113,19 +113,19 @@ LOAD(load_agency, agency_row, {"agency_timezone", true})
 static int stop_zone_of(struct loader *ld, const struct csv_row *r, int c, uint8_t *zone)
 {
 	struct fare_feed *f = ld->f;
-	const char *tz = fld(r, c);
+	const char *tz = fare_field(r, c);
 	char path[FARE_ID_MAX + 32];
 	*zone = 0;
 	if (!*tz || strcmp(tz, f->timezone) == 0)
 		return 0;
 	snprintf(path, sizeof(path), "/usr/share/zoneinfo/%s", tz);
 	if (strlen(tz) >= FARE_ID_MAX || strstr(tz, "..") || access(path, R_OK) != 0)
-		return fail(ld, r->line, c + 1, "\"%s\" is not a time zone of /usr/share/zoneinfo", tz);
+		return fare_fail(ld, r->line, c + 1, "\"%s\" is not a time zone of /usr/share/zoneinfo", tz);
 	int32_t z = fare_ids_intern(&f->zones, tz);
 	if (z < 0)
 		return FARE_ERR_NOMEM;
 	if ((uint32_t)z >= FARE_STOP_ZONES_MAX)
-		return fail(ld, r->line, c + 1, "\"%s\": more than %u stop time zones", tz, FARE_STOP_ZONES_MAX);
+		return fare_fail(ld, r->line, c + 1, "\"%s\": more than %u stop time zones", tz, FARE_STOP_ZONES_MAX);
 	*zone = (uint8_t)(z + 1);
 	return 0;
 }
@@ -137,16 +137,16 @@ static int stop_row(struct loader *ld, const struct csv_row *r, const int *c)
 	int32_t ix;
 	uint8_t zone;
 	int rc;
-	CHECK(get_new_id(ld, r, c[0], &f->stops, &ix));
-	if (!(f->stop_parent = grow(f->stop_parent, (uint32_t)ix, sizeof(*f->stop_parent))) ||
-	    !(f->stop_zone = grow(f->stop_zone, (uint32_t)ix, sizeof(*f->stop_zone))))
+	CHECK(fare_get_new_id(ld, r, c[0], &f->stops, &ix));
+	if (!(f->stop_parent = fare_grow(f->stop_parent, (uint32_t)ix, sizeof(*f->stop_parent))) ||
+	    !(f->stop_zone = fare_grow(f->stop_zone, (uint32_t)ix, sizeof(*f->stop_zone))))
 		return FARE_ERR_NOMEM;
-	f->stop_parent[ix] = *fld(r, c[2]) ? -2 - (int32_t)(r - ld->t.rows) : -1;
+	f->stop_parent[ix] = *fare_field(r, c[2]) ? -2 - (int32_t)(r - ld->t.rows) : -1;
 	f->stop_zone[ix] = 0;
 	CHECK(stop_zone_of(ld, r, c[3], &zone));
 	f->stop_zone[ix] = zone;
-	CHECK(add_candidate(&ld->stop_cands, &ld->nstop_cands, fld(r, c[0]), (uint32_t)ix, 0));
-	return add_candidate(&ld->stop_cands, &ld->nstop_cands, fld(r, c[1]), (uint32_t)ix, 1);
+	CHECK(add_candidate(&ld->stop_cands, &ld->nstop_cands, fare_field(r, c[0]), (uint32_t)ix, 0));
+	return add_candidate(&ld->stop_cands, &ld->nstop_cands, fare_field(r, c[1]), (uint32_t)ix, 1);
 }
 LOAD(load_stops, stop_row, {"stop_id", true}, {"stop_code", false}, {"parent_station", false},
      {"stop_timezone", false})
@@ -161,11 +161,11 @@ static int finish_stops(struct loader *ld)
 		if (f->stop_parent[i] >= -1)
 			continue;
 		const struct csv_row *r = &ld->t.rows[-2 - f->stop_parent[i]];
-		int32_t p = fare_ids_find(&f->stops, fld(r, c));
+		int32_t p = fare_ids_find(&f->stops, fare_field(r, c));
 		f->stop_parent[i] = p >= 0 && (uint32_t)p != i ? p : -1;
 		if (p < 0 || (uint32_t)p == i)
-			rc = fail(ld, r->line, c + 1, "%s stop_id \"%s\"", p < 0 ? "unknown" : "its own",
-				  fld(r, c));
+			rc = fare_fail(ld, r->line, c + 1, "%s stop_id \"%s\"", p < 0 ? "unknown" : "its own",
+				  fare_field(r, c));
 	}
 	for (uint32_t i = 0; i < f->stops.n; i++) {
 		uint32_t s = i;
@@ -173,7 +173,7 @@ static int finish_stops(struct loader *ld)
 		for (; d <= FARE_STATION_DEPTH_MAX && f->stop_parent[s] >= 0; d++)
 			s = (uint32_t)f->stop_parent[s];
 		if (d > FARE_STATION_DEPTH_MAX) {
-			rc = fail(ld, 0, 0, "stop \"%s\": parent_station links deeper than %u (a loop?)",
+			rc = fare_fail(ld, 0, 0, "stop \"%s\": parent_station links deeper than %u (a loop?)",
 				  f->stops.names[i], FARE_STATION_DEPTH_MAX);
 			f->stop_parent[i] = -1;
 		}
@@ -186,7 +186,7 @@ static int finish_stops(struct loader *ld)
 
 static int area_row(struct loader *ld, const struct csv_row *r, const int *c)
 {
-	return get_new_id(ld, r, c[0], &ld->f->areas, NULL);
+	return fare_get_new_id(ld, r, c[0], &ld->f->areas, NULL);
 }
 LOAD(load_areas, area_row, {"area_id", true})
 
@@ -196,8 +196,8 @@ static int stop_area_row(struct loader *ld, const struct csv_row *r, const int *
 	struct fare_stop_area sa;
 	int32_t stop;
 	int rc;
-	CHECK(get_ref(ld, r, c[0], &f->areas, "area_id", true, &sa.area));
-	CHECK(get_ref(ld, r, c[1], &f->stops, "stop_id", true, &stop));
+	CHECK(fare_get_ref(ld, r, c[0], &f->areas, "area_id", true, &sa.area));
+	CHECK(fare_get_ref(ld, r, c[1], &f->stops, "stop_id", true, &stop));
 	sa.stop = (uint32_t)stop;
 	struct fare_stop_area *p = PUSH(f->stop_areas, f->nstop_areas);
 	if (!p)
@@ -210,7 +210,7 @@ LOAD(load_stop_areas, stop_area_row, {"area_id", true}, {"stop_id", true})
 static int network_row(struct loader *ld, const struct csv_row *r, const int *c)
 {
 	ld->networks_file = true;
-	return get_new_id(ld, r, c[0], &ld->f->networks, NULL);
+	return fare_get_new_id(ld, r, c[0], &ld->f->networks, NULL);
 }
 LOAD(load_networks, network_row, {"network_id", true})
 
@@ -219,17 +219,17 @@ static int route_row(struct loader *ld, const struct csv_row *r, const int *c)
 	struct fare_feed *f = ld->f;
 	int32_t ix, net = -1;
 	int rc;
-	CHECK(get_new_id(ld, r, c[0], &f->routes, &ix));
-	if (!(f->route_network = grow(f->route_network, (uint32_t)ix, sizeof(*f->route_network))))
+	CHECK(fare_get_new_id(ld, r, c[0], &f->routes, &ix));
+	if (!(f->route_network = fare_grow(f->route_network, (uint32_t)ix, sizeof(*f->route_network))))
 		return FARE_ERR_NOMEM;
 	f->route_network[ix] = -1;
-	if (*fld(r, c[1]) && ld->networks_file)
-		CHECK(get_ref(ld, r, c[1], &f->networks, "network_id", false, &net));
-	else if (*fld(r, c[1]) && (net = fare_ids_intern(&f->networks, fld(r, c[1]))) < 0)
+	if (*fare_field(r, c[1]) && ld->networks_file)
+		CHECK(fare_get_ref(ld, r, c[1], &f->networks, "network_id", false, &net));
+	else if (*fare_field(r, c[1]) && (net = fare_ids_intern(&f->networks, fare_field(r, c[1]))) < 0)
 		return FARE_ERR_NOMEM;
 	f->route_network[ix] = net;
-	CHECK(add_candidate(&ld->route_cands, &ld->nroute_cands, fld(r, c[0]), (uint32_t)ix, 0));
-	return add_candidate(&ld->route_cands, &ld->nroute_cands, fld(r, c[2]), (uint32_t)ix, 1);
+	CHECK(add_candidate(&ld->route_cands, &ld->nroute_cands, fare_field(r, c[0]), (uint32_t)ix, 0));
+	return add_candidate(&ld->route_cands, &ld->nroute_cands, fare_field(r, c[2]), (uint32_t)ix, 1);
 }
 LOAD(load_routes, route_row, {"route_id", true}, {"network_id", false}, {"route_short_name", false})
 
@@ -238,10 +238,10 @@ static int route_network_row(struct loader *ld, const struct csv_row *r, const i
 	struct fare_feed *f = ld->f;
 	int32_t net, route;
 	int rc;
-	CHECK(get_ref(ld, r, c[0], &f->networks, "network_id", true, &net));
-	CHECK(get_ref(ld, r, c[1], &f->routes, "route_id", true, &route));
+	CHECK(fare_get_ref(ld, r, c[0], &f->networks, "network_id", true, &net));
+	CHECK(fare_get_ref(ld, r, c[1], &f->routes, "route_id", true, &route));
 	if (f->route_network[route] >= 0)
-		return fail(ld, r->line, c[1] + 1, "route %s is in network \"%s\" already", fld(r, c[1]),
+		return fare_fail(ld, r->line, c[1] + 1, "route %s is in network \"%s\" already", fare_field(r, c[1]),
 			    f->networks.names[f->route_network[route]]);
 	f->route_network[route] = net;
 	return 0;
@@ -272,17 +272,17 @@ static int calendar_row(struct loader *ld, const struct csv_row *r, const int *c
 	struct fare_service sv = {.has_calendar = true};
 	int32_t idx;
 	int rc;
-	if (*fld(r, c[0]) && fare_ids_find(&ld->f->services, fld(r, c[0])) >= 0)
-		return fail(ld, r->line, c[0] + 1, "duplicate id \"%s\"", fld(r, c[0]));
-	if (!*fld(r, c[0]))
-		return fail(ld, r->line, c[0] + 1, "required id is empty");
+	if (*fare_field(r, c[0]) && fare_ids_find(&ld->f->services, fare_field(r, c[0])) >= 0)
+		return fare_fail(ld, r->line, c[0] + 1, "duplicate id \"%s\"", fare_field(r, c[0]));
+	if (!*fare_field(r, c[0]))
+		return fare_fail(ld, r->line, c[0] + 1, "required id is empty");
 	for (int d = 0; d < 7; d++) {
 		int64_t v;
-		CHECK(get_int(ld, r, c[1 + d], 0, 1, true, 0, &v));
+		CHECK(fare_get_int(ld, r, c[1 + d], 0, 1, true, 0, &v));
 		sv.weekdays |= (uint8_t)(v << d);
 	}
-	CHECK(get_dates(ld, r, c[8], c[9], &sv.start_date, &sv.end_date));
-	CHECK(service_of(ld, fld(r, c[0]), &idx));
+	CHECK(fare_get_dates(ld, r, c[8], c[9], &sv.start_date, &sv.end_date));
+	CHECK(service_of(ld, fare_field(r, c[0]), &idx));
 	ld->f->service_rows[idx] = sv;
 	return 0;
 }
@@ -295,11 +295,11 @@ static int calendar_date_row(struct loader *ld, const struct csv_row *r, const i
 	struct fare_service_date sd;
 	int64_t type;
 	int rc;
-	if (!*fld(r, c[0]))
-		return fail(ld, r->line, c[0] + 1, "required value is empty");
-	CHECK(get_date(ld, r, c[1], &sd.date));
-	CHECK(get_int(ld, r, c[2], 1, 2, true, 0, &type));
-	CHECK(service_of(ld, fld(r, c[0]), &sd.service));
+	if (!*fare_field(r, c[0]))
+		return fare_fail(ld, r->line, c[0] + 1, "required value is empty");
+	CHECK(fare_get_date(ld, r, c[1], &sd.date));
+	CHECK(fare_get_int(ld, r, c[2], 1, 2, true, 0, &type));
+	CHECK(service_of(ld, fare_field(r, c[0]), &sd.service));
 	sd.type = (uint8_t)type;
 	struct fare_service_date *p = PUSH(ld->f->service_dates, ld->f->nservice_dates);
 	if (!p)
@@ -314,22 +314,22 @@ static int timeframe_row(struct loader *ld, const struct csv_row *r, const int *
 	struct fare_feed *f = ld->f;
 	struct fare_timeframe tf = {.start_s = 0, .end_s = 86400};
 	int rc;
-	if (!*fld(r, c[0]))
-		return fail(ld, r->line, c[0] + 1, "required value is empty");
-	if ((tf.group = fare_ids_intern(&f->tfgroups, fld(r, c[0]))) < 0)
+	if (!*fare_field(r, c[0]))
+		return fare_fail(ld, r->line, c[0] + 1, "required value is empty");
+	if ((tf.group = fare_ids_intern(&f->tfgroups, fare_field(r, c[0]))) < 0)
 		return FARE_ERR_NOMEM;
 	if (f->tfgroups.n > FARE_TIMEFRAME_GROUPS_MAX)
-		return fail(ld, r->line, c[0] + 1, "more than %u timeframe groups", FARE_TIMEFRAME_GROUPS_MAX);
-	bool has_s = *fld(r, c[1]), has_e = *fld(r, c[2]);
+		return fare_fail(ld, r->line, c[0] + 1, "more than %u timeframe groups", FARE_TIMEFRAME_GROUPS_MAX);
+	bool has_s = *fare_field(r, c[1]), has_e = *fare_field(r, c[2]);
 	if (has_s != has_e)
-		return fail(ld, r->line, has_s ? c[2] + 1 : c[1] + 1, "start_time and end_time go together");
-	if (has_s && !parse_time(fld(r, c[1]), &tf.start_s))
-		return fail(ld, r->line, c[1] + 1, "\"%s\" is not a time HH:MM:SS up to 24:00:00", fld(r, c[1]));
-	if (has_e && !parse_time(fld(r, c[2]), &tf.end_s))
-		return fail(ld, r->line, c[2] + 1, "\"%s\" is not a time HH:MM:SS up to 24:00:00", fld(r, c[2]));
+		return fare_fail(ld, r->line, has_s ? c[2] + 1 : c[1] + 1, "start_time and end_time go together");
+	if (has_s && !fare_parse_time(fare_field(r, c[1]), &tf.start_s))
+		return fare_fail(ld, r->line, c[1] + 1, "\"%s\" is not a time HH:MM:SS up to 24:00:00", fare_field(r, c[1]));
+	if (has_e && !fare_parse_time(fare_field(r, c[2]), &tf.end_s))
+		return fare_fail(ld, r->line, c[2] + 1, "\"%s\" is not a time HH:MM:SS up to 24:00:00", fare_field(r, c[2]));
 	if (tf.start_s >= tf.end_s)
-		return fail(ld, r->line, c[2] + 1, "end_time is not after start_time");
-	CHECK(get_ref(ld, r, c[3], &f->services, "service_id (calendar.txt, calendar_dates.txt)", false, &tf.service));
+		return fare_fail(ld, r->line, c[2] + 1, "end_time is not after start_time");
+	CHECK(fare_get_ref(ld, r, c[3], &f->services, "service_id (calendar.txt, calendar_dates.txt)", false, &tf.service));
 	struct fare_timeframe *p = PUSH(f->timeframes, f->ntimeframes);
 	if (!p)
 		return FARE_ERR_NOMEM;
@@ -347,11 +347,11 @@ static int media_row(struct loader *ld, const struct csv_row *r, const int *c)
 	int32_t idx;
 	int64_t type;
 	int rc;
-	CHECK(get_new_id(ld, r, c[0], &f->media, &idx));
-	if (!(f->media_type = grow(f->media_type, (uint32_t)idx, sizeof(*f->media_type))))
+	CHECK(fare_get_new_id(ld, r, c[0], &f->media, &idx));
+	if (!(f->media_type = fare_grow(f->media_type, (uint32_t)idx, sizeof(*f->media_type))))
 		return FARE_ERR_NOMEM;
 	f->media_type[idx] = -1;
-	CHECK(get_int(ld, r, c[1], 0, 4, true, 0, &type));
+	CHECK(fare_get_int(ld, r, c[1], 0, 4, true, 0, &type));
 	f->media_type[idx] = (int8_t)type;
 	return 0;
 }
@@ -363,13 +363,13 @@ static int tg_media_row(struct loader *ld, const struct csv_row *r, const int *c
 	struct fare_feed *f = ld->f;
 	int medium = 0;
 	for (int m = 1; m <= 3; m++)
-		if (strcmp(fld(r, c[0]), names[m]) == 0)
+		if (strcmp(fare_field(r, c[0]), names[m]) == 0)
 			medium = m;
 	if (medium == 0)
-		return fail(ld, r->line, c[0] + 1, "\"%s\" is not epurse, quickpass or qr", fld(r, c[0]));
+		return fare_fail(ld, r->line, c[0] + 1, "\"%s\" is not epurse, quickpass or qr", fare_field(r, c[0]));
 	if (f->media_of[medium] >= 0)
-		return fail(ld, r->line, c[0] + 1, "%s is mapped already", names[medium]);
-	return get_ref(ld, r, c[1], &f->media, "fare_media_id", true, &f->media_of[medium]);
+		return fare_fail(ld, r->line, c[0] + 1, "%s is mapped already", names[medium]);
+	return fare_get_ref(ld, r, c[1], &f->media, "fare_media_id", true, &f->media_of[medium]);
 }
 LOAD(load_tg_media, tg_media_row, {"medium", true}, {"fare_media_id", true})
 
@@ -379,10 +379,10 @@ static int category_row(struct loader *ld, const struct csv_row *r, const int *c
 	int32_t idx;
 	int64_t dflt;
 	int rc;
-	CHECK(get_new_id(ld, r, c[0], &f->categories, &idx));
-	CHECK(get_int(ld, r, c[1], 0, 1, false, 0, &dflt));
+	CHECK(fare_get_new_id(ld, r, c[0], &f->categories, &idx));
+	CHECK(fare_get_int(ld, r, c[1], 0, 1, false, 0, &dflt));
 	if (dflt && f->default_category >= 0)
-		return fail(ld, r->line, c[1] + 1, "a second default category (\"%s\" is one)",
+		return fare_fail(ld, r->line, c[1] + 1, "a second default category (\"%s\" is one)",
 			    f->categories.names[f->default_category]);
 	if (dflt)
 		f->default_category = idx;
@@ -414,12 +414,12 @@ static int product_slot(struct loader *ld, int32_t product)
 static int currency_of(struct loader *ld, const struct csv_row *r, int c)
 {
 	struct fare_feed *f = ld->f;
-	const char *cur = fld(r, c);
-	int units = currency_minor_units(cur);
+	const char *cur = fare_field(r, c);
+	int units = fare_currency_minor_units(cur);
 	if (units < 0)
-		return fail(ld, r->line, c + 1, "\"%s\" is not an ISO 4217 currency code", cur);
+		return fare_fail(ld, r->line, c + 1, "\"%s\" is not an ISO 4217 currency code", cur);
 	if (f->currency[0] && strcmp(f->currency, cur) != 0)
-		return fail(ld, r->line, c + 1, "\"%s\": a feed has one currency (\"%s\" above)", cur, f->currency);
+		return fare_fail(ld, r->line, c + 1, "\"%s\": a feed has one currency (\"%s\" above)", cur, f->currency);
 	memcpy(f->currency, cur, 4);
 	f->minor_units = (uint8_t)units;
 	return 0;
@@ -429,10 +429,10 @@ static int product_fields(struct loader *ld, const struct csv_row *r, const int 
 {
 	struct fare_feed *f = ld->f;
 	int rc;
-	CHECK(get_ref(ld, r, c[1], &f->categories, "rider_category_id", false, &pr->category));
-	CHECK(get_ref(ld, r, c[2], &f->media, "fare_media_id", false, &pr->media));
+	CHECK(fare_get_ref(ld, r, c[1], &f->categories, "rider_category_id", false, &pr->category));
+	CHECK(fare_get_ref(ld, r, c[2], &f->media, "fare_media_id", false, &pr->media));
 	CHECK(currency_of(ld, r, c[4]));
-	return get_amount(ld, r, c[3], true, &pr->amount_fen);
+	return fare_get_amount(ld, r, c[3], true, &pr->amount_fen);
 }
 
 static int product_row(struct loader *ld, const struct csv_row *r, const int *c)
@@ -440,9 +440,9 @@ static int product_row(struct loader *ld, const struct csv_row *r, const int *c)
 	struct fare_feed *f = ld->f;
 	struct fare_price pr;
 	int rc;
-	if (!*fld(r, c[0]))
-		return fail(ld, r->line, c[0] + 1, "required value is empty");
-	if ((pr.product = fare_ids_intern(&f->products, fld(r, c[0]))) < 0 || product_slot(ld, pr.product))
+	if (!*fare_field(r, c[0]))
+		return fare_fail(ld, r->line, c[0] + 1, "required value is empty");
+	if ((pr.product = fare_ids_intern(&f->products, fare_field(r, c[0]))) < 0 || product_slot(ld, pr.product))
 		return FARE_ERR_NOMEM;
 	if ((rc = product_fields(ld, r, c, &pr)) != 0) {
 		ld->product_bad[pr.product] = true;
@@ -465,8 +465,8 @@ static int leg_product(struct loader *ld, const struct csv_row *r, int c, int32_
 {
 	if (product >= 0 && (uint32_t)product < ld->product_cap && ld->product_min[product] < 0 &&
 	    ld->product_min[product] != INT32_MAX)
-		return fail(ld, r->line, c + 1, "\"%s\" has a negative amount: a leg's fare may not be negative",
-			    fld(r, c));
+		return fare_fail(ld, r->line, c + 1, "\"%s\" has a negative amount: a leg's fare may not be negative",
+			    fare_field(r, c));
 	return 0;
 }
 
@@ -480,18 +480,18 @@ static int leg_rule_row(struct loader *ld, const struct csv_row *r, const int *c
 	struct fare_leg_rule lr = {.leg_group = -1};
 	int64_t v;
 	int bad = 0;
-	if (*fld(r, c[0]) && (lr.leg_group = fare_ids_intern(&f->groups, fld(r, c[0]))) < 0)
+	if (*fare_field(r, c[0]) && (lr.leg_group = fare_ids_intern(&f->groups, fare_field(r, c[0]))) < 0)
 		return FARE_ERR_NOMEM;
-	bad |= get_ref(ld, r, c[1], &f->networks, "network_id", false, &lr.network);
-	bad |= get_ref(ld, r, c[2], &f->areas, "area_id", false, &lr.from_area);
-	bad |= get_ref(ld, r, c[3], &f->areas, "area_id", false, &lr.to_area);
-	bad |= get_ref(ld, r, c[4], &f->tfgroups, "timeframe_group_id", false, &lr.from_tf);
-	bad |= get_ref(ld, r, c[5], &f->tfgroups, "timeframe_group_id", false, &lr.to_tf);
-	bad |= get_ref(ld, r, c[6], &f->products, "fare_product_id", true, &lr.product);
+	bad |= fare_get_ref(ld, r, c[1], &f->networks, "network_id", false, &lr.network);
+	bad |= fare_get_ref(ld, r, c[2], &f->areas, "area_id", false, &lr.from_area);
+	bad |= fare_get_ref(ld, r, c[3], &f->areas, "area_id", false, &lr.to_area);
+	bad |= fare_get_ref(ld, r, c[4], &f->tfgroups, "timeframe_group_id", false, &lr.from_tf);
+	bad |= fare_get_ref(ld, r, c[5], &f->tfgroups, "timeframe_group_id", false, &lr.to_tf);
+	bad |= fare_get_ref(ld, r, c[6], &f->products, "fare_product_id", true, &lr.product);
 	bad |= leg_product(ld, r, c[6], lr.product);
-	bad |= get_int(ld, r, c[7], 0, INT32_MAX, false, 0, &v);
+	bad |= fare_get_int(ld, r, c[7], 0, INT32_MAX, false, 0, &v);
 	lr.priority = bad ? 0 : (int32_t)v;
-	bad |= get_int(ld, r, c[8], 0, 1, false, 0, &v);
+	bad |= fare_get_int(ld, r, c[8], 0, 1, false, 0, &v);
 	lr.transfer_only = !bad && v == 1;
 	if (lr.product >= 0 && ld->product_bad[lr.product])
 		lr.excluded = true; /* its product's row was refused (and reported there) */
@@ -524,12 +524,12 @@ static int join_rule_row(struct loader *ld, const struct csv_row *r, const int *
 	struct fare_feed *f = ld->f;
 	struct fare_join_rule j;
 	int rc;
-	CHECK(get_ref(ld, r, c[0], &f->networks, "network_id", true, &j.from_network));
-	CHECK(get_ref(ld, r, c[1], &f->networks, "network_id", true, &j.to_network));
-	CHECK(get_ref(ld, r, c[2], &f->stops, "stop_id", false, &j.from_stop));
-	CHECK(get_ref(ld, r, c[3], &f->stops, "stop_id", false, &j.to_stop));
+	CHECK(fare_get_ref(ld, r, c[0], &f->networks, "network_id", true, &j.from_network));
+	CHECK(fare_get_ref(ld, r, c[1], &f->networks, "network_id", true, &j.to_network));
+	CHECK(fare_get_ref(ld, r, c[2], &f->stops, "stop_id", false, &j.from_stop));
+	CHECK(fare_get_ref(ld, r, c[3], &f->stops, "stop_id", false, &j.to_stop));
 	if ((j.from_stop < 0) != (j.to_stop < 0))
-		return fail(ld, r->line, (j.from_stop < 0 ? c[2] : c[3]) + 1, "from_stop_id and to_stop_id go together");
+		return fare_fail(ld, r->line, (j.from_stop < 0 ? c[2] : c[3]) + 1, "from_stop_id and to_stop_id go together");
 	j.line = r->line;
 	struct fare_join_rule *p = PUSH(f->join_rules, f->njoin_rules);
 	if (!p)
@@ -545,19 +545,19 @@ static int transfer_limits(struct loader *ld, const struct csv_row *r, const int
 	int64_t v;
 	int rc;
 	bool same = tr->from_group >= 0 && tr->from_group == tr->to_group;
-	if (same && !*fld(r, c[2]))
-		return fail(ld, r->line, c[2] + 1, "required when from_leg_group_id equals to_leg_group_id");
-	if (!same && *fld(r, c[2]))
-		return fail(ld, r->line, c[2] + 1, "forbidden unless from_leg_group_id equals to_leg_group_id");
-	CHECK(get_int(ld, r, c[2], -1, 1000000, false, 0, &v));
+	if (same && !*fare_field(r, c[2]))
+		return fare_fail(ld, r->line, c[2] + 1, "required when from_leg_group_id equals to_leg_group_id");
+	if (!same && *fare_field(r, c[2]))
+		return fare_fail(ld, r->line, c[2] + 1, "forbidden unless from_leg_group_id equals to_leg_group_id");
+	CHECK(fare_get_int(ld, r, c[2], -1, 1000000, false, 0, &v));
 	if (same && v == 0)
-		return fail(ld, r->line, c[2] + 1, "must be -1 (unlimited) or at least 1");
+		return fare_fail(ld, r->line, c[2] + 1, "must be -1 (unlimited) or at least 1");
 	tr->transfer_count = (int32_t)v;
-	CHECK(get_int(ld, r, c[3], 1, INT32_MAX, false, -1, &v));
+	CHECK(fare_get_int(ld, r, c[3], 1, INT32_MAX, false, -1, &v));
 	tr->duration_s = (int32_t)v;
-	if (tr->duration_s < 0 && *fld(r, c[4]))
-		return fail(ld, r->line, c[4] + 1, "forbidden without duration_limit");
-	CHECK(get_int(ld, r, c[4], 0, 3, tr->duration_s >= 0, 0, &v));
+	if (tr->duration_s < 0 && *fare_field(r, c[4]))
+		return fare_fail(ld, r->line, c[4] + 1, "forbidden without duration_limit");
+	CHECK(fare_get_int(ld, r, c[4], 0, 3, tr->duration_s >= 0, 0, &v));
 	tr->duration_type = (int32_t)v;
 	return 0;
 }
@@ -568,16 +568,16 @@ static int transfer_rule_row(struct loader *ld, const struct csv_row *r, const i
 	struct fare_transfer_rule tr;
 	int64_t v;
 	int rc;
-	CHECK(get_ref(ld, r, c[0], &f->groups, "leg_group_id", false, &tr.from_group));
-	CHECK(get_ref(ld, r, c[1], &f->groups, "leg_group_id", false, &tr.to_group));
+	CHECK(fare_get_ref(ld, r, c[0], &f->groups, "leg_group_id", false, &tr.from_group));
+	CHECK(fare_get_ref(ld, r, c[1], &f->groups, "leg_group_id", false, &tr.to_group));
 	CHECK(transfer_limits(ld, r, c, &tr));
-	CHECK(get_int(ld, r, c[5], 0, 2, true, 0, &v));
+	CHECK(fare_get_int(ld, r, c[5], 0, 2, true, 0, &v));
 	tr.transfer_type = (int32_t)v;
-	CHECK(get_ref(ld, r, c[6], &f->products, "fare_product_id", false, &tr.product));
-	CHECK(get_ref(ld, r, c[7], &f->products, "fare_product_id", false, &tr.filter_product));
-	CHECK(get_int(ld, r, c[8], 0, 1, false, 0, &v));
+	CHECK(fare_get_ref(ld, r, c[6], &f->products, "fare_product_id", false, &tr.product));
+	CHECK(fare_get_ref(ld, r, c[7], &f->products, "fare_product_id", false, &tr.filter_product));
+	CHECK(fare_get_int(ld, r, c[8], 0, 1, false, 0, &v));
 	tr.media_behavior = (int8_t)v;
-	CHECK(get_int(ld, r, c[9], 0, 1, false, 0, &v));
+	CHECK(fare_get_int(ld, r, c[9], 0, 1, false, 0, &v));
 	tr.product_behavior = (int8_t)v;
 	tr.line = r->line;
 	struct fare_transfer_rule *p = PUSH(f->transfer_rules, f->ntransfer_rules);
@@ -595,15 +595,15 @@ LOAD(load_fare_transfer_rules, transfer_rule_row, {"from_leg_group_id", false}, 
 
 static int code_row(struct loader *ld, const struct csv_row *r, const int *c)
 {
-	bool stop = strcmp(fld(r, c[0]), "stop") == 0;
+	bool stop = strcmp(fare_field(r, c[0]), "stop") == 0;
 	int32_t ix;
 	uint32_t code;
 	int rc;
-	if (!stop && strcmp(fld(r, c[0]), "route") != 0)
-		return fail(ld, r->line, c[0] + 1, "\"%s\" is not stop or route", fld(r, c[0]));
-	if (!code_of(fld(r, c[1]), &code))
-		return fail(ld, r->line, c[1] + 1, "\"%s\" is not a decimal number", fld(r, c[1]));
-	CHECK(get_ref(ld, r, c[2], stop ? &ld->f->stops : &ld->f->routes, stop ? "stop_id" : "route_id", true, &ix));
+	if (!stop && strcmp(fare_field(r, c[0]), "route") != 0)
+		return fare_fail(ld, r->line, c[0] + 1, "\"%s\" is not stop or route", fare_field(r, c[0]));
+	if (!code_of(fare_field(r, c[1]), &code))
+		return fare_fail(ld, r->line, c[1] + 1, "\"%s\" is not a decimal number", fare_field(r, c[1]));
+	CHECK(fare_get_ref(ld, r, c[2], stop ? &ld->f->stops : &ld->f->routes, stop ? "stop_id" : "route_id", true, &ix));
 	if (stop && !ld->stop_codes_explicit)
 		ld->stop_codes_explicit = true, ld->nstop_cands = 0;
 	if (!stop && !ld->route_codes_explicit)
@@ -612,7 +612,7 @@ static int code_row(struct loader *ld, const struct csv_row *r, const int *c)
 	uint32_t *n = stop ? &ld->nstop_cands : &ld->nroute_cands;
 	for (uint32_t i = 0; i < *n; i++)
 		if ((*arr)[i].code == code)
-			return fail(ld, r->line, c[1] + 1, "%s code %u is mapped already", fld(r, c[0]), code);
+			return fare_fail(ld, r->line, c[1] + 1, "%s code %u is mapped already", fare_field(r, c[0]), code);
 	struct code_candidate *p = PUSH(*arr, *n);
 	if (!p)
 		return FARE_ERR_NOMEM;
@@ -627,10 +627,10 @@ static int card_category_row(struct loader *ld, const struct csv_row *r, const i
 {
 	int64_t cat;
 	int rc;
-	CHECK(get_int(ld, r, c[0], 0, FARE_CARD_CATEGORIES - 1, true, 0, &cat));
+	CHECK(fare_get_int(ld, r, c[0], 0, FARE_CARD_CATEGORIES - 1, true, 0, &cat));
 	if (ld->f->category_of[cat] >= 0)
-		return fail(ld, r->line, c[0] + 1, "card_category %d is mapped already", (int)cat);
-	return get_ref(ld, r, c[1], &ld->f->categories, "rider_category_id", true, &ld->f->category_of[cat]);
+		return fare_fail(ld, r->line, c[0] + 1, "card_category %d is mapped already", (int)cat);
+	return fare_get_ref(ld, r, c[1], &ld->f->categories, "rider_category_id", true, &ld->f->category_of[cat]);
 }
 LOAD(load_card_categories, card_category_row, {"card_category", true}, {"rider_category_id", true})
 
@@ -640,15 +640,15 @@ static int incomplete_row(struct loader *ld, const struct csv_row *r, const int 
 	struct fare_incomplete in;
 	int64_t v;
 	int rc;
-	CHECK(get_ref(ld, r, c[0], &f->networks, "network_id", true, &in.network));
+	CHECK(fare_get_ref(ld, r, c[0], &f->networks, "network_id", true, &in.network));
 	for (uint32_t j = 0; j < f->nincomplete; j++)
 		if (f->incomplete[j].network == in.network)
-			return fail(ld, r->line, c[0] + 1, "network \"%s\" has a row already", fld(r, c[0]));
-	CHECK(get_int(ld, r, c[1], 1, 86400, true, 0, &v));
+			return fare_fail(ld, r->line, c[0] + 1, "network \"%s\" has a row already", fare_field(r, c[0]));
+	CHECK(fare_get_int(ld, r, c[1], 1, 86400, true, 0, &v));
 	in.max_journey_s = (int32_t)v;
-	CHECK(get_ref(ld, r, c[2], &f->products, "fare_product_id", true, &in.product));
+	CHECK(fare_get_ref(ld, r, c[2], &f->products, "fare_product_id", true, &in.product));
 	CHECK(leg_product(ld, r, c[2], in.product));
-	CHECK(get_int(ld, r, c[3], 0, 1, false, 0, &v));
+	CHECK(fare_get_int(ld, r, c[3], 0, 1, false, 0, &v));
 	in.board_exit = v == 1;
 	struct fare_incomplete *p = PUSH(f->incomplete, f->nincomplete);
 	if (!p)
@@ -665,15 +665,15 @@ static int cap_row(struct loader *ld, const struct csv_row *r, const int *c)
 	struct fare_feed *f = ld->f;
 	struct fare_cap cap = {.period = 0xff};
 	int rc;
-	CHECK(get_new_id(ld, r, c[0], &f->caps, NULL));
-	CHECK(get_ref(ld, r, c[1], &f->media, "fare_media_id", true, &cap.media));
-	CHECK(get_ref(ld, r, c[2], &f->categories, "rider_category_id", false, &cap.category));
+	CHECK(fare_get_new_id(ld, r, c[0], &f->caps, NULL));
+	CHECK(fare_get_ref(ld, r, c[1], &f->media, "fare_media_id", true, &cap.media));
+	CHECK(fare_get_ref(ld, r, c[2], &f->categories, "rider_category_id", false, &cap.category));
 	for (uint8_t p = 0; p < 3; p++)
-		if (strcmp(fld(r, c[3]), periods[p]) == 0)
+		if (strcmp(fare_field(r, c[3]), periods[p]) == 0)
 			cap.period = p;
 	if (cap.period == 0xff)
-		return fail(ld, r->line, c[3] + 1, "\"%s\" is not day, week or month", fld(r, c[3]));
-	CHECK(get_amount(ld, r, c[4], false, &cap.amount_fen));
+		return fare_fail(ld, r->line, c[3] + 1, "\"%s\" is not day, week or month", fare_field(r, c[3]));
+	CHECK(fare_get_amount(ld, r, c[4], false, &cap.amount_fen));
 	struct fare_cap *p = PUSH(f->cap_rows, f->ncaps);
 	if (!p)
 		return FARE_ERR_NOMEM;
@@ -689,11 +689,11 @@ static int tier_row(struct loader *ld, const struct csv_row *r, const int *c)
 	struct fare_tier t;
 	int64_t v;
 	int rc;
-	CHECK(get_new_id(ld, r, c[0], &f->tiers, NULL));
-	CHECK(get_ref(ld, r, c[1], &f->media, "fare_media_id", true, &t.media));
-	CHECK(get_ref(ld, r, c[2], &f->categories, "rider_category_id", false, &t.category));
-	CHECK(get_amount64(ld, r, c[3], &t.threshold_fen));
-	CHECK(get_int(ld, r, c[4], 1, 100, true, 0, &v));
+	CHECK(fare_get_new_id(ld, r, c[0], &f->tiers, NULL));
+	CHECK(fare_get_ref(ld, r, c[1], &f->media, "fare_media_id", true, &t.media));
+	CHECK(fare_get_ref(ld, r, c[2], &f->categories, "rider_category_id", false, &t.category));
+	CHECK(fare_get_amount64(ld, r, c[3], &t.threshold_fen));
+	CHECK(fare_get_int(ld, r, c[4], 1, 100, true, 0, &v));
 	t.discount_pct = (int32_t)v;
 	struct fare_tier *p = PUSH(f->tier_rows, f->ntiers);
 	if (!p)
@@ -708,10 +708,10 @@ LOAD(load_tiers, tier_row, {"tier_id", true}, {"fare_media_id", true}, {"rider_c
 static int get_route(struct loader *ld, const struct csv_row *r, int c, int32_t *set, uint32_t *route_id)
 {
 	*set = 0;
-	if (!*fld(r, c))
+	if (!*fare_field(r, c))
 		return 0;
-	if (!code_of(fld(r, c), route_id) || fare_feed_route_of_code(ld->f, *route_id) == FARE_NO_INDEX)
-		return fail(ld, r->line, c + 1, "unknown route_id \"%s\"", fld(r, c));
+	if (!code_of(fare_field(r, c), route_id) || fare_feed_route_of_code(ld->f, *route_id) == FARE_NO_INDEX)
+		return fare_fail(ld, r->line, c + 1, "unknown route_id \"%s\"", fare_field(r, c));
 	*set = 1;
 	return 0;
 }
@@ -722,19 +722,19 @@ static int promotion_row(struct loader *ld, const struct csv_row *r, const int *
 	struct fare_promotion pm;
 	int64_t v;
 	int rc;
-	CHECK(get_new_id(ld, r, c[0], &f->promotions, NULL));
-	if (!*fld(r, c[1]))
-		return fail(ld, r->line, c[1] + 1, "required value is empty");
-	if ((pm.funder = fare_ids_intern(&f->funders, fld(r, c[1]))) < 0)
+	CHECK(fare_get_new_id(ld, r, c[0], &f->promotions, NULL));
+	if (!*fare_field(r, c[1]))
+		return fare_fail(ld, r->line, c[1] + 1, "required value is empty");
+	if ((pm.funder = fare_ids_intern(&f->funders, fare_field(r, c[1]))) < 0)
 		return FARE_ERR_NOMEM;
-	CHECK(get_ref(ld, r, c[2], &f->media, "fare_media_id", true, &pm.media));
-	CHECK(get_ref(ld, r, c[3], &f->networks, "network_id", false, &pm.network));
+	CHECK(fare_get_ref(ld, r, c[2], &f->media, "fare_media_id", true, &pm.media));
+	CHECK(fare_get_ref(ld, r, c[3], &f->networks, "network_id", false, &pm.network));
 	CHECK(get_route(ld, r, c[4], &pm.route_id_set, &pm.route_id));
-	CHECK(get_dates(ld, r, c[5], c[6], &pm.start_date, &pm.end_date));
-	CHECK(get_amount(ld, r, c[7], false, &pm.rider_amount_fen));
-	CHECK(get_int(ld, r, c[8], 1, 1000, true, 0, &v));
+	CHECK(fare_get_dates(ld, r, c[5], c[6], &pm.start_date, &pm.end_date));
+	CHECK(fare_get_amount(ld, r, c[7], false, &pm.rider_amount_fen));
+	CHECK(fare_get_int(ld, r, c[8], 1, 1000, true, 0, &v));
 	pm.max_per_token_per_day = (int32_t)v;
-	CHECK(get_amount64(ld, r, c[9], &pm.budget_fen));
+	CHECK(fare_get_amount64(ld, r, c[9], &pm.budget_fen));
 	struct fare_promotion *p = PUSH(f->promotion_rows, f->npromotions);
 	if (!p)
 		return FARE_ERR_NOMEM;
@@ -751,19 +751,19 @@ static int subsidy_row(struct loader *ld, const struct csv_row *r, const int *c)
 	struct fare_subsidy sb;
 	int64_t v;
 	int rc;
-	CHECK(get_new_id(ld, r, c[0], &f->subsidies, NULL));
-	if (!*fld(r, c[1]))
-		return fail(ld, r->line, c[1] + 1, "required value is empty");
-	if ((sb.funder = fare_ids_intern(&f->funders, fld(r, c[1]))) < 0)
+	CHECK(fare_get_new_id(ld, r, c[0], &f->subsidies, NULL));
+	if (!*fare_field(r, c[1]))
+		return fare_fail(ld, r->line, c[1] + 1, "required value is empty");
+	if ((sb.funder = fare_ids_intern(&f->funders, fare_field(r, c[1]))) < 0)
 		return FARE_ERR_NOMEM;
-	CHECK(get_ref(ld, r, c[2], &f->categories, "rider_category_id", true, &sb.category));
-	CHECK(get_ref(ld, r, c[3], &f->media, "fare_media_id", false, &sb.media));
+	CHECK(fare_get_ref(ld, r, c[2], &f->categories, "rider_category_id", true, &sb.category));
+	CHECK(fare_get_ref(ld, r, c[3], &f->media, "fare_media_id", false, &sb.media));
 	CHECK(get_route(ld, r, c[4], &sb.route_id_set, &sb.route_id));
-	CHECK(get_dates(ld, r, c[5], c[6], &sb.start_date, &sb.end_date));
-	CHECK(get_amount(ld, r, c[7], false, &sb.amount_fen));
+	CHECK(fare_get_dates(ld, r, c[5], c[6], &sb.start_date, &sb.end_date));
+	CHECK(fare_get_amount(ld, r, c[7], false, &sb.amount_fen));
 	if (sb.amount_fen == 0)
-		return fail(ld, r->line, c[7] + 1, "must be above 0");
-	CHECK(get_int(ld, r, c[8], 1, 100, true, 0, &v));
+		return fare_fail(ld, r->line, c[7] + 1, "must be above 0");
+	CHECK(fare_get_int(ld, r, c[8], 1, 100, true, 0, &v));
 	sb.max_per_day = (int32_t)v;
 	struct fare_subsidy *p = PUSH(f->subsidy_rows, f->nsubsidies);
 	if (!p)
@@ -869,17 +869,17 @@ static int load_one(struct loader *ld, const struct fare_file *files, unsigned n
 	const struct fare_file *ff = file_get(files, n, tables[i].name);
 	snprintf(ld->path, sizeof(ld->path), "%s/%s", ld->label, tables[i].name);
 	ld->file = tables[i].name;
-	csv_table_free(&ld->t);
+	fare_csv_table_free(&ld->t);
 	if (!ff)
-		return tables[i].required ? fail(ld, 0, 0, "required file missing") : 0;
+		return tables[i].required ? fare_fail(ld, 0, 0, "required file missing") : 0;
 	char err[FARE_ERR_MAX];
-	int rc = csv_table_parse(&ld->t, ld->path, ff->data, ff->len, err, sizeof(err));
+	int rc = fare_csv_table_parse(&ld->t, ld->path, ff->data, ff->len, err, sizeof(err));
 	if (rc == FARE_ERR_FEED)
-		return fail_line(ld, err); /* err names its own line and column */
+		return fare_fail_line(ld, err); /* err names its own line and column */
 	return rc != 0 ? rc : tables[i].fn(ld);
 }
 
-int load_tables(struct loader *ld, const struct fare_file *files, unsigned n)
+int fare_load_tables(struct loader *ld, const struct fare_file *files, unsigned n)
 {
 	int rc = 0;
 	for (unsigned i = 0; i < sizeof(tables) / sizeof(tables[0]) && !ld->rep->truncated; i++) {
@@ -896,6 +896,6 @@ int load_tables(struct loader *ld, const struct fare_file *files, unsigned n)
 			rc = r;
 		}
 	}
-	csv_table_free(&ld->t);
+	fare_csv_table_free(&ld->t);
 	return rc;
 }

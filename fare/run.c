@@ -762,7 +762,7 @@ static int rate_all(struct run *r, MDB_txn *txn)
 		}
 		g->leg_first = (uint32_t)r->nlegs;
 		struct rate_before before = period_before(r, txn, &r->taps[i]);
-		g->nlegs = rate_token_day(&r->ctx, &r->taps[i], g->n, &before, &r->legs[r->nlegs]);
+		g->nlegs = fare_rate_token_day(&r->ctx, &r->taps[i], g->n, &before, &r->legs[r->nlegs]);
 		for (uint32_t k = 0; k < g->nlegs; k++)
 			r->legs[r->nlegs + k].group_index = (uint32_t)r->ngroups;
 		r->nlegs += g->nlegs;
@@ -815,7 +815,7 @@ static void grant_one(struct run *r, struct rate_leg *rl)
 	g->promo_count[rl->promotion]++;
 	l->promotion = (int32_t)-need;
 	l->promotion_idx = (uint16_t)rl->promotion;
-	rate_settle_leg(l);
+	fare_rate_settle_leg(l);
 }
 
 static int grant_promotions(struct run *r)
@@ -1062,7 +1062,7 @@ static int write_audit(struct run *r, MDB_txn *txn, struct group *g)
 	}
 	mdb_cursor_close(c);
 	struct audit_line lines[AUDIT_LINES_MAX];
-	unsigned n = rate_audit(&r->ctx, &r->taps[g->first], g->n, &r->legs[g->leg_first], g->nlegs, have_prev,
+	unsigned n = fare_rate_audit(&r->ctx, &r->taps[g->first], g->n, &r->legs[g->leg_first], g->nlegs, have_prev,
 				cs.last_ctc, cs.last_after_fen, lines, AUDIT_LINES_MAX, &cs.last_ctc, &cs.last_after_fen);
 	token_day_key(key, t0->day, t0->medium, t0->issuer, t0->token_id);
 	if (g->rerate && (rc = delete_prefix(txn, r->db->audit, key, TOKEN_DAY_KEY_BYTES)) != 0)
@@ -1219,7 +1219,7 @@ int fare_run(struct fare_db *db, struct st_env *log, const struct fare_feed *fee
 	r.start_ns = mono_ns();
 	int rc = (r.ctx.memo = calloc(FARE_MEMO_SLOTS, sizeof(*r.ctx.memo))) ? 0 : FARE_ERR_NOMEM;
 	if (rc == 0)
-		rc = rate_zone_clocks(&r.ctx, err, err_len); /* timeframes at stops with their own stop_timezone */
+		rc = fare_rate_zone_clocks(&r.ctx, err, err_len); /* timeframes at stops with their own stop_timezone */
 	if (rc == 0 && (rc = with_room(&r, undo_step, NULL)) != 0)
 		rc = fail_store(&r, "undoing the days a run did not finish", rc);
 	if (rc == 0 && (rc = fare_db_begin(db, MDB_RDONLY, &txn)) != 0)
