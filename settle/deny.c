@@ -112,7 +112,7 @@ int settle_deny_print(struct settle_ctx *c, FILE *out, char *err, size_t err_len
 				continue;
 			memcpy(&e, v.mv_data, sizeof(e));
 			fprintf(out, "denied %s:%llu owes=%lld declined=%u reason=%s batch=%s retries_left=%u next_retry=%u\n",
-				e.medium == 2 ? "quickpass" : e.medium == 3 ? "qr" : "epurse", (unsigned long long)e.token,
+				settle_medium_name(e.medium), (unsigned long long)e.token,
 				(long long)e.owed_fen, e.declined_day, e.reason, e.batch, e.retries_left, e.next_retry_day);
 		}
 		mdb_cursor_close(cur);

@@ -12,6 +12,8 @@
  */
 #include "settle/pain001.h"
 
+#include "base/assert.h"
+
 #include <errno.h>
 #include <libxml/parser.h>
 #include <stdlib.h>
@@ -66,137 +68,187 @@ static int batch_items(struct settle_ctx *c, const struct batch *b, struct item 
 	return 0;
 }
 
-static int ingest_charges(struct settle_ctx *c, const char *path, char *data, FILE *out, char *err, size_t err_len)
-{
-	char *save = NULL, *line = strtok_r(data, "\n", &save);
-	char id[BATCH_ID_MAX] = "";
-	unsigned lineno = 1;
-	if (!line || sscanf(line, "H,%127[^,],", id) != 1) {
-		snprintf(err, err_len, "%s:1: expected the header record H,BATCH_ID,CREATED,PARTY", path);
-		return SETTLE_ERR_INVALID;
-	}
+/* An acquirer's response being ingested: the batch it answers, its items, and what it said so far. */
+struct response {
+	struct settle_ctx *c;
+	const char *path;
+	FILE *out;
+	char *err;
+	size_t err_len;
 	struct batch b;
-	int rc = settle_batch_get(c->db, id, &b, err, err_len);
-	if (rc != 0)
-		return rc;
-	if (b.state == BATCH_SETTLED) {
-		snprintf(err, err_len, "%s:1: batch %s is settled already: a response was ingested for it", path, id);
-		return SETTLE_ERR_INVALID;
-	}
-	uint8_t medium = strncmp(b.party, "acquirer-", 9) == 0 ? 2 : strncmp(b.party, "qr-", 3) == 0 ? 3 : 0;
-	bool recovery = strncmp(b.id, "R", 1) == 0; /* a re-presentation of debts (settle_recover) */
-	if (!medium) {
-		snprintf(err, err_len, "%s:1: batch %s is not a charge batch (acquirer or QR platform)", path, id);
-		return SETTLE_ERR_INVALID;
-	}
+	uint8_t medium;  /* FARE_QUICKPASS or FARE_QR: whose charges */
+	bool recovery;   /* a re-presentation of debts (settle_recover) */
 	struct item *items;
 	size_t n;
-	if ((rc = batch_items(c, &b, &items, &n, err, err_len)) != 0)
-		return rc;
 	MDB_txn *txn;
-	if ((rc = settle_txn_begin(c->db, 0, &txn)) != 0) {
-		free(items);
-		return settle_store_fail(c->db, err, err_len, "beginning a transaction", rc);
+	unsigned lineno;
+	uint64_t seen, approved, declined, listed, cleared, written_off;
+	int64_t approved_fen, declined_fen, written_off_fen;
+};
+
+/* The header record: the batch it answers, which must be an unsettled charge batch. Returns 0 or SETTLE_ERR_*. */
+static int response_batch(struct response *r, const char *line)
+{
+	char id[BATCH_ID_MAX] = "";
+	if (!line || sscanf(line, "H,%127[^,],", id) != 1) {
+		snprintf(r->err, r->err_len, "%s:1: expected the header record H,BATCH_ID,CREATED,PARTY", r->path);
+		return SETTLE_ERR_INVALID;
 	}
-	uint64_t seen = 0, approved = 0, declined = 0, listed = 0, cleared = 0, written_off = 0;
-	int64_t approved_fen = 0, declined_fen = 0, written_off_fen = 0;
+	int rc = settle_batch_get(r->c->db, id, &r->b, r->err, r->err_len);
+	if (rc != 0)
+		return rc;
+	if (r->b.state == BATCH_SETTLED) {
+		snprintf(r->err, r->err_len, "%s:1: batch %s is settled already: a response was ingested for it", r->path, id);
+		return SETTLE_ERR_INVALID;
+	}
+	r->medium = strncmp(r->b.party, "acquirer-", 9) == 0 ? FARE_QUICKPASS
+		    : strncmp(r->b.party, "qr-", 3) == 0	 ? FARE_QR
+							 : 0;
+	r->recovery = strncmp(r->b.id, "R", 1) == 0;
+	if (!r->medium) {
+		snprintf(r->err, r->err_len, "%s:1: batch %s is not a charge batch (acquirer or QR platform)", r->path, id);
+		return SETTLE_ERR_INVALID;
+	}
+	return 0;
+}
+
+/* The trailer record: its count and totals must be what the records said. Returns 0 or SETTLE_ERR_INVALID. */
+static int response_trailer(struct response *r, const char *line)
+{
+	unsigned long long count, approved_fen, declined_fen;
+	if (sscanf(line, "T,%llu,%llu,%llu", &count, &approved_fen, &declined_fen) == 3 && count == r->seen &&
+	    (int64_t)approved_fen == r->approved_fen && (int64_t)declined_fen == r->declined_fen)
+		return 0;
+	snprintf(r->err, r->err_len, "%s:%u: trailer does not match the records (%llu, %lld, %lld)", r->path, r->lineno,
+		 (unsigned long long)r->seen, (long long)r->approved_fen, (long long)r->declined_fen);
+	return SETTLE_ERR_INVALID;
+}
+
+/* An approval: the token is off the deny list if it was on it. */
+static int response_approved(struct response *r, uint64_t token, uint64_t amount)
+{
+	bool was;
+	r->approved++;
+	r->approved_fen += (int64_t)amount;
+	int rc = settle_deny_remove(r->c->db, r->txn, r->medium, token, &was);
+	if (rc != 0)
+		return settle_store_fail(r->c->db, r->err, r->err_len, "taking a token off the deny list", rc);
+	if (was) {
+		r->cleared++;
+		fprintf(r->out, "approved: %s:%llu is off the deny list\n", settle_medium_name(r->medium),
+			(unsigned long long)token);
+	}
+	return 0;
+}
+
+/* A decline of item `item`: written off under the first-ride risk, or the token deny-listed with its debt. */
+static int response_declined(struct response *r, const struct item *item, uint64_t amount, const char *reason)
+{
+	const char *medium = settle_medium_name(r->medium);
+	unsigned long long token = item->token;
+	r->declined++;
+	r->declined_fen += (int64_t)amount;
+	if (item->amount <= 0)
+		return 0; /* a declined refund: nothing is owed by the rider */
+	if (r->recovery) { /* the same debt, declined again: it stays, with the retries it has left */
+		fprintf(r->out, "declined again: %s:%llu still owes %llu fen (%s)\n", medium, token,
+			(unsigned long long)amount, reason);
+		return 0;
+	}
+	if ((int64_t)amount <= r->c->write_off_fen) {
+		r->written_off++;
+		r->written_off_fen += (int64_t)amount;
+		fprintf(r->out, "written off to the operators: %s:%llu, %llu fen (%s), at or under the first-ride risk of %lld fen\n",
+			medium, token, (unsigned long long)amount, reason, (long long)r->c->write_off_fen);
+		return 0;
+	}
+	struct deny_entry e = {.medium = r->medium, .token = token, .owed_fen = (int64_t)amount,
+			       .declined_day = r->b.day, .retries_left = (uint16_t)r->c->retry_count,
+			       .next_retry_day = settle_day_add(r->b.day, r->c->retry_days)};
+	snprintf(e.reason, sizeof(e.reason), "%s", reason);
+	snprintf(e.batch, sizeof(e.batch), "%s", r->b.id);
+	int rc = settle_deny_add(r->c->db, r->txn, &e);
+	if (rc != 0)
+		return settle_store_fail(r->c->db, r->err, r->err_len, "putting a token on the deny list", rc);
+	r->listed++;
+	fprintf(r->out, "declined: %s:%llu owes %llu fen (%s): deny-listed, %u recovery retries from %u\n", medium, token,
+		(unsigned long long)amount, reason, r->c->retry_count, e.next_retry_day);
+	return 0;
+}
+
+/* One R record, matched to the batch's item. Returns 0 or SETTLE_ERR_*. */
+static int response_record(struct response *r, const char *line)
+{
+	unsigned long long no, token, amount;
+	char ad, reason[33] = "";
+	if (sscanf(line, "R,%llu,%llu,%llu,%c,%32[^,\r]", &no, &token, &amount, &ad, reason) < 4 ||
+	    (ad != 'A' && ad != 'D')) {
+		snprintf(r->err, r->err_len, "%s:%u: expected R,ITEM_NO,TOKEN,AMOUNT_FEN,A|D,REASON", r->path, r->lineno);
+		return SETTLE_ERR_INVALID;
+	}
+	if (no < 1 || no > r->n || r->items[no - 1].token != token || (uint64_t)llabs(r->items[no - 1].amount) != amount) {
+		snprintf(r->err, r->err_len, "%s:%u: item %llu is not token %llu, %llu fen in batch %s", r->path, r->lineno,
+			 no, token, amount, r->b.id);
+		return SETTLE_ERR_INVALID;
+	}
+	r->seen++;
+	return ad == 'A' ? response_approved(r, token, amount) : response_declined(r, &r->items[no - 1], amount, reason);
+}
+
+/* The records up to the trailer, then the batch's new state, in r->txn. Returns 0 or SETTLE_ERR_*. */
+static int response_records(struct response *r, char **save)
+{
 	bool trailer = false;
-	for (line = strtok_r(NULL, "\n", &save); line && rc == 0; line = strtok_r(NULL, "\n", &save)) {
-		lineno++;
-		unsigned long long no, token, amount, t_count, t_app, t_dec;
-		char ad, reason[33] = "";
-		if (line[0] == 'T') {
-			if (sscanf(line, "T,%llu,%llu,%llu", &t_count, &t_app, &t_dec) != 3 || t_count != seen ||
-			    (int64_t)t_app != approved_fen || (int64_t)t_dec != declined_fen) {
-				snprintf(err, err_len, "%s:%u: trailer does not match the records (%llu, %lld, %lld)", path,
-					 lineno, (unsigned long long)seen, (long long)approved_fen, (long long)declined_fen);
-				rc = SETTLE_ERR_INVALID;
-			}
-			trailer = true;
-			break;
-		}
-		if (sscanf(line, "R,%llu,%llu,%llu,%c,%32[^,\r]", &no, &token, &amount, &ad, reason) < 4 ||
-		    (ad != 'A' && ad != 'D')) {
-			snprintf(err, err_len, "%s:%u: expected R,ITEM_NO,TOKEN,AMOUNT_FEN,A|D,REASON", path, lineno);
-			rc = SETTLE_ERR_INVALID;
-			break;
-		}
-		if (no < 1 || no > n || items[no - 1].token != token || (uint64_t)llabs(items[no - 1].amount) != amount) {
-			snprintf(err, err_len, "%s:%u: item %llu is not token %llu, %llu fen in batch %s", path, lineno, no,
-				 token, amount, id);
-			rc = SETTLE_ERR_INVALID;
-			break;
-		}
-		seen++;
-		if (ad == 'A') {
-			bool was;
-			approved++;
-			approved_fen += (int64_t)amount;
-			if ((rc = settle_deny_remove(c->db, txn, medium, token, &was)) != 0) {
-				rc = settle_store_fail(c->db, err, err_len, "taking a token off the deny list", rc);
-				break;
-			}
-			if (was) {
-				cleared++;
-				fprintf(out, "approved: %s:%llu is off the deny list\n", medium == 2 ? "quickpass" : "qr", token);
-			}
-			continue;
-		}
-		declined++;
-		declined_fen += (int64_t)amount;
-		if (items[no - 1].amount <= 0)
-			continue; /* a declined refund: nothing is owed by the rider */
-		if (recovery) { /* the same debt, declined again: it stays, with the retries it has left */
-			fprintf(out, "declined again: %s:%llu still owes %llu fen (%s)\n", medium == 2 ? "quickpass" : "qr",
-				token, amount, reason);
-			continue;
-		}
-		if ((int64_t)amount <= c->write_off_fen) {
-			written_off++;
-			written_off_fen += (int64_t)amount;
-			fprintf(out, "written off to the operators: %s:%llu, %llu fen (%s), at or under the first-ride risk of %lld fen\n",
-				medium == 2 ? "quickpass" : "qr", token, amount, reason, (long long)c->write_off_fen);
-			continue;
-		}
-		struct deny_entry e = {.medium = medium, .token = token, .owed_fen = (int64_t)amount,
-				       .declined_day = b.day, .retries_left = (uint16_t)c->retry_count,
-				       .next_retry_day = settle_day_add(b.day, c->retry_days)};
-		snprintf(e.reason, sizeof(e.reason), "%s", reason);
-		snprintf(e.batch, sizeof(e.batch), "%s", id);
-		if ((rc = settle_deny_add(c->db, txn, &e)) != 0) {
-			rc = settle_store_fail(c->db, err, err_len, "putting a token on the deny list", rc);
-			break;
-		}
-		listed++;
-		fprintf(out, "declined: %s:%llu owes %llu fen (%s): deny-listed, %u recovery retries from %u\n",
-			medium == 2 ? "quickpass" : "qr", token, amount, reason, c->retry_count, e.next_retry_day);
+	int rc = 0;
+	for (char *line = strtok_r(NULL, "\n", save); line && rc == 0 && !trailer; line = strtok_r(NULL, "\n", save)) {
+		r->lineno++;
+		trailer = line[0] == 'T';
+		rc = trailer ? response_trailer(r, line) : response_record(r, line);
 	}
 	if (rc == 0 && !trailer) {
-		snprintf(err, err_len, "%s: no trailer record T,COUNT,APPROVED_FEN,DECLINED_FEN", path);
+		snprintf(r->err, r->err_len, "%s: no trailer record T,COUNT,APPROVED_FEN,DECLINED_FEN", r->path);
 		rc = SETTLE_ERR_INVALID;
 	}
-	if (rc == 0 && seen != n) {
-		snprintf(err, err_len, "%s: answers %llu of the batch's %zu items", path, (unsigned long long)seen, n);
+	if (rc == 0 && r->seen != r->n) {
+		snprintf(r->err, r->err_len, "%s: answers %llu of the batch's %zu items", r->path,
+			 (unsigned long long)r->seen, r->n);
 		rc = SETTLE_ERR_INVALID;
 	}
-	if (rc == 0) {
-		b.state = declined ? BATCH_ACKNOWLEDGED : BATCH_SETTLED;
-		if ((rc = settle_batch_put_txn(c->db, txn, &b)) != 0)
-			rc = settle_store_fail(c->db, err, err_len, "recording the batch's state", rc);
+	TG_ASSERT(rc != 0 || (r->approved + r->declined == r->seen && r->listed + r->written_off <= r->declined));
+	r->b.state = r->declined ? BATCH_ACKNOWLEDGED : BATCH_SETTLED;
+	if (rc == 0 && (rc = settle_batch_put_txn(r->c->db, r->txn, &r->b)) != 0)
+		rc = settle_store_fail(r->c->db, r->err, r->err_len, "recording the batch's state", rc);
+	return rc;
+}
+
+/* An acquirer's (or the QR platform's) response to a charge batch, in one transaction. */
+static int ingest_charges(struct settle_ctx *c, const char *path, char *data, FILE *out, char *err, size_t err_len)
+{
+	struct response r = {.c = c, .path = path, .out = out, .err = err, .err_len = err_len, .lineno = 1};
+	char *save = NULL;
+	int rc = response_batch(&r, strtok_r(data, "\n", &save));
+	if (rc == 0)
+		rc = batch_items(c, &r.b, &r.items, &r.n, err, err_len);
+	if (rc != 0)
+		return rc;
+	if ((rc = settle_txn_begin(c->db, 0, &r.txn)) != 0) {
+		free(r.items);
+		return settle_store_fail(c->db, err, err_len, "beginning a transaction", rc);
 	}
-	free(items);
+	rc = response_records(&r, &save);
+	free(r.items);
 	if (rc != 0) {
-		mdb_txn_abort(txn);
+		mdb_txn_abort(r.txn);
 		return rc;
 	}
-	uint32_t ver = settle_deny_version(c->db, txn);
-	if ((rc = mdb_txn_commit(txn)) != 0)
+	uint32_t ver = settle_deny_version(c->db, r.txn);
+	if ((rc = mdb_txn_commit(r.txn)) != 0)
 		return settle_store_fail(c->db, err, err_len, "committing", rc);
 	fprintf(out, "batch %s %s: %llu approved (%lld fen), %llu declined (%lld fen): %llu deny-listed, %llu written off "
 		     "(%lld fen), %llu taken off the list; deny list version %u\n",
-		id, declined ? "acknowledged" : "settled", (unsigned long long)approved, (long long)approved_fen,
-		(unsigned long long)declined, (long long)declined_fen, (unsigned long long)listed,
-		(unsigned long long)written_off, (long long)written_off_fen, (unsigned long long)cleared, ver);
+		r.b.id, r.declined ? "acknowledged" : "settled", (unsigned long long)r.approved, (long long)r.approved_fen,
+		(unsigned long long)r.declined, (long long)r.declined_fen, (unsigned long long)r.listed,
+		(unsigned long long)r.written_off, (long long)r.written_off_fen, (unsigned long long)r.cleared, ver);
 	return 0;
 }
 

@@ -192,6 +192,9 @@ static inline uint32_t settle_day_add(uint32_t day, unsigned n)
 /* Read a whole file (for reconciliation). Returns a malloc'd buffer or NULL. */
 char *settle_read_whole(const char *path, size_t *len);
 
+/* "epurse", "quickpass" or "qr": a medium as tapsettle's messages name it. */
+const char *settle_medium_name(uint8_t medium);
+
 /* Fen as yuan text, exactly: -1234 -> "-12.34". */
 void settle_fen_text(int64_t fen, char out[32]);
 /* A UTC time as ISO 8601 text: 2026-03-02T00:00:00Z. */

@@ -138,12 +138,17 @@ void settle_line_utc(struct settle_line *l, uint64_t us)
 
 void settle_line_token(struct settle_line *l, uint8_t medium, uint32_t issuer, uint64_t token)
 {
-	if (medium == 1) {
+	if (medium == FARE_EPURSE) {
 		settle_line_str(l, "epurse:");
 		settle_line_u64(l, issuer);
 		settle_line_chr(l, ':');
 	} else {
-		settle_line_str(l, medium == 2 ? "quickpass:" : "qr:");
+		settle_line_str(l, medium == FARE_QUICKPASS ? "quickpass:" : "qr:");
 	}
 	settle_line_u64(l, token);
+}
+
+const char *settle_medium_name(uint8_t medium)
+{
+	return medium == FARE_QUICKPASS ? "quickpass" : medium == FARE_QR ? "qr" : "epurse";
 }
