@@ -227,7 +227,8 @@ int fare_get_amount(struct loader *ld, const struct csv_row *r, int c, bool allo
 {
 	int64_t v;
 	int rc;
-	CHECK(amount_of(ld, r, c, &v));
+	if ((rc = amount_of(ld, r, c, &v)) != 0)
+		return rc;
 	if (v < 0 && !allow_negative)
 		return fare_fail(ld, r->line, c + 1, "\"%s\" must not be negative", fare_field(r, c));
 	if (v > INT32_MAX || v < -INT32_MAX)
@@ -239,7 +240,8 @@ int fare_get_amount(struct loader *ld, const struct csv_row *r, int c, bool allo
 int fare_get_amount64(struct loader *ld, const struct csv_row *r, int c, int64_t *out)
 {
 	int rc;
-	CHECK(amount_of(ld, r, c, out));
+	if ((rc = amount_of(ld, r, c, out)) != 0)
+		return rc;
 	return *out < 0 ? fare_fail(ld, r->line, c + 1, "\"%s\" must not be negative", fare_field(r, c)) : 0;
 }
 
@@ -280,8 +282,10 @@ int fare_get_date(struct loader *ld, const struct csv_row *r, int c, uint32_t *o
 int fare_get_dates(struct loader *ld, const struct csv_row *r, int cs, int ce, uint32_t *start, uint32_t *end)
 {
 	int rc;
-	CHECK(fare_get_date(ld, r, cs, start));
-	CHECK(fare_get_date(ld, r, ce, end));
+	if ((rc = fare_get_date(ld, r, cs, start)) != 0)
+		return rc;
+	if ((rc = fare_get_date(ld, r, ce, end)) != 0)
+		return rc;
 	return *end < *start ? fare_fail(ld, r->line, ce + 1, "end_date is before start_date") : 0;
 }
 

@@ -137,15 +137,18 @@ static int stop_row(struct loader *ld, const struct csv_row *r, const int *c)
 	int32_t ix;
 	uint8_t zone;
 	int rc;
-	CHECK(fare_get_new_id(ld, r, c[0], &f->stops, &ix));
+	if ((rc = fare_get_new_id(ld, r, c[0], &f->stops, &ix)) != 0)
+		return rc;
 	if (!(f->stop_parent = fare_grow(f->stop_parent, (uint32_t)ix, sizeof(*f->stop_parent))) ||
 	    !(f->stop_zone = fare_grow(f->stop_zone, (uint32_t)ix, sizeof(*f->stop_zone))))
 		return FARE_ERR_NOMEM;
 	f->stop_parent[ix] = *fare_field(r, c[2]) ? -2 - (int32_t)(r - ld->t.rows) : -1;
 	f->stop_zone[ix] = 0;
-	CHECK(stop_zone_of(ld, r, c[3], &zone));
+	if ((rc = stop_zone_of(ld, r, c[3], &zone)) != 0)
+		return rc;
 	f->stop_zone[ix] = zone;
-	CHECK(add_candidate(&ld->stop_cands, &ld->nstop_cands, fare_field(r, c[0]), (uint32_t)ix, 0));
+	if ((rc = add_candidate(&ld->stop_cands, &ld->nstop_cands, fare_field(r, c[0]), (uint32_t)ix, 0)) != 0)
+		return rc;
 	return add_candidate(&ld->stop_cands, &ld->nstop_cands, fare_field(r, c[1]), (uint32_t)ix, 1);
 }
 LOAD(load_stops, stop_row, {"stop_id", true}, {"stop_code", false}, {"parent_station", false},
@@ -196,8 +199,10 @@ static int stop_area_row(struct loader *ld, const struct csv_row *r, const int *
 	struct fare_stop_area sa;
 	int32_t stop;
 	int rc;
-	CHECK(fare_get_ref(ld, r, c[0], &f->areas, "area_id", true, &sa.area));
-	CHECK(fare_get_ref(ld, r, c[1], &f->stops, "stop_id", true, &stop));
+	if ((rc = fare_get_ref(ld, r, c[0], &f->areas, "area_id", true, &sa.area)) != 0)
+		return rc;
+	if ((rc = fare_get_ref(ld, r, c[1], &f->stops, "stop_id", true, &stop)) != 0)
+		return rc;
 	sa.stop = (uint32_t)stop;
 	struct fare_stop_area *p = PUSH(f->stop_areas, f->nstop_areas);
 	if (!p)
@@ -219,16 +224,20 @@ static int route_row(struct loader *ld, const struct csv_row *r, const int *c)
 	struct fare_feed *f = ld->f;
 	int32_t ix, net = -1;
 	int rc;
-	CHECK(fare_get_new_id(ld, r, c[0], &f->routes, &ix));
+	if ((rc = fare_get_new_id(ld, r, c[0], &f->routes, &ix)) != 0)
+		return rc;
 	if (!(f->route_network = fare_grow(f->route_network, (uint32_t)ix, sizeof(*f->route_network))))
 		return FARE_ERR_NOMEM;
 	f->route_network[ix] = -1;
-	if (*fare_field(r, c[1]) && ld->networks_file)
-		CHECK(fare_get_ref(ld, r, c[1], &f->networks, "network_id", false, &net));
-	else if (*fare_field(r, c[1]) && (net = fare_ids_intern(&f->networks, fare_field(r, c[1]))) < 0)
+	if (*fare_field(r, c[1]) && ld->networks_file) {
+		if ((rc = fare_get_ref(ld, r, c[1], &f->networks, "network_id", false, &net)) != 0)
+			return rc;
+	} else if (*fare_field(r, c[1]) && (net = fare_ids_intern(&f->networks, fare_field(r, c[1]))) < 0) {
 		return FARE_ERR_NOMEM;
+	}
 	f->route_network[ix] = net;
-	CHECK(add_candidate(&ld->route_cands, &ld->nroute_cands, fare_field(r, c[0]), (uint32_t)ix, 0));
+	if ((rc = add_candidate(&ld->route_cands, &ld->nroute_cands, fare_field(r, c[0]), (uint32_t)ix, 0)) != 0)
+		return rc;
 	return add_candidate(&ld->route_cands, &ld->nroute_cands, fare_field(r, c[2]), (uint32_t)ix, 1);
 }
 LOAD(load_routes, route_row, {"route_id", true}, {"network_id", false}, {"route_short_name", false})
@@ -238,8 +247,10 @@ static int route_network_row(struct loader *ld, const struct csv_row *r, const i
 	struct fare_feed *f = ld->f;
 	int32_t net, route;
 	int rc;
-	CHECK(fare_get_ref(ld, r, c[0], &f->networks, "network_id", true, &net));
-	CHECK(fare_get_ref(ld, r, c[1], &f->routes, "route_id", true, &route));
+	if ((rc = fare_get_ref(ld, r, c[0], &f->networks, "network_id", true, &net)) != 0)
+		return rc;
+	if ((rc = fare_get_ref(ld, r, c[1], &f->routes, "route_id", true, &route)) != 0)
+		return rc;
 	if (f->route_network[route] >= 0)
 		return fare_fail(ld, r->line, c[1] + 1, "route %s is in network \"%s\" already", fare_field(r, c[1]),
 			    f->networks.names[f->route_network[route]]);
@@ -278,11 +289,14 @@ static int calendar_row(struct loader *ld, const struct csv_row *r, const int *c
 		return fare_fail(ld, r->line, c[0] + 1, "required id is empty");
 	for (int d = 0; d < 7; d++) {
 		int64_t v;
-		CHECK(fare_get_int(ld, r, c[1 + d], 0, 1, true, 0, &v));
+		if ((rc = fare_get_int(ld, r, c[1 + d], 0, 1, true, 0, &v)) != 0)
+			return rc;
 		sv.weekdays |= (uint8_t)(v << d);
 	}
-	CHECK(fare_get_dates(ld, r, c[8], c[9], &sv.start_date, &sv.end_date));
-	CHECK(service_of(ld, fare_field(r, c[0]), &idx));
+	if ((rc = fare_get_dates(ld, r, c[8], c[9], &sv.start_date, &sv.end_date)) != 0)
+		return rc;
+	if ((rc = service_of(ld, fare_field(r, c[0]), &idx)) != 0)
+		return rc;
 	ld->f->service_rows[idx] = sv;
 	return 0;
 }
@@ -297,9 +311,12 @@ static int calendar_date_row(struct loader *ld, const struct csv_row *r, const i
 	int rc;
 	if (!*fare_field(r, c[0]))
 		return fare_fail(ld, r->line, c[0] + 1, "required value is empty");
-	CHECK(fare_get_date(ld, r, c[1], &sd.date));
-	CHECK(fare_get_int(ld, r, c[2], 1, 2, true, 0, &type));
-	CHECK(service_of(ld, fare_field(r, c[0]), &sd.service));
+	if ((rc = fare_get_date(ld, r, c[1], &sd.date)) != 0)
+		return rc;
+	if ((rc = fare_get_int(ld, r, c[2], 1, 2, true, 0, &type)) != 0)
+		return rc;
+	if ((rc = service_of(ld, fare_field(r, c[0]), &sd.service)) != 0)
+		return rc;
 	sd.type = (uint8_t)type;
 	struct fare_service_date *p = PUSH(ld->f->service_dates, ld->f->nservice_dates);
 	if (!p)
@@ -329,7 +346,8 @@ static int timeframe_row(struct loader *ld, const struct csv_row *r, const int *
 		return fare_fail(ld, r->line, c[2] + 1, "\"%s\" is not a time HH:MM:SS up to 24:00:00", fare_field(r, c[2]));
 	if (tf.start_s >= tf.end_s)
 		return fare_fail(ld, r->line, c[2] + 1, "end_time is not after start_time");
-	CHECK(fare_get_ref(ld, r, c[3], &f->services, "service_id (calendar.txt, calendar_dates.txt)", false, &tf.service));
+	if ((rc = fare_get_ref(ld, r, c[3], &f->services, "service_id (calendar.txt, calendar_dates.txt)", false, &tf.service)) != 0)
+		return rc;
 	struct fare_timeframe *p = PUSH(f->timeframes, f->ntimeframes);
 	if (!p)
 		return FARE_ERR_NOMEM;
@@ -347,11 +365,13 @@ static int media_row(struct loader *ld, const struct csv_row *r, const int *c)
 	int32_t idx;
 	int64_t type;
 	int rc;
-	CHECK(fare_get_new_id(ld, r, c[0], &f->media, &idx));
+	if ((rc = fare_get_new_id(ld, r, c[0], &f->media, &idx)) != 0)
+		return rc;
 	if (!(f->media_type = fare_grow(f->media_type, (uint32_t)idx, sizeof(*f->media_type))))
 		return FARE_ERR_NOMEM;
 	f->media_type[idx] = -1;
-	CHECK(fare_get_int(ld, r, c[1], 0, 4, true, 0, &type));
+	if ((rc = fare_get_int(ld, r, c[1], 0, 4, true, 0, &type)) != 0)
+		return rc;
 	f->media_type[idx] = (int8_t)type;
 	return 0;
 }
@@ -379,8 +399,10 @@ static int category_row(struct loader *ld, const struct csv_row *r, const int *c
 	int32_t idx;
 	int64_t dflt;
 	int rc;
-	CHECK(fare_get_new_id(ld, r, c[0], &f->categories, &idx));
-	CHECK(fare_get_int(ld, r, c[1], 0, 1, false, 0, &dflt));
+	if ((rc = fare_get_new_id(ld, r, c[0], &f->categories, &idx)) != 0)
+		return rc;
+	if ((rc = fare_get_int(ld, r, c[1], 0, 1, false, 0, &dflt)) != 0)
+		return rc;
 	if (dflt && f->default_category >= 0)
 		return fare_fail(ld, r->line, c[1] + 1, "a second default category (\"%s\" is one)",
 			    f->categories.names[f->default_category]);
@@ -429,9 +451,12 @@ static int product_fields(struct loader *ld, const struct csv_row *r, const int 
 {
 	struct fare_feed *f = ld->f;
 	int rc;
-	CHECK(fare_get_ref(ld, r, c[1], &f->categories, "rider_category_id", false, &pr->category));
-	CHECK(fare_get_ref(ld, r, c[2], &f->media, "fare_media_id", false, &pr->media));
-	CHECK(currency_of(ld, r, c[4]));
+	if ((rc = fare_get_ref(ld, r, c[1], &f->categories, "rider_category_id", false, &pr->category)) != 0)
+		return rc;
+	if ((rc = fare_get_ref(ld, r, c[2], &f->media, "fare_media_id", false, &pr->media)) != 0)
+		return rc;
+	if ((rc = currency_of(ld, r, c[4])) != 0)
+		return rc;
 	return fare_get_amount(ld, r, c[3], true, &pr->amount_fen);
 }
 
@@ -524,10 +549,14 @@ static int join_rule_row(struct loader *ld, const struct csv_row *r, const int *
 	struct fare_feed *f = ld->f;
 	struct fare_join_rule j;
 	int rc;
-	CHECK(fare_get_ref(ld, r, c[0], &f->networks, "network_id", true, &j.from_network));
-	CHECK(fare_get_ref(ld, r, c[1], &f->networks, "network_id", true, &j.to_network));
-	CHECK(fare_get_ref(ld, r, c[2], &f->stops, "stop_id", false, &j.from_stop));
-	CHECK(fare_get_ref(ld, r, c[3], &f->stops, "stop_id", false, &j.to_stop));
+	if ((rc = fare_get_ref(ld, r, c[0], &f->networks, "network_id", true, &j.from_network)) != 0)
+		return rc;
+	if ((rc = fare_get_ref(ld, r, c[1], &f->networks, "network_id", true, &j.to_network)) != 0)
+		return rc;
+	if ((rc = fare_get_ref(ld, r, c[2], &f->stops, "stop_id", false, &j.from_stop)) != 0)
+		return rc;
+	if ((rc = fare_get_ref(ld, r, c[3], &f->stops, "stop_id", false, &j.to_stop)) != 0)
+		return rc;
 	if ((j.from_stop < 0) != (j.to_stop < 0))
 		return fare_fail(ld, r->line, (j.from_stop < 0 ? c[2] : c[3]) + 1, "from_stop_id and to_stop_id go together");
 	j.line = r->line;
@@ -549,15 +578,18 @@ static int transfer_limits(struct loader *ld, const struct csv_row *r, const int
 		return fare_fail(ld, r->line, c[2] + 1, "required when from_leg_group_id equals to_leg_group_id");
 	if (!same && *fare_field(r, c[2]))
 		return fare_fail(ld, r->line, c[2] + 1, "forbidden unless from_leg_group_id equals to_leg_group_id");
-	CHECK(fare_get_int(ld, r, c[2], -1, 1000000, false, 0, &v));
+	if ((rc = fare_get_int(ld, r, c[2], -1, 1000000, false, 0, &v)) != 0)
+		return rc;
 	if (same && v == 0)
 		return fare_fail(ld, r->line, c[2] + 1, "must be -1 (unlimited) or at least 1");
 	tr->transfer_count = (int32_t)v;
-	CHECK(fare_get_int(ld, r, c[3], 1, INT32_MAX, false, -1, &v));
+	if ((rc = fare_get_int(ld, r, c[3], 1, INT32_MAX, false, -1, &v)) != 0)
+		return rc;
 	tr->duration_s = (int32_t)v;
 	if (tr->duration_s < 0 && *fare_field(r, c[4]))
 		return fare_fail(ld, r->line, c[4] + 1, "forbidden without duration_limit");
-	CHECK(fare_get_int(ld, r, c[4], 0, 3, tr->duration_s >= 0, 0, &v));
+	if ((rc = fare_get_int(ld, r, c[4], 0, 3, tr->duration_s >= 0, 0, &v)) != 0)
+		return rc;
 	tr->duration_type = (int32_t)v;
 	return 0;
 }
@@ -568,16 +600,24 @@ static int transfer_rule_row(struct loader *ld, const struct csv_row *r, const i
 	struct fare_transfer_rule tr;
 	int64_t v;
 	int rc;
-	CHECK(fare_get_ref(ld, r, c[0], &f->groups, "leg_group_id", false, &tr.from_group));
-	CHECK(fare_get_ref(ld, r, c[1], &f->groups, "leg_group_id", false, &tr.to_group));
-	CHECK(transfer_limits(ld, r, c, &tr));
-	CHECK(fare_get_int(ld, r, c[5], 0, 2, true, 0, &v));
+	if ((rc = fare_get_ref(ld, r, c[0], &f->groups, "leg_group_id", false, &tr.from_group)) != 0)
+		return rc;
+	if ((rc = fare_get_ref(ld, r, c[1], &f->groups, "leg_group_id", false, &tr.to_group)) != 0)
+		return rc;
+	if ((rc = transfer_limits(ld, r, c, &tr)) != 0)
+		return rc;
+	if ((rc = fare_get_int(ld, r, c[5], 0, 2, true, 0, &v)) != 0)
+		return rc;
 	tr.transfer_type = (int32_t)v;
-	CHECK(fare_get_ref(ld, r, c[6], &f->products, "fare_product_id", false, &tr.product));
-	CHECK(fare_get_ref(ld, r, c[7], &f->products, "fare_product_id", false, &tr.filter_product));
-	CHECK(fare_get_int(ld, r, c[8], 0, 1, false, 0, &v));
+	if ((rc = fare_get_ref(ld, r, c[6], &f->products, "fare_product_id", false, &tr.product)) != 0)
+		return rc;
+	if ((rc = fare_get_ref(ld, r, c[7], &f->products, "fare_product_id", false, &tr.filter_product)) != 0)
+		return rc;
+	if ((rc = fare_get_int(ld, r, c[8], 0, 1, false, 0, &v)) != 0)
+		return rc;
 	tr.media_behavior = (int8_t)v;
-	CHECK(fare_get_int(ld, r, c[9], 0, 1, false, 0, &v));
+	if ((rc = fare_get_int(ld, r, c[9], 0, 1, false, 0, &v)) != 0)
+		return rc;
 	tr.product_behavior = (int8_t)v;
 	tr.line = r->line;
 	struct fare_transfer_rule *p = PUSH(f->transfer_rules, f->ntransfer_rules);
@@ -603,7 +643,8 @@ static int code_row(struct loader *ld, const struct csv_row *r, const int *c)
 		return fare_fail(ld, r->line, c[0] + 1, "\"%s\" is not stop or route", fare_field(r, c[0]));
 	if (!code_of(fare_field(r, c[1]), &code))
 		return fare_fail(ld, r->line, c[1] + 1, "\"%s\" is not a decimal number", fare_field(r, c[1]));
-	CHECK(fare_get_ref(ld, r, c[2], stop ? &ld->f->stops : &ld->f->routes, stop ? "stop_id" : "route_id", true, &ix));
+	if ((rc = fare_get_ref(ld, r, c[2], stop ? &ld->f->stops : &ld->f->routes, stop ? "stop_id" : "route_id", true, &ix)) != 0)
+		return rc;
 	if (stop && !ld->stop_codes_explicit)
 		ld->stop_codes_explicit = true, ld->nstop_cands = 0;
 	if (!stop && !ld->route_codes_explicit)
@@ -627,7 +668,8 @@ static int card_category_row(struct loader *ld, const struct csv_row *r, const i
 {
 	int64_t cat;
 	int rc;
-	CHECK(fare_get_int(ld, r, c[0], 0, FARE_CARD_CATEGORIES - 1, true, 0, &cat));
+	if ((rc = fare_get_int(ld, r, c[0], 0, FARE_CARD_CATEGORIES - 1, true, 0, &cat)) != 0)
+		return rc;
 	if (ld->f->category_of[cat] >= 0)
 		return fare_fail(ld, r->line, c[0] + 1, "card_category %d is mapped already", (int)cat);
 	return fare_get_ref(ld, r, c[1], &ld->f->categories, "rider_category_id", true, &ld->f->category_of[cat]);
@@ -640,15 +682,20 @@ static int incomplete_row(struct loader *ld, const struct csv_row *r, const int 
 	struct fare_incomplete in;
 	int64_t v;
 	int rc;
-	CHECK(fare_get_ref(ld, r, c[0], &f->networks, "network_id", true, &in.network));
+	if ((rc = fare_get_ref(ld, r, c[0], &f->networks, "network_id", true, &in.network)) != 0)
+		return rc;
 	for (uint32_t j = 0; j < f->nincomplete; j++)
 		if (f->incomplete[j].network == in.network)
 			return fare_fail(ld, r->line, c[0] + 1, "network \"%s\" has a row already", fare_field(r, c[0]));
-	CHECK(fare_get_int(ld, r, c[1], 1, 86400, true, 0, &v));
+	if ((rc = fare_get_int(ld, r, c[1], 1, 86400, true, 0, &v)) != 0)
+		return rc;
 	in.max_journey_s = (int32_t)v;
-	CHECK(fare_get_ref(ld, r, c[2], &f->products, "fare_product_id", true, &in.product));
-	CHECK(leg_product(ld, r, c[2], in.product));
-	CHECK(fare_get_int(ld, r, c[3], 0, 1, false, 0, &v));
+	if ((rc = fare_get_ref(ld, r, c[2], &f->products, "fare_product_id", true, &in.product)) != 0)
+		return rc;
+	if ((rc = leg_product(ld, r, c[2], in.product)) != 0)
+		return rc;
+	if ((rc = fare_get_int(ld, r, c[3], 0, 1, false, 0, &v)) != 0)
+		return rc;
 	in.board_exit = v == 1;
 	struct fare_incomplete *p = PUSH(f->incomplete, f->nincomplete);
 	if (!p)
@@ -665,15 +712,19 @@ static int cap_row(struct loader *ld, const struct csv_row *r, const int *c)
 	struct fare_feed *f = ld->f;
 	struct fare_cap cap = {.period = 0xff};
 	int rc;
-	CHECK(fare_get_new_id(ld, r, c[0], &f->caps, NULL));
-	CHECK(fare_get_ref(ld, r, c[1], &f->media, "fare_media_id", true, &cap.media));
-	CHECK(fare_get_ref(ld, r, c[2], &f->categories, "rider_category_id", false, &cap.category));
+	if ((rc = fare_get_new_id(ld, r, c[0], &f->caps, NULL)) != 0)
+		return rc;
+	if ((rc = fare_get_ref(ld, r, c[1], &f->media, "fare_media_id", true, &cap.media)) != 0)
+		return rc;
+	if ((rc = fare_get_ref(ld, r, c[2], &f->categories, "rider_category_id", false, &cap.category)) != 0)
+		return rc;
 	for (uint8_t p = 0; p < 3; p++)
 		if (strcmp(fare_field(r, c[3]), periods[p]) == 0)
 			cap.period = p;
 	if (cap.period == 0xff)
 		return fare_fail(ld, r->line, c[3] + 1, "\"%s\" is not day, week or month", fare_field(r, c[3]));
-	CHECK(fare_get_amount(ld, r, c[4], false, &cap.amount_fen));
+	if ((rc = fare_get_amount(ld, r, c[4], false, &cap.amount_fen)) != 0)
+		return rc;
 	struct fare_cap *p = PUSH(f->cap_rows, f->ncaps);
 	if (!p)
 		return FARE_ERR_NOMEM;
@@ -689,11 +740,16 @@ static int tier_row(struct loader *ld, const struct csv_row *r, const int *c)
 	struct fare_tier t;
 	int64_t v;
 	int rc;
-	CHECK(fare_get_new_id(ld, r, c[0], &f->tiers, NULL));
-	CHECK(fare_get_ref(ld, r, c[1], &f->media, "fare_media_id", true, &t.media));
-	CHECK(fare_get_ref(ld, r, c[2], &f->categories, "rider_category_id", false, &t.category));
-	CHECK(fare_get_amount64(ld, r, c[3], &t.threshold_fen));
-	CHECK(fare_get_int(ld, r, c[4], 1, 100, true, 0, &v));
+	if ((rc = fare_get_new_id(ld, r, c[0], &f->tiers, NULL)) != 0)
+		return rc;
+	if ((rc = fare_get_ref(ld, r, c[1], &f->media, "fare_media_id", true, &t.media)) != 0)
+		return rc;
+	if ((rc = fare_get_ref(ld, r, c[2], &f->categories, "rider_category_id", false, &t.category)) != 0)
+		return rc;
+	if ((rc = fare_get_amount64(ld, r, c[3], &t.threshold_fen)) != 0)
+		return rc;
+	if ((rc = fare_get_int(ld, r, c[4], 1, 100, true, 0, &v)) != 0)
+		return rc;
 	t.discount_pct = (int32_t)v;
 	struct fare_tier *p = PUSH(f->tier_rows, f->ntiers);
 	if (!p)
@@ -722,19 +778,27 @@ static int promotion_row(struct loader *ld, const struct csv_row *r, const int *
 	struct fare_promotion pm;
 	int64_t v;
 	int rc;
-	CHECK(fare_get_new_id(ld, r, c[0], &f->promotions, NULL));
+	if ((rc = fare_get_new_id(ld, r, c[0], &f->promotions, NULL)) != 0)
+		return rc;
 	if (!*fare_field(r, c[1]))
 		return fare_fail(ld, r->line, c[1] + 1, "required value is empty");
 	if ((pm.funder = fare_ids_intern(&f->funders, fare_field(r, c[1]))) < 0)
 		return FARE_ERR_NOMEM;
-	CHECK(fare_get_ref(ld, r, c[2], &f->media, "fare_media_id", true, &pm.media));
-	CHECK(fare_get_ref(ld, r, c[3], &f->networks, "network_id", false, &pm.network));
-	CHECK(get_route(ld, r, c[4], &pm.route_id_set, &pm.route_id));
-	CHECK(fare_get_dates(ld, r, c[5], c[6], &pm.start_date, &pm.end_date));
-	CHECK(fare_get_amount(ld, r, c[7], false, &pm.rider_amount_fen));
-	CHECK(fare_get_int(ld, r, c[8], 1, 1000, true, 0, &v));
+	if ((rc = fare_get_ref(ld, r, c[2], &f->media, "fare_media_id", true, &pm.media)) != 0)
+		return rc;
+	if ((rc = fare_get_ref(ld, r, c[3], &f->networks, "network_id", false, &pm.network)) != 0)
+		return rc;
+	if ((rc = get_route(ld, r, c[4], &pm.route_id_set, &pm.route_id)) != 0)
+		return rc;
+	if ((rc = fare_get_dates(ld, r, c[5], c[6], &pm.start_date, &pm.end_date)) != 0)
+		return rc;
+	if ((rc = fare_get_amount(ld, r, c[7], false, &pm.rider_amount_fen)) != 0)
+		return rc;
+	if ((rc = fare_get_int(ld, r, c[8], 1, 1000, true, 0, &v)) != 0)
+		return rc;
 	pm.max_per_token_per_day = (int32_t)v;
-	CHECK(fare_get_amount64(ld, r, c[9], &pm.budget_fen));
+	if ((rc = fare_get_amount64(ld, r, c[9], &pm.budget_fen)) != 0)
+		return rc;
 	struct fare_promotion *p = PUSH(f->promotion_rows, f->npromotions);
 	if (!p)
 		return FARE_ERR_NOMEM;
@@ -751,19 +815,26 @@ static int subsidy_row(struct loader *ld, const struct csv_row *r, const int *c)
 	struct fare_subsidy sb;
 	int64_t v;
 	int rc;
-	CHECK(fare_get_new_id(ld, r, c[0], &f->subsidies, NULL));
+	if ((rc = fare_get_new_id(ld, r, c[0], &f->subsidies, NULL)) != 0)
+		return rc;
 	if (!*fare_field(r, c[1]))
 		return fare_fail(ld, r->line, c[1] + 1, "required value is empty");
 	if ((sb.funder = fare_ids_intern(&f->funders, fare_field(r, c[1]))) < 0)
 		return FARE_ERR_NOMEM;
-	CHECK(fare_get_ref(ld, r, c[2], &f->categories, "rider_category_id", true, &sb.category));
-	CHECK(fare_get_ref(ld, r, c[3], &f->media, "fare_media_id", false, &sb.media));
-	CHECK(get_route(ld, r, c[4], &sb.route_id_set, &sb.route_id));
-	CHECK(fare_get_dates(ld, r, c[5], c[6], &sb.start_date, &sb.end_date));
-	CHECK(fare_get_amount(ld, r, c[7], false, &sb.amount_fen));
+	if ((rc = fare_get_ref(ld, r, c[2], &f->categories, "rider_category_id", true, &sb.category)) != 0)
+		return rc;
+	if ((rc = fare_get_ref(ld, r, c[3], &f->media, "fare_media_id", false, &sb.media)) != 0)
+		return rc;
+	if ((rc = get_route(ld, r, c[4], &sb.route_id_set, &sb.route_id)) != 0)
+		return rc;
+	if ((rc = fare_get_dates(ld, r, c[5], c[6], &sb.start_date, &sb.end_date)) != 0)
+		return rc;
+	if ((rc = fare_get_amount(ld, r, c[7], false, &sb.amount_fen)) != 0)
+		return rc;
 	if (sb.amount_fen == 0)
 		return fare_fail(ld, r->line, c[7] + 1, "must be above 0");
-	CHECK(fare_get_int(ld, r, c[8], 1, 100, true, 0, &v));
+	if ((rc = fare_get_int(ld, r, c[8], 1, 100, true, 0, &v)) != 0)
+		return rc;
 	sb.max_per_day = (int32_t)v;
 	struct fare_subsidy *p = PUSH(f->subsidy_rows, f->nsubsidies);
 	if (!p)

@@ -69,7 +69,6 @@ int fare_get_dates(struct loader *ld, const struct csv_row *r, int cs, int ce, u
 /* Arrays grown one row at a time. */
 void *fare_grow(void *p, uint32_t n, size_t size);
 #define PUSH(arr, n) ((arr) = fare_grow((arr), (n), sizeof(*(arr)))) ? &(arr)[(n)++] : NULL
-#define CHECK(expr) do { if ((rc = (expr)) != 0) return rc; } while (0)
 
 /* Load every known file of files into ld->f (load.c). Returns 0, FARE_ERR_FEED, FARE_ERR_NOMEM. */
 int fare_load_tables(struct loader *ld, const struct fare_file *files, unsigned n);
