@@ -6,6 +6,8 @@
  */
 #include "fare/run.h"
 
+#include "base/assert.h"
+
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -19,6 +21,12 @@ static int put_leg(struct run *r, MDB_txn *txn, const struct fare_leg *leg, bool
 	uint8_t key[LEG_KEY_BYTES];
 	struct fare_leg stamped = *leg;
 	const struct fare_leg *l = &stamped;
+	/* every leg written, a new one or an adjustment (new minus old revisions, add_money), is conserved:
+	   what its rider and funders pay is what its operator receives, and the operator's share is the fare
+	   after its discounts (settle/ pays out what is here without recomputing it) */
+	TG_ASSERT((int64_t)l->rider_fen + l->promotion_funder_fen + l->subsidy_funder_fen == (int64_t)l->operator_fen);
+	TG_ASSERT((int64_t)l->nominal + l->concession + l->transfer + l->cap == (int64_t)l->operator_fen);
+	TG_ASSERT(-(int64_t)l->promotion == l->promotion_funder_fen && -(int64_t)l->subsidy == l->subsidy_funder_fen);
 	stamped.run = r->run_no;
 	leg_key(key, l);
 	MDB_val k = {.mv_size = sizeof(key), .mv_data = key}, v = {.mv_size = sizeof(*l), .mv_data = (void *)l};
