@@ -144,7 +144,8 @@ void settle_writer_stop(struct settle_writer *wq)
 		wq->stopping = true;
 		pthread_cond_signal(&wq->work);
 		pthread_mutex_unlock(&wq->lock);
-		TG_ASSERT(pthread_join(wq->thread, NULL) == 0);
+		int joined = pthread_join(wq->thread, NULL);
+		TG_ASSERT(joined == 0);
 		TG_ASSERT(wq->head == wq->tail); /* every buffer handed over was written */
 		wq->running = false;
 	}
