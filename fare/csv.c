@@ -129,7 +129,7 @@ static int no_space(unsigned char c)
 	return 0;
 }
 
-int csv_table_parse(struct csv_table *t, const char *file, const char *data, size_t len, char *err,
+int fare_csv_table_parse(struct csv_table *t, const char *file, const char *data, size_t len, char *err,
 		    size_t err_len)
 {
 	struct csv_parser p;
@@ -174,11 +174,11 @@ int csv_table_parse(struct csv_table *t, const char *file, const char *data, siz
 	free(ps.offs);
 	free(ps.rows);
 	if (rc != 0)
-		csv_table_free(t);
+		fare_csv_table_free(t);
 	return rc;
 }
 
-void csv_table_free(struct csv_table *t)
+void fare_csv_table_free(struct csv_table *t)
 {
 	free(t->header);
 	free(t->rows);

@@ -21,6 +21,8 @@
 
 #include "store/store.h"
 
+#include "base/assert.h"
+
 #include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
@@ -33,7 +35,7 @@
 int fare_db_fail(struct fare_db *db, char *err, size_t err_len, const char *what, int rc)
 {
 	char why[160];
-	assert(rc != 0); /* a failure is never "ok" */
+	TG_ASSERT(rc != 0); /* a failure is never "ok" */
 	bool full = st_mdb_why(db->path, rc, why, sizeof(why));
 	snprintf(err, err_len, "rated store %s: %s: %s", db->path, what, why);
 	return full ? FARE_ERR_FULL : rc == ENOMEM ? FARE_ERR_NOMEM : FARE_ERR_STORE;

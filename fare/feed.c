@@ -141,7 +141,7 @@ static void check_prices(struct loader *ld)
 			for (uint32_t j = f->price_first[p]; j < i; j++)
 				if (f->prices[j].category == f->prices[i].category &&
 				    f->prices[j].media == f->prices[i].media) {
-					fail(ld, f->prices[i].line, 1,
+					fare_fail(ld, f->prices[i].line, 1,
 					     "fare_product_id: a second price of \"%s\" for the same category and media "
 					     "(line %u)", f->products.names[p], f->prices[j].line);
 					break;
@@ -183,7 +183,7 @@ static int finish_feed(struct loader *ld)
 		if (f->transfer_rules[i].product >= 0)
 			f->product_in_transfer[f->transfer_rules[i].product] = true;
 	if (f->products.n >= FARE_NONE || f->npromotions >= FARE_NONE || f->nsubsidies >= FARE_NONE)
-		return fail_feed(ld, "more than %u products, promotions or subsidies", FARE_NONE - 1);
+		return fare_fail_feed(ld, "more than %u products, promotions or subsidies", FARE_NONE - 1);
 	return 0;
 }
 
@@ -418,7 +418,7 @@ static struct fare_feed *feed_new(void)
 
 static void loader_free(struct loader *ld)
 {
-	csv_table_free(&ld->t);
+	fare_csv_table_free(&ld->t);
 	free(ld->stop_cands);
 	free(ld->route_cands);
 	free(ld->product_bad);
@@ -437,9 +437,9 @@ int fare_feed_load_files_opts(struct fare_feed **out, const char *label, const s
 		return FARE_ERR_NOMEM;
 	int rc = keep_files(ld.f, files, n);
 	if (rc == FARE_ERR_INVALID)
-		rc = fail_feed(&ld, "more than %u files", FARE_FILES_MAX);
+		rc = fare_fail_feed(&ld, "more than %u files", FARE_FILES_MAX);
 	if (rc == 0)
-		rc = load_tables(&ld, ld.f->files, ld.f->nfiles);
+		rc = fare_load_tables(&ld, ld.f->files, ld.f->nfiles);
 	if (rc != FARE_ERR_NOMEM) {
 		int frc = finish_feed(&ld);
 		rc = frc == FARE_ERR_NOMEM || rc == 0 ? frc : rc;
@@ -448,7 +448,7 @@ int fare_feed_load_files_opts(struct fare_feed **out, const char *label, const s
 		rc = FARE_ERR_FEED;
 	loader_free(&ld);
 	if (rc == FARE_ERR_NOMEM)
-		fail_feed(&ld, "out of memory loading the feed");
+		fare_fail_feed(&ld, "out of memory loading the feed");
 	if (rc == FARE_ERR_FEED && ld.opts->exclude_bad_rows && !rep->truncated)
 		rc = 0; /* the refused rows are listed in rep and left out */
 	if (rc != 0) {

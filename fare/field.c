@@ -42,7 +42,7 @@ static void report_add(struct loader *ld, const char *line)
 	rep->nerrors++;
 }
 
-int fail(struct loader *ld, uint32_t line, int col, const char *fmt, ...)
+int fare_fail(struct loader *ld, uint32_t line, int col, const char *fmt, ...)
 {
 	char msg[FARE_ERR_MAX], out[FARE_ERR_MAX + 600];
 	va_list ap;
@@ -58,13 +58,13 @@ int fail(struct loader *ld, uint32_t line, int col, const char *fmt, ...)
 	return FARE_ERR_FEED;
 }
 
-int fail_line(struct loader *ld, const char *line)
+int fare_fail_line(struct loader *ld, const char *line)
 {
 	report_add(ld, line);
 	return FARE_ERR_FEED;
 }
 
-int fail_feed(struct loader *ld, const char *fmt, ...)
+int fare_fail_feed(struct loader *ld, const char *fmt, ...)
 {
 	char msg[FARE_ERR_MAX], out[FARE_ERR_MAX + 600];
 	va_list ap;
@@ -78,12 +78,12 @@ int fail_feed(struct loader *ld, const char *fmt, ...)
 
 /* --- values */
 
-const char *fld(const struct csv_row *r, int c)
+const char *fare_field(const struct csv_row *r, int c)
 {
 	return c >= 0 && (uint32_t)c < r->nfields ? r->fields[c] : "";
 }
 
-bool parse_i64(const char *s, int64_t min, int64_t max, int64_t *out)
+bool fare_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out)
 {
 	char *end;
 	if (!((*s >= '0' && *s <= '9') || (*s == '-' && s[1] >= '0' && s[1] <= '9')))
@@ -128,7 +128,7 @@ static bool parse_amount(const char *s, unsigned units, int64_t *out, const char
 }
 
 /* HH:MM:SS with at most two digits for minutes and seconds and hours up to 24. */
-bool parse_time(const char *s, int32_t *sec)
+bool fare_parse_time(const char *s, int32_t *sec)
 {
 	unsigned v[3] = {0}, k = 0, digits = 0;
 	for (const char *p = s;; p++) {
@@ -153,10 +153,10 @@ bool parse_time(const char *s, int32_t *sec)
 	return *sec <= 86400;
 }
 
-bool parse_date(const char *s, uint32_t *date)
+bool fare_parse_date(const char *s, uint32_t *date)
 {
 	int64_t v;
-	if (strlen(s) != 8 || !parse_i64(s, 10000101, 99991231, &v) || !fare_date_valid((uint32_t)v))
+	if (strlen(s) != 8 || !fare_parse_i64(s, 10000101, 99991231, &v) || !fare_date_valid((uint32_t)v))
 		return false;
 	*date = (uint32_t)v;
 	return true;
@@ -182,7 +182,7 @@ static bool in_list(const char *list, const char *code)
 	return false;
 }
 
-int currency_minor_units(const char *code)
+int fare_currency_minor_units(const char *code)
 {
 	if (strlen(code) != 3)
 		return -1;
@@ -197,95 +197,99 @@ int currency_minor_units(const char *code)
 
 /* --- per-field checks that fill a value or record a problem at the row's position */
 
-int get_int(struct loader *ld, const struct csv_row *r, int c, int64_t min, int64_t max, bool required, int64_t dflt,
+int fare_get_int(struct loader *ld, const struct csv_row *r, int c, int64_t min, int64_t max, bool required, int64_t dflt,
 	    int64_t *out)
 {
-	const char *s = fld(r, c);
+	const char *s = fare_field(r, c);
 	if (!*s) {
 		if (required)
-			return fail(ld, r->line, c + 1, "required value is empty");
+			return fare_fail(ld, r->line, c + 1, "required value is empty");
 		*out = dflt;
 		return 0;
 	}
-	if (!parse_i64(s, min, max, out))
-		return fail(ld, r->line, c + 1, "\"%s\" is not an integer in %lld .. %lld", s, (long long)min,
+	if (!fare_parse_i64(s, min, max, out))
+		return fare_fail(ld, r->line, c + 1, "\"%s\" is not an integer in %lld .. %lld", s, (long long)min,
 			    (long long)max);
 	return 0;
 }
 
 static int amount_of(struct loader *ld, const struct csv_row *r, int c, int64_t *v)
 {
-	const char *s = fld(r, c), *why;
+	const char *s = fare_field(r, c), *why;
 	if (!*s)
-		return fail(ld, r->line, c + 1, "required amount is empty");
+		return fare_fail(ld, r->line, c + 1, "required amount is empty");
 	if (!parse_amount(s, ld->f->minor_units, v, &why))
-		return fail(ld, r->line, c + 1, "\"%s\" %s", s, why);
+		return fare_fail(ld, r->line, c + 1, "\"%s\" %s", s, why);
 	return 0;
 }
 
-int get_amount(struct loader *ld, const struct csv_row *r, int c, bool allow_negative, int32_t *out)
+int fare_get_amount(struct loader *ld, const struct csv_row *r, int c, bool allow_negative, int32_t *out)
 {
 	int64_t v;
 	int rc;
-	CHECK(amount_of(ld, r, c, &v));
+	if ((rc = amount_of(ld, r, c, &v)) != 0)
+		return rc;
 	if (v < 0 && !allow_negative)
-		return fail(ld, r->line, c + 1, "\"%s\" must not be negative", fld(r, c));
+		return fare_fail(ld, r->line, c + 1, "\"%s\" must not be negative", fare_field(r, c));
 	if (v > INT32_MAX || v < -INT32_MAX)
-		return fail(ld, r->line, c + 1, "\"%s\" is too large", fld(r, c));
+		return fare_fail(ld, r->line, c + 1, "\"%s\" is too large", fare_field(r, c));
 	*out = (int32_t)v;
 	return 0;
 }
 
-int get_amount64(struct loader *ld, const struct csv_row *r, int c, int64_t *out)
+int fare_get_amount64(struct loader *ld, const struct csv_row *r, int c, int64_t *out)
 {
 	int rc;
-	CHECK(amount_of(ld, r, c, out));
-	return *out < 0 ? fail(ld, r->line, c + 1, "\"%s\" must not be negative", fld(r, c)) : 0;
+	if ((rc = amount_of(ld, r, c, out)) != 0)
+		return rc;
+	return *out < 0 ? fare_fail(ld, r->line, c + 1, "\"%s\" must not be negative", fare_field(r, c)) : 0;
 }
 
-int get_ref(struct loader *ld, const struct csv_row *r, int c, const struct fare_ids *ids, const char *what,
+int fare_get_ref(struct loader *ld, const struct csv_row *r, int c, const struct fare_ids *ids, const char *what,
 	    bool required, int32_t *out)
 {
-	const char *s = fld(r, c);
+	const char *s = fare_field(r, c);
 	*out = -1;
 	if (!*s)
-		return required ? fail(ld, r->line, c + 1, "required value is empty") : 0;
+		return required ? fare_fail(ld, r->line, c + 1, "required value is empty") : 0;
 	if ((*out = fare_ids_find(ids, s)) < 0)
-		return fail(ld, r->line, c + 1, "unknown %s \"%s\"", what, s);
+		return fare_fail(ld, r->line, c + 1, "unknown %s \"%s\"", what, s);
 	return 0;
 }
 
-int get_new_id(struct loader *ld, const struct csv_row *r, int c, struct fare_ids *ids, int32_t *out)
+int fare_get_new_id(struct loader *ld, const struct csv_row *r, int c, struct fare_ids *ids, int32_t *out)
 {
-	const char *s = fld(r, c);
+	const char *s = fare_field(r, c);
 	if (!*s)
-		return fail(ld, r->line, c + 1, "required id is empty");
+		return fare_fail(ld, r->line, c + 1, "required id is empty");
 	int32_t i = fare_ids_add(ids, s);
 	if (i == -2)
 		return FARE_ERR_NOMEM;
 	if (i < 0)
-		return fail(ld, r->line, c + 1, "duplicate id \"%s\"", s);
+		return fare_fail(ld, r->line, c + 1, "duplicate id \"%s\"", s);
 	if (out)
 		*out = i;
 	return 0;
 }
 
-int get_date(struct loader *ld, const struct csv_row *r, int c, uint32_t *out)
+int fare_get_date(struct loader *ld, const struct csv_row *r, int c, uint32_t *out)
 {
-	if (!parse_date(fld(r, c), out))
-		return fail(ld, r->line, c + 1, "\"%s\" is not a date YYYYMMDD", fld(r, c));
+	if (!fare_parse_date(fare_field(r, c), out))
+		return fare_fail(ld, r->line, c + 1, "\"%s\" is not a date YYYYMMDD", fare_field(r, c));
 	return 0;
 }
 
-int get_dates(struct loader *ld, const struct csv_row *r, int cs, int ce, uint32_t *start, uint32_t *end)
+int fare_get_dates(struct loader *ld, const struct csv_row *r, int cs, int ce, uint32_t *start, uint32_t *end)
 {
 	int rc;
-	CHECK(get_date(ld, r, cs, start));
-	CHECK(get_date(ld, r, ce, end));
-	return *end < *start ? fail(ld, r->line, ce + 1, "end_date is before start_date") : 0;
+	if ((rc = fare_get_date(ld, r, cs, start)) != 0)
+		return rc;
+	if ((rc = fare_get_date(ld, r, ce, end)) != 0)
+		return rc;
+	return *end < *start ? fare_fail(ld, r->line, ce + 1, "end_date is before start_date") : 0;
 }
 
-void *grow(void *p, uint32_t n, size_t size)
+void *fare_grow(void *p, uint32_t n, size_t size)
 {
 	if (n != 0 && (n < 8 || (n & (n - 1))))
 		return p; /* capacity: 8, then doubles at each power of two */

@@ -34,9 +34,9 @@ struct csv_table {
 };
 
 /* Parse data into t. Returns 0 or FARE_ERR_FEED / FARE_ERR_NOMEM with err. */
-int csv_table_parse(struct csv_table *t, const char *file, const char *data, size_t len, char *err,
+int fare_csv_table_parse(struct csv_table *t, const char *file, const char *data, size_t len, char *err,
 		    size_t err_len);
-void csv_table_free(struct csv_table *t);
+void fare_csv_table_free(struct csv_table *t);
 
 /* --- the feed */
 

@@ -42,37 +42,36 @@ struct column_def {
 };
 
 /* Record a problem at line/column of the current file (col 0: the whole row or file). Returns FARE_ERR_FEED. */
-int fail(struct loader *ld, uint32_t line, int col, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+int fare_fail(struct loader *ld, uint32_t line, int col, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 /* A problem already formatted "FILE:LINE:COL: why" (the CSV reader's). */
-int fail_line(struct loader *ld, const char *line);
+int fare_fail_line(struct loader *ld, const char *line);
 /* The same for a problem of the feed as a whole (no file). */
-int fail_feed(struct loader *ld, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int fare_fail_feed(struct loader *ld, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-const char *fld(const struct csv_row *r, int c);
-bool parse_i64(const char *s, int64_t min, int64_t max, int64_t *out);
-bool parse_time(const char *s, int32_t *sec);
-bool parse_date(const char *s, uint32_t *date);
+const char *fare_field(const struct csv_row *r, int c);
+bool fare_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out);
+bool fare_parse_time(const char *s, int32_t *sec);
+bool fare_parse_date(const char *s, uint32_t *date);
 /* Minor units of an ISO 4217 currency code, or -1 when it is not one. */
-int currency_minor_units(const char *code);
+int fare_currency_minor_units(const char *code);
 
-int get_int(struct loader *ld, const struct csv_row *r, int c, int64_t min, int64_t max, bool required, int64_t dflt,
+int fare_get_int(struct loader *ld, const struct csv_row *r, int c, int64_t min, int64_t max, bool required, int64_t dflt,
 	    int64_t *out);
 /* An amount in the feed's currency (minor_units decimals at most). */
-int get_amount(struct loader *ld, const struct csv_row *r, int c, bool allow_negative, int32_t *out);
-int get_amount64(struct loader *ld, const struct csv_row *r, int c, int64_t *out);
-int get_ref(struct loader *ld, const struct csv_row *r, int c, const struct fare_ids *ids, const char *what,
+int fare_get_amount(struct loader *ld, const struct csv_row *r, int c, bool allow_negative, int32_t *out);
+int fare_get_amount64(struct loader *ld, const struct csv_row *r, int c, int64_t *out);
+int fare_get_ref(struct loader *ld, const struct csv_row *r, int c, const struct fare_ids *ids, const char *what,
 	    bool required, int32_t *out);
-int get_new_id(struct loader *ld, const struct csv_row *r, int c, struct fare_ids *ids, int32_t *out);
-int get_date(struct loader *ld, const struct csv_row *r, int c, uint32_t *out);
-int get_dates(struct loader *ld, const struct csv_row *r, int cs, int ce, uint32_t *start, uint32_t *end);
+int fare_get_new_id(struct loader *ld, const struct csv_row *r, int c, struct fare_ids *ids, int32_t *out);
+int fare_get_date(struct loader *ld, const struct csv_row *r, int c, uint32_t *out);
+int fare_get_dates(struct loader *ld, const struct csv_row *r, int cs, int ce, uint32_t *start, uint32_t *end);
 
 /* Arrays grown one row at a time. */
-void *grow(void *p, uint32_t n, size_t size);
-#define PUSH(arr, n) ((arr) = grow((arr), (n), sizeof(*(arr)))) ? &(arr)[(n)++] : NULL
-#define CHECK(expr) do { if ((rc = (expr)) != 0) return rc; } while (0)
+void *fare_grow(void *p, uint32_t n, size_t size);
+#define PUSH(arr, n) ((arr) = fare_grow((arr), (n), sizeof(*(arr)))) ? &(arr)[(n)++] : NULL
 
 /* Load every known file of files into ld->f (load.c). Returns 0, FARE_ERR_FEED, FARE_ERR_NOMEM. */
-int load_tables(struct loader *ld, const struct fare_file *files, unsigned n);
+int fare_load_tables(struct loader *ld, const struct fare_file *files, unsigned n);
 /* The i-th file a feed may have (load order), NULL past the last. */
 const char *fare_feed_known_file(unsigned i);
 

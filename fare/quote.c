@@ -80,7 +80,7 @@ static int parse_tap(struct quote *q, const struct csv_row *r, const int *c, uin
 static int parse_taps(struct quote *q, const char *csv, size_t len, uint32_t date)
 {
 	struct csv_table t;
-	int rc = csv_table_parse(&t, "taps", csv, len, q->err, q->err_len);
+	int rc = fare_csv_table_parse(&t, "taps", csv, len, q->err, q->err_len);
 	if (rc != 0)
 		return rc == FARE_ERR_FEED ? FARE_ERR_INVALID : rc;
 	int c[5] = {col(&t, "date"), col(&t, "time"), col(&t, "kind"), col(&t, "route_id"), col(&t, "stop_id")};
@@ -93,7 +93,7 @@ static int parse_taps(struct quote *q, const char *csv, size_t len, uint32_t dat
 		q->taps[i].seq = i + 1;
 	}
 	q->n = rc == 0 ? t.nrows : 0;
-	csv_table_free(&t);
+	fare_csv_table_free(&t);
 	return rc;
 }
 
@@ -163,7 +163,7 @@ static void print_leg(struct quote *q, const struct rate_leg *rl, unsigned head,
 		l->ntaps > 1 ? f->stops.names[rl->to_ix] : "");
 	if (l->flags & FARE_LEG_JOINED) {
 		fprintf(out, " joined to leg %u by fare_leg_join_rules.txt:%u (one effective fare leg: its fare is there)\n",
-			q->legs[head].leg.leg_no, f->join_rules[rate_join_rule(f, rl - 1, rl)].line);
+			q->legs[head].leg.leg_no, f->join_rules[fare_rate_join_rule(f, rl - 1, rl)].line);
 		return;
 	}
 	if (l->flags & FARE_LEG_NORULE) {
@@ -244,7 +244,7 @@ int fare_quote(const struct fare_feed *f, const char *csv, size_t len, const str
 		rc = quote_rider(q, o);
 	q->ctx.feed = f;
 	if (rc == 0)
-		rc = rate_zone_clocks(&q->ctx, err, err_len);
+		rc = fare_rate_zone_clocks(&q->ctx, err, err_len);
 	if (rc == 0)
 		rc = parse_taps(q, csv, len, o->date);
 	if (rc == 0) {
@@ -253,7 +253,7 @@ int fare_quote(const struct fare_feed *f, const char *csv, size_t len, const str
 		q->legs = legs;
 		q->ctx.taps_by_index = q->ctx.pair_exits = true;
 		struct rate_before before = {0};
-		unsigned nl = rate_token_day(&q->ctx, q->taps, q->n, &before, legs);
+		unsigned nl = fare_rate_token_day(&q->ctx, q->taps, q->n, &before, legs);
 		print_quote(q, legs, nl, out);
 	}
 	free(q->ctx.memo);

@@ -10,6 +10,8 @@
  */
 #include "fare/rate.h"
 
+#include "base/assert.h"
+
 #include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -200,7 +202,7 @@ static uint64_t tf_mask(struct rate_ctx *ctx, uint64_t time_us, uint32_t stop)
 	return fare_feed_timeframes(f, sec, date, wd);
 }
 
-int rate_zone_clocks(struct rate_ctx *ctx, char *err, size_t err_len)
+int fare_rate_zone_clocks(struct rate_ctx *ctx, char *err, size_t err_len)
 {
 	const struct fare_feed *f = ctx->feed;
 	ctx->zone_clock = NULL;
@@ -434,7 +436,7 @@ static bool joinable(const struct rate_leg *rl)
  * without them, a's last station and b's first station must be the same). A leg with no arrival (a
  * boarding whose exit is not recorded) ends nowhere known, so nothing joins it to the leg after it.
  */
-int32_t rate_join_rule(const struct fare_feed *f, const struct rate_leg *a, const struct rate_leg *b)
+int32_t fare_rate_join_rule(const struct fare_feed *f, const struct rate_leg *a, const struct rate_leg *b)
 {
 	if (a->leg.ntaps < 2)
 		return -1;
@@ -477,7 +479,7 @@ static void join_legs(struct rate_ctx *ctx, struct rate_leg *legs, unsigned n)
 	for (unsigned i = 0; i < n;) {
 		unsigned k = i;
 		while (k + 1 < n && k - i < JOIN_RUN_MAX && joinable(&legs[k]) && joinable(&legs[k + 1]) &&
-		       rate_join_rule(f, &legs[k], &legs[k + 1]) >= 0)
+		       fare_rate_join_rule(f, &legs[k], &legs[k + 1]) >= 0)
 			k++;
 		if (k > i)
 			join_run(ctx, legs, i, k);
@@ -707,16 +709,20 @@ static void apply_subsidies(struct rate_ctx *ctx, struct rate_leg *legs, unsigne
 	}
 }
 
-void rate_settle_leg(struct fare_leg *l)
+void fare_rate_settle_leg(struct fare_leg *l)
 {
 	l->operator_fen = l->nominal + l->concession + l->transfer + l->cap;
 	l->promotion_funder_fen = -l->promotion;
 	l->subsidy_funder_fen = -l->subsidy;
 	l->rider_fen = l->operator_fen - l->promotion_funder_fen - l->subsidy_funder_fen;
-	assert(l->rider_fen + l->promotion_funder_fen + l->subsidy_funder_fen == l->operator_fen);
+	/* the shares above add up by construction; what can break is their inputs: a discount
+	   (concession, cap: a transfer may cost extra) or a funded share (promotion, subsidy) that adds to a fare, or a
+	   rider paid to ride, is a rating error, and settle/ would pass it on to the counterparties */
+	TG_ASSERT(l->nominal >= 0 && l->concession <= 0 && l->cap <= 0);
+	TG_ASSERT(l->promotion <= 0 && l->subsidy <= 0 && l->rider_fen >= 0);
 }
 
-unsigned rate_token_day(struct rate_ctx *ctx, const struct fare_tap *taps, unsigned n, const struct rate_before *before,
+unsigned fare_rate_token_day(struct rate_ctx *ctx, const struct fare_tap *taps, unsigned n, const struct rate_before *before,
 			struct rate_leg *out)
 {
 	unsigned nl = form_legs(ctx, taps, n, out);
@@ -727,7 +733,7 @@ unsigned rate_token_day(struct rate_ctx *ctx, const struct fare_tap *taps, unsig
 	apply_subsidies(ctx, out, nl);
 	mark_promotions(ctx, out, nl);
 	for (unsigned i = 0; i < nl; i++)
-		rate_settle_leg(&out[i].leg);
+		fare_rate_settle_leg(&out[i].leg);
 	return nl;
 }
 
@@ -751,7 +757,7 @@ static int cmp_ctc(const void *a, const void *b, void *arg)
 	return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
-unsigned rate_audit(struct rate_ctx *ctx, const struct fare_tap *taps, unsigned n, const struct rate_leg *legs,
+unsigned fare_rate_audit(struct rate_ctx *ctx, const struct fare_tap *taps, unsigned n, const struct rate_leg *legs,
 		    unsigned nlegs, bool have_prev, uint16_t prev_ctc, uint32_t prev_after, struct audit_line *out,
 		    unsigned cap, uint16_t *last_ctc, uint32_t *last_after)
 {

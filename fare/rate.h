@@ -64,18 +64,18 @@ struct rate_before {
  * legs (at most n). Promotions are only marked as candidates: the run grants
  * them over every token in order. Returns the number of legs.
  */
-unsigned rate_token_day(struct rate_ctx *ctx, const struct fare_tap *taps, unsigned n, const struct rate_before *before,
+unsigned fare_rate_token_day(struct rate_ctx *ctx, const struct fare_tap *taps, unsigned n, const struct rate_before *before,
 			struct rate_leg *out);
 
 /* Clocks for the feed's stop time zones (ctx->zone_clock, free with free()). Returns 0, FARE_ERR_NOMEM,
  * FARE_ERR_TZ (err names the zone). */
-int rate_zone_clocks(struct rate_ctx *ctx, char *err, size_t err_len);
+int fare_rate_zone_clocks(struct rate_ctx *ctx, char *err, size_t err_len);
 
 /* The join rule that joins leg b to the leg a before it (fare_leg_join_rules.txt index), -1 none. */
-int32_t rate_join_rule(const struct fare_feed *f, const struct rate_leg *a, const struct rate_leg *b);
+int32_t fare_rate_join_rule(const struct fare_feed *f, const struct rate_leg *a, const struct rate_leg *b);
 
 /* Payers and receiver from the adjustments; asserts the leg is conserved. */
-void rate_settle_leg(struct fare_leg *leg);
+void fare_rate_settle_leg(struct fare_leg *leg);
 
 /* Audit lines of an e-purse token-day; CTC and balance are checked in CTC
  * order. prev_ctc/prev_after: the card's last tap before this day (have_prev
@@ -84,7 +84,7 @@ void rate_settle_leg(struct fare_leg *leg);
 struct audit_line {
 	char text[FARE_TEXT_MAX];
 };
-unsigned rate_audit(struct rate_ctx *ctx, const struct fare_tap *taps, unsigned n, const struct rate_leg *legs,
+unsigned fare_rate_audit(struct rate_ctx *ctx, const struct fare_tap *taps, unsigned n, const struct rate_leg *legs,
 		    unsigned nlegs, bool have_prev, uint16_t prev_ctc, uint32_t prev_after, struct audit_line *out,
 		    unsigned cap, uint16_t *last_ctc, uint32_t *last_after);
 

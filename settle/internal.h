@@ -5,9 +5,11 @@
 #define TAPGATE_SETTLE_INTERNAL_H
 
 #include "settle/settle.h"
+#include "fare/fare.h"
 
 #include <lmdb.h>
 #include <openssl/evp.h>
+#include <pthread.h>
 
 #define BATCH_ID_MAX 128u
 #define PARTY_MAX 96u /* "funder-" + a GTFS id, "acquirer-" + an id of the counterparties file */
@@ -79,26 +81,52 @@ static inline void batch_item(struct batch *b, int64_t amount, uint64_t account)
  * A line built without printf: the per-leg lines of a 10-million-tap day are
  * most of a close's time, and printf's format parsing was most of that.
  */
-struct line {
+struct settle_line {
 	char b[1024];
 	size_t n;
 };
-void ln_str(struct line *l, const char *s);
-void ln_chr(struct line *l, char c);
-void ln_u64(struct line *l, uint64_t v);
-void ln_i64(struct line *l, int64_t v);
-void ln_hex(struct line *l, uint64_t v, unsigned digits);
-void ln_yuan(struct line *l, int64_t fen);      /* -1234 -> -12.34 */
-void ln_utc(struct line *l, uint64_t us);       /* 2026-03-02T00:00:00Z */
-void ln_token(struct line *l, uint8_t medium, uint32_t issuer, uint64_t token); /* as tapfare writes it */
+void settle_line_str(struct settle_line *l, const char *s);
+void settle_line_chr(struct settle_line *l, char c);
+void settle_line_u64(struct settle_line *l, uint64_t v);
+void settle_line_i64(struct settle_line *l, int64_t v);
+void settle_line_hex(struct settle_line *l, uint64_t v, unsigned digits);
+void settle_line_yuan(struct settle_line *l, int64_t fen);      /* -1234 -> -12.34 */
+void settle_line_utc(struct settle_line *l, uint64_t us);       /* 2026-03-02T00:00:00Z */
+void settle_line_token(struct settle_line *l, uint8_t medium, uint32_t issuer, uint64_t token); /* as tapfare writes it */
 
 #define OUT_BUF_BYTES (1u << 17)
+#define SETTLE_WRITER_SLOTS 64u
+
+struct out_file;
+
+/*
+ * The writer thread of one close (out.c): it writes and digests the files'
+ * full buffers while the close formats the next ones. Started and joined by
+ * its owner; a file opened without one (NULL) writes its buffers itself.
+ */
+struct settle_writer {
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t work, done;
+	struct {
+		struct out_file *o;
+		unsigned b;
+		size_t n;
+	} q[SETTLE_WRITER_SLOTS];
+	unsigned head, tail; /* handed over: tail; written: head */
+	bool running, stopping;
+};
+/* Start the thread; if it cannot start, files write their buffers themselves (slower, the same bytes). */
+void settle_writer_start(struct settle_writer *w);
+/* Write what is queued, then join the thread. The files it served must be committed or aborted first. */
+void settle_writer_stop(struct settle_writer *w);
 
 /* An outbox file written atomically: a temporary name, fsync, rename, then NAME.sha256 beside it. */
 struct out_file {
 	char dir[640], name[FILE_NAME_MAX], tmp[840], path[840];
 	FILE *f;
 	EVP_MD_CTX *md;
+	struct settle_writer *wr; /* NULL: buffers are written by the caller */
 	_Atomic bool failed;
 	size_t n;        /* bytes in bufs[cur] */
 	size_t unsynced; /* bytes written since writeback was last started (the writer thread's) */
@@ -107,13 +135,13 @@ struct out_file {
 	char bufs[2][OUT_BUF_BYTES];
 };
 
-int out_open(struct out_file *o, const char *outbox, const char *party, const char *name, char *err, size_t err_len);
-void out_write(struct out_file *o, const void *data, size_t len);
-void out_line(struct out_file *o, const struct line *l);
-__attribute__((format(printf, 2, 3))) void out_printf(struct out_file *o, const char *fmt, ...);
+int settle_out_open(struct out_file *o, struct settle_writer *wr, const char *outbox, const char *party, const char *name, char *err, size_t err_len);
+void settle_out_write(struct out_file *o, const void *data, size_t len);
+void settle_out_line(struct out_file *o, const struct settle_line *l);
+__attribute__((format(printf, 2, 3))) void settle_out_printf(struct out_file *o, const char *fmt, ...);
 /* Finish: fsync, rename, write the checksum file. sha256 gets the digest. Returns 0 or SETTLE_ERR_IO. */
-int out_commit(struct out_file *o, uint8_t sha256[32], char *err, size_t err_len);
-void out_abort(struct out_file *o);
+int settle_out_commit(struct out_file *o, uint8_t sha256[32], char *err, size_t err_len);
+void settle_out_abort(struct out_file *o);
 
 /*
  * Build the batches of round rd (the legs of rating runs rd->run_lo+1 ..
@@ -133,6 +161,18 @@ int settle_store_fail(struct settle_db *db, char *err, size_t err_len, const cha
 int settle_txn_begin(struct settle_db *db, unsigned flags, MDB_txn **txn);
 /* Record a batch (its state) in a transaction of its own. Returns 0 or SETTLE_ERR_*. */
 int settle_batch_put(struct settle_db *db, const struct batch *b, char *err, size_t err_len);
+/* Record a batch in the caller's write transaction. Returns an LMDB code. */
+int settle_batch_put_txn(struct settle_db *db, MDB_txn *txn, const struct batch *b);
+
+/* The pending round (a round being written): *have says whether there is one. Returns 0 or SETTLE_ERR_*. */
+int settle_pending_get(struct settle_db *db, struct round *p, bool *have, char *err, size_t err_len);
+/* Record p as the pending round. Returns 0 or SETTLE_ERR_*. */
+int settle_pending_put(struct settle_db *db, const struct round *p, char *err, size_t err_len);
+/* Forget the pending round (a round with no legs). Returns 0 or SETTLE_ERR_*. */
+int settle_pending_drop(struct settle_db *db, char *err, size_t err_len);
+/* The round's record and its batches, and the pending record gone: one transaction. Returns 0 or SETTLE_ERR_*. */
+int settle_round_put(struct settle_db *db, const struct round *rd, const struct batch *b, unsigned n, char *err,
+		     size_t err_len);
 
 /* The rounds of a day, in order (free *out). Returns 0 or SETTLE_ERR_*. */
 int settle_rounds(struct settle_db *db, uint32_t day, struct round **out, unsigned *n, char *err, size_t err_len);
@@ -141,15 +181,23 @@ int settle_batch_get(struct settle_db *db, const char *id, struct batch *b, char
 
 int settle_deny_add(struct settle_db *db, MDB_txn *txn, const struct deny_entry *e);
 int settle_deny_remove(struct settle_db *db, MDB_txn *txn, uint8_t medium, uint64_t token, bool *was);
+/* The deny list's version, in a transaction of the caller's (deny.c). */
+uint32_t settle_deny_version(struct settle_db *db, MDB_txn *txn);
 /* YYYYMMDD plus n days. */
-uint32_t settle_day_add(uint32_t day, unsigned n);
+static inline uint32_t settle_day_add(uint32_t day, unsigned n)
+{
+	return fare_date_from_days(fare_days_from_date(day) + n);
+}
 
 /* Read a whole file (for reconciliation). Returns a malloc'd buffer or NULL. */
-char *read_whole(const char *path, size_t *len);
+char *settle_read_whole(const char *path, size_t *len);
+
+/* "epurse", "quickpass" or "qr": a medium as tapsettle's messages name it. */
+const char *settle_medium_name(uint8_t medium);
 
 /* Fen as yuan text, exactly: -1234 -> "-12.34". */
-void fen_text(int64_t fen, char out[32]);
+void settle_fen_text(int64_t fen, char out[32]);
 /* A UTC time as ISO 8601 text: 2026-03-02T00:00:00Z. */
-void utc_text(uint64_t us, char out[32]);
+void settle_utc_text(uint64_t us, char out[32]);
 
 #endif

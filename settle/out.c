@@ -8,6 +8,8 @@
  */
 #include "settle/internal.h"
 
+#include "base/assert.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -56,9 +58,10 @@ static FILE *create_private(const char *path)
 	return f;
 }
 
-int out_open(struct out_file *o, const char *outbox, const char *party, const char *name, char *err, size_t err_len)
+int settle_out_open(struct out_file *o, struct settle_writer *wr, const char *outbox, const char *party, const char *name, char *err, size_t err_len)
 {
 	memset(o, 0, sizeof(*o));
+	o->wr = wr;
 	snprintf(o->dir, sizeof(o->dir), "%s/%s", outbox, party);
 	snprintf(o->name, sizeof(o->name), "%s", name);
 	snprintf(o->path, sizeof(o->path), "%s/%s", o->dir, name);
@@ -72,7 +75,7 @@ int out_open(struct out_file *o, const char *outbox, const char *party, const ch
 		return SETTLE_ERR_IO;
 	}
 	if (!(o->md = EVP_MD_CTX_new()) || EVP_DigestInit_ex(o->md, EVP_sha256(), NULL) != 1) {
-		out_abort(o);
+		settle_out_abort(o);
 		snprintf(err, err_len, "SHA-256: cannot start a digest");
 		return SETTLE_ERR_NOMEM;
 	}
@@ -80,29 +83,15 @@ int out_open(struct out_file *o, const char *outbox, const char *party, const ch
 }
 
 #define WRITEBACK_BYTES (32u << 20)
-#define QUEUE_SLOTS 64u
 
 /*
  * The writer thread: buffers are written and digested there, in the order
  * they were handed over, while the caller formats the next ones (a close of
  * a 10-million-tap day writes over a gigabyte: the write() calls were a
  * quarter of its time). Each file has two buffers; the caller waits only
- * when both are with the writer.
+ * when both are with the writer. The thread belongs to the close that
+ * starts it (build.c) and is joined there, after its last file.
  */
-static struct {
-	pthread_once_t once;
-	pthread_mutex_t lock;
-	pthread_cond_t work, done;
-	struct {
-		struct out_file *o;
-		unsigned b;
-		size_t n;
-	} q[QUEUE_SLOTS];
-	unsigned head, tail;
-	bool running;
-} wq = {.once = PTHREAD_ONCE_INIT, .lock = PTHREAD_MUTEX_INITIALIZER, .work = PTHREAD_COND_INITIALIZER,
-	.done = PTHREAD_COND_INITIALIZER};
-
 static void block_write(struct out_file *o, const char *buf, size_t n)
 {
 	if (!o->failed && n && (fwrite(buf, 1, n, o->f) != n || EVP_DigestUpdate(o->md, buf, n) != 1))
@@ -117,74 +106,96 @@ static void block_write(struct out_file *o, const char *buf, size_t n)
 
 static void *writer_main(void *arg)
 {
-	(void)arg;
-	pthread_mutex_lock(&wq.lock);
+	struct settle_writer *wq = arg;
+	pthread_mutex_lock(&wq->lock);
 	for (;;) {
-		while (wq.head == wq.tail)
-			pthread_cond_wait(&wq.work, &wq.lock);
-		unsigned slot = wq.head % QUEUE_SLOTS;
-		struct out_file *o = wq.q[slot].o;
-		unsigned b = wq.q[slot].b;
-		size_t n = wq.q[slot].n;
-		pthread_mutex_unlock(&wq.lock);
+		while (wq->head == wq->tail && !wq->stopping)
+			pthread_cond_wait(&wq->work, &wq->lock);
+		if (wq->head == wq->tail)
+			break; /* stopping, and nothing left */
+		unsigned slot = wq->head % SETTLE_WRITER_SLOTS;
+		struct out_file *o = wq->q[slot].o;
+		unsigned b = wq->q[slot].b;
+		size_t n = wq->q[slot].n;
+		pthread_mutex_unlock(&wq->lock);
 		block_write(o, o->bufs[b], n);
-		pthread_mutex_lock(&wq.lock);
-		wq.head++;
+		pthread_mutex_lock(&wq->lock);
+		wq->head++;
 		o->busy[b] = 0;
-		pthread_cond_broadcast(&wq.done);
+		pthread_cond_broadcast(&wq->done);
 	}
+	pthread_mutex_unlock(&wq->lock);
 	return NULL;
 }
 
-static void writer_start(void)
+void settle_writer_start(struct settle_writer *wq)
 {
-	pthread_t t;
-	pthread_attr_t a;
-	pthread_attr_init(&a);
-	pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
-	wq.running = pthread_create(&t, &a, writer_main, NULL) == 0;
-	pthread_attr_destroy(&a);
+	memset(wq, 0, sizeof(*wq));
+	pthread_mutex_init(&wq->lock, NULL);
+	pthread_cond_init(&wq->work, NULL);
+	pthread_cond_init(&wq->done, NULL);
+	wq->running = pthread_create(&wq->thread, NULL, writer_main, wq) == 0;
+}
+
+void settle_writer_stop(struct settle_writer *wq)
+{
+	if (wq->running) {
+		pthread_mutex_lock(&wq->lock);
+		wq->stopping = true;
+		pthread_cond_signal(&wq->work);
+		pthread_mutex_unlock(&wq->lock);
+		int joined = pthread_join(wq->thread, NULL);
+		TG_ASSERT(joined == 0);
+		TG_ASSERT(wq->head == wq->tail); /* every buffer handed over was written */
+		wq->running = false;
+	}
+	pthread_cond_destroy(&wq->done);
+	pthread_cond_destroy(&wq->work);
+	pthread_mutex_destroy(&wq->lock);
 }
 
 /* Hand the current buffer to the writer thread (or write it here if there is none) and take the other. */
 static void out_flush(struct out_file *o)
 {
-	pthread_once(&wq.once, writer_start);
+	struct settle_writer *wq = o->wr;
 	unsigned b = o->cur;
 	if (o->n == 0)
 		return;
-	if (!wq.running) {
+	if (!wq || !wq->running) {
 		block_write(o, o->bufs[b], o->n);
 		o->n = 0;
 		return;
 	}
-	pthread_mutex_lock(&wq.lock);
-	while (wq.tail - wq.head == QUEUE_SLOTS)
-		pthread_cond_wait(&wq.done, &wq.lock);
+	pthread_mutex_lock(&wq->lock);
+	TG_ASSERT(!wq->stopping);
+	while (wq->tail - wq->head == SETTLE_WRITER_SLOTS)
+		pthread_cond_wait(&wq->done, &wq->lock);
 	o->busy[b] = 1;
-	wq.q[wq.tail % QUEUE_SLOTS].o = o;
-	wq.q[wq.tail % QUEUE_SLOTS].b = b;
-	wq.q[wq.tail % QUEUE_SLOTS].n = o->n;
-	wq.tail++;
-	pthread_cond_signal(&wq.work);
+	wq->q[wq->tail % SETTLE_WRITER_SLOTS].o = o;
+	wq->q[wq->tail % SETTLE_WRITER_SLOTS].b = b;
+	wq->q[wq->tail % SETTLE_WRITER_SLOTS].n = o->n;
+	wq->tail++;
+	pthread_cond_signal(&wq->work);
 	o->cur = b ^ 1;
 	while (o->busy[o->cur])
-		pthread_cond_wait(&wq.done, &wq.lock);
-	pthread_mutex_unlock(&wq.lock);
+		pthread_cond_wait(&wq->done, &wq->lock);
+	pthread_mutex_unlock(&wq->lock);
 	o->n = 0;
 }
 
-/* Wait until the writer thread has written every buffer of o. */
-static void out_drain(struct out_file *o)
+/* Wait until the writer thread has written every buffer of o handed to it. */
+static void out_wait(struct out_file *o)
 {
-	out_flush(o);
-	pthread_mutex_lock(&wq.lock);
+	struct settle_writer *wq = o->wr;
+	if (!wq || !wq->running)
+		return;
+	pthread_mutex_lock(&wq->lock);
 	while (o->busy[0] || o->busy[1])
-		pthread_cond_wait(&wq.done, &wq.lock);
-	pthread_mutex_unlock(&wq.lock);
+		pthread_cond_wait(&wq->done, &wq->lock);
+	pthread_mutex_unlock(&wq->lock);
 }
 
-void out_write(struct out_file *o, const void *data, size_t len)
+void settle_out_write(struct out_file *o, const void *data, size_t len)
 {
 	while (len > 0) {
 		if (o->n == OUT_BUF_BYTES)
@@ -197,15 +208,15 @@ void out_write(struct out_file *o, const void *data, size_t len)
 	}
 }
 
-void out_line(struct out_file *o, const struct line *l)
+void settle_out_line(struct out_file *o, const struct settle_line *l)
 {
 	if (l->n >= sizeof(l->b))
 		o->failed = true; /* ln_* stop at the end of the buffer: a line cut short */
 	else
-		out_write(o, l->b, l->n);
+		settle_out_write(o, l->b, l->n);
 }
 
-void out_printf(struct out_file *o, const char *fmt, ...)
+void settle_out_printf(struct out_file *o, const char *fmt, ...)
 {
 	char buf[1024];
 	va_list ap;
@@ -215,7 +226,7 @@ void out_printf(struct out_file *o, const char *fmt, ...)
 	if (n < 0 || (size_t)n >= sizeof(buf))
 		o->failed = true;
 	else
-		out_write(o, buf, (size_t)n);
+		settle_out_write(o, buf, (size_t)n);
 }
 
 static int write_atomic(const char *dir, const char *tmp, const char *path, const void *data, size_t len)
@@ -232,10 +243,11 @@ static int write_atomic(const char *dir, const char *tmp, const char *path, cons
 	return sync_dir(dir);
 }
 
-int out_commit(struct out_file *o, uint8_t sha256[32], char *err, size_t err_len)
+int settle_out_commit(struct out_file *o, uint8_t sha256[32], char *err, size_t err_len)
 {
 	unsigned len = 0;
-	out_drain(o);
+	out_flush(o);
+	out_wait(o);
 	bool ok = !o->failed && fflush(o->f) == 0 && fsync(fileno(o->f)) == 0;
 	ok &= fclose(o->f) == 0;
 	o->f = NULL;
@@ -261,12 +273,9 @@ int out_commit(struct out_file *o, uint8_t sha256[32], char *err, size_t err_len
 	return 0;
 }
 
-void out_abort(struct out_file *o)
+void settle_out_abort(struct out_file *o)
 {
-	pthread_mutex_lock(&wq.lock); /* the writer thread may hold a buffer of it */
-	while (o->busy[0] || o->busy[1])
-		pthread_cond_wait(&wq.done, &wq.lock);
-	pthread_mutex_unlock(&wq.lock);
+	out_wait(o); /* the writer thread may hold a buffer of it */
 	if (o->f)
 		fclose(o->f);
 	o->f = NULL;
@@ -275,7 +284,7 @@ void out_abort(struct out_file *o)
 	unlink(o->tmp);
 }
 
-char *read_whole(const char *path, size_t *len)
+char *settle_read_whole(const char *path, size_t *len)
 {
 	FILE *f = fopen(path, "rb");
 	if (!f)
@@ -309,144 +318,3 @@ char *read_whole(const char *path, size_t *len)
 	return buf;
 }
 
-/* A line's text as a string (at most 31 characters: amounts and times). */
-static void line_text(const struct line *l, char out[32])
-{
-	size_t n = l->n < 31 ? l->n : 31;
-	memcpy(out, l->b, n);
-	out[n] = '\0';
-}
-
-void fen_text(int64_t fen, char out[32])
-{
-	struct line l = {.n = 0};
-	ln_yuan(&l, fen);
-	line_text(&l, out);
-}
-
-void utc_text(uint64_t us, char out[32])
-{
-	struct line l = {.n = 0};
-	ln_utc(&l, us);
-	line_text(&l, out);
-}
-
-/* --- lines */
-
-void ln_str(struct line *l, const char *s)
-{
-	size_t n = strlen(s);
-	if (n > sizeof(l->b) - l->n)
-		n = sizeof(l->b) - l->n;
-	memcpy(l->b + l->n, s, n);
-	l->n += n;
-}
-
-void ln_chr(struct line *l, char c)
-{
-	if (l->n < sizeof(l->b))
-		l->b[l->n++] = c;
-}
-
-static const char digit_pairs[201] = "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
-				     "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
-				     "8081828384858687888990919293949596979899";
-
-/* Two digits at a time, in 32-bit arithmetic below 10^8: tokens and card numbers have 10 to 19 digits. */
-void ln_u64(struct line *l, uint64_t v)
-{
-	char t[24];
-	int i = 24;
-	while (v >= 100000000u) {
-		uint32_t low = (uint32_t)(v % 100000000u);
-		v /= 100000000u;
-		for (int k = 0; k < 4; k++, low /= 100) {
-			i -= 2;
-			memcpy(t + i, digit_pairs + 2 * (low % 100), 2);
-		}
-	}
-	uint32_t w = (uint32_t)v;
-	while (w >= 100) {
-		i -= 2;
-		memcpy(t + i, digit_pairs + 2 * (w % 100), 2);
-		w /= 100;
-	}
-	if (w >= 10) {
-		i -= 2;
-		memcpy(t + i, digit_pairs + 2 * w, 2);
-	} else {
-		t[--i] = (char)('0' + w);
-	}
-	size_t n = (size_t)(24 - i);
-	if (n > sizeof(l->b) - l->n)
-		n = sizeof(l->b) - l->n;
-	memcpy(l->b + l->n, t + i, n);
-	l->n += n;
-}
-
-void ln_i64(struct line *l, int64_t v)
-{
-	if (v < 0) {
-		ln_chr(l, '-');
-		ln_u64(l, (uint64_t)0 - (uint64_t)v);
-	} else {
-		ln_u64(l, (uint64_t)v);
-	}
-}
-
-void ln_hex(struct line *l, uint64_t v, unsigned digits)
-{
-	static const char hexd[] = "0123456789abcdef";
-	while (digits-- > 0)
-		ln_chr(l, hexd[(v >> (4 * digits)) & 15]);
-}
-
-void ln_yuan(struct line *l, int64_t fen)
-{
-	uint64_t a = fen < 0 ? (uint64_t)0 - (uint64_t)fen : (uint64_t)fen;
-	if (fen < 0)
-		ln_chr(l, '-');
-	ln_u64(l, a / 100);
-	ln_chr(l, '.');
-	ln_chr(l, (char)('0' + a % 100 / 10));
-	ln_chr(l, (char)('0' + a % 10));
-}
-
-/* UTC, to the second; the civil date from the day number by arithmetic (H. Hinnant's days-to-civil). */
-void ln_utc(struct line *l, uint64_t us)
-{
-	int64_t secs = (int64_t)(us / 1000000u), z = secs / 86400 + 719468, sod = secs % 86400;
-	int64_t era = z / 146097, doe = z - era * 146097;
-	int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-	int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100), mp = (5 * doy + 2) / 153;
-	int64_t d = doy - (153 * mp + 2) / 5 + 1, m = mp < 10 ? mp + 3 : mp - 9, y = yoe + era * 400 + (m <= 2);
-	char b[20];
-	memcpy(b, digit_pairs + 2 * (y / 100 % 100), 2);
-	memcpy(b + 2, digit_pairs + 2 * (y % 100), 2);
-	b[4] = '-';
-	memcpy(b + 5, digit_pairs + 2 * m, 2);
-	b[7] = '-';
-	memcpy(b + 8, digit_pairs + 2 * d, 2);
-	b[10] = 'T';
-	memcpy(b + 11, digit_pairs + 2 * (sod / 3600), 2);
-	b[13] = ':';
-	memcpy(b + 14, digit_pairs + 2 * (sod / 60 % 60), 2);
-	b[16] = ':';
-	memcpy(b + 17, digit_pairs + 2 * (sod % 60), 2);
-	b[19] = 'Z';
-	size_t n = sizeof(b) <= sizeof(l->b) - l->n ? sizeof(b) : sizeof(l->b) - l->n;
-	memcpy(l->b + l->n, b, n);
-	l->n += n;
-}
-
-void ln_token(struct line *l, uint8_t medium, uint32_t issuer, uint64_t token)
-{
-	if (medium == 1) {
-		ln_str(l, "epurse:");
-		ln_u64(l, issuer);
-		ln_chr(l, ':');
-	} else {
-		ln_str(l, medium == 2 ? "quickpass:" : "qr:");
-	}
-	ln_u64(l, token);
-}

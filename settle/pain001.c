@@ -12,7 +12,7 @@
 
 #define NS "urn:iso:std:iso:20022:tech:xsd:pain.001.001.10"
 
-xmlNode *xml_child(xmlNode *n, const char *name)
+xmlNode *settle_xml_child(xmlNode *n, const char *name)
 {
 	for (xmlNode *c = n ? n->children : NULL; c; c = c->next)
 		if (c->type == XML_ELEMENT_NODE && strcmp((const char *)c->name, name) == 0)
@@ -82,28 +82,14 @@ static bool party(xmlTextWriterPtr w, const char *tag, const char *name)
 	return ok;
 }
 
-int pain001_write(struct out_file *o, const struct pain001 *p, char *err, size_t err_len)
+/* The group header and the payment information's header, up to the first transfer. */
+static bool write_headers(xmlTextWriterPtr w, const struct pain001 *p, const char *count, const char *total)
 {
-	xmlBufferPtr buf = xmlBufferCreate();
-	xmlTextWriterPtr w = buf ? xmlNewTextWriterMemory(buf, 0) : NULL;
-	if (!w) {
-		if (buf)
-			xmlBufferFree(buf);
-		snprintf(err, err_len, "pain.001: out of memory");
-		return SETTLE_ERR_NOMEM;
-	}
-	char created[32], exec[16], total[32], count[24];
-	utc_text(p->created_us, created);
+	char created[32], exec[16];
+	bool ok = true;
+	settle_utc_text(p->created_us, created);
 	snprintf(exec, sizeof(exec), "%04u-%02u-%02u", p->exec_date / 10000, p->exec_date / 100 % 100,
 		 p->exec_date % 100);
-	int64_t sum = 0;
-	for (unsigned i = 0; i < p->n; i++)
-		sum += p->tx[i].amount_fen;
-	fen_text(sum, total);
-	snprintf(count, sizeof(count), "%u", p->n);
-	bool ok = true;
-	xmlTextWriterSetIndent(w, 1);
-	xmlTextWriterSetIndentString(w, BAD_CAST "  ");
 	W(xmlTextWriterStartDocument(w, "1.0", "UTF-8", NULL));
 	W(xmlTextWriterStartElementNS(w, NULL, BAD_CAST "Document", BAD_CAST NS));
 	W(xmlTextWriterStartElement(w, BAD_CAST "CstmrCdtTrfInitn"));
@@ -125,32 +111,61 @@ int pain001_write(struct out_file *o, const struct pain001 *p, char *err, size_t
 	ok &= party(w, "Dbtr", p->debtor->name);
 	ok &= account(w, "DbtrAcct", p->debtor->account);
 	ok &= agent(w, "DbtrAgt", p->debtor->agent);
-	for (unsigned i = 0; i < p->n && ok; i++) {
-		const struct pain001_tx *tx = &p->tx[i];
-		char amount[32];
-		fen_text(tx->amount_fen, amount);
-		W(xmlTextWriterStartElement(w, BAD_CAST "CdtTrfTxInf"));
-		W(xmlTextWriterStartElement(w, BAD_CAST "PmtId"));
-		W(xmlTextWriterWriteElement(w, BAD_CAST "EndToEndId", BAD_CAST tx->end_to_end_id));
-		W(xmlTextWriterEndElement(w));
-		W(xmlTextWriterStartElement(w, BAD_CAST "Amt"));
-		W(xmlTextWriterStartElement(w, BAD_CAST "InstdAmt"));
-		W(xmlTextWriterWriteAttribute(w, BAD_CAST "Ccy", BAD_CAST "CNY"));
-		W(xmlTextWriterWriteString(w, BAD_CAST amount));
-		W(xmlTextWriterEndElement(w));
-		W(xmlTextWriterEndElement(w));
-		ok &= agent(w, "CdtrAgt", tx->creditor->agent);
-		ok &= party(w, "Cdtr", tx->creditor->name);
-		ok &= account(w, "CdtrAcct", tx->creditor->account);
-		W(xmlTextWriterStartElement(w, BAD_CAST "RmtInf"));
-		W(xmlTextWriterWriteElement(w, BAD_CAST "Ustrd", BAD_CAST tx->remittance));
-		W(xmlTextWriterEndElement(w));
-		W(xmlTextWriterEndElement(w)); /* CdtTrfTxInf */
+	return ok;
+}
+
+/* One credit transfer to an operator. */
+static bool write_transfer(xmlTextWriterPtr w, const struct pain001_tx *tx)
+{
+	bool ok = true;
+	char amount[32];
+	settle_fen_text(tx->amount_fen, amount);
+	W(xmlTextWriterStartElement(w, BAD_CAST "CdtTrfTxInf"));
+	W(xmlTextWriterStartElement(w, BAD_CAST "PmtId"));
+	W(xmlTextWriterWriteElement(w, BAD_CAST "EndToEndId", BAD_CAST tx->end_to_end_id));
+	W(xmlTextWriterEndElement(w));
+	W(xmlTextWriterStartElement(w, BAD_CAST "Amt"));
+	W(xmlTextWriterStartElement(w, BAD_CAST "InstdAmt"));
+	W(xmlTextWriterWriteAttribute(w, BAD_CAST "Ccy", BAD_CAST "CNY"));
+	W(xmlTextWriterWriteString(w, BAD_CAST amount));
+	W(xmlTextWriterEndElement(w));
+	W(xmlTextWriterEndElement(w));
+	ok &= agent(w, "CdtrAgt", tx->creditor->agent);
+	ok &= party(w, "Cdtr", tx->creditor->name);
+	ok &= account(w, "CdtrAcct", tx->creditor->account);
+	W(xmlTextWriterStartElement(w, BAD_CAST "RmtInf"));
+	W(xmlTextWriterWriteElement(w, BAD_CAST "Ustrd", BAD_CAST tx->remittance));
+	W(xmlTextWriterEndElement(w));
+	W(xmlTextWriterEndElement(w)); /* CdtTrfTxInf */
+	return ok;
+}
+
+int settle_pain001_write(struct out_file *o, const struct pain001 *p, char *err, size_t err_len)
+{
+	xmlBufferPtr buf = xmlBufferCreate();
+	xmlTextWriterPtr w = buf ? xmlNewTextWriterMemory(buf, 0) : NULL;
+	if (!w) {
+		if (buf)
+			xmlBufferFree(buf);
+		snprintf(err, err_len, "pain.001: out of memory");
+		return SETTLE_ERR_NOMEM;
 	}
-	W(xmlTextWriterEndDocument(w));
+	char total[32], count[24];
+	int64_t sum = 0;
+	for (unsigned i = 0; i < p->n; i++)
+		sum += p->tx[i].amount_fen;
+	settle_fen_text(sum, total);
+	snprintf(count, sizeof(count), "%u", p->n);
+	xmlTextWriterSetIndent(w, 1);
+	xmlTextWriterSetIndentString(w, BAD_CAST "  ");
+	bool ok = write_headers(w, p, count, total);
+	for (unsigned i = 0; i < p->n && ok; i++)
+		ok = write_transfer(w, &p->tx[i]);
+	if (xmlTextWriterEndDocument(w) < 0)
+		ok = false;
 	xmlFreeTextWriter(w);
 	if (ok)
-		out_write(o, xmlBufferContent(buf), (size_t)xmlBufferLength(buf));
+		settle_out_write(o, xmlBufferContent(buf), (size_t)xmlBufferLength(buf));
 	xmlBufferFree(buf);
 	if (!ok) {
 		snprintf(err, err_len, "pain.001 %s: the XML writer failed", p->msg_id);

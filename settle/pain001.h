@@ -26,9 +26,9 @@ struct pain001 {
 };
 
 /* The first element child of n named name (NULL for none, or n NULL): reading pain.001 and pain.002. */
-xmlNode *xml_child(xmlNode *n, const char *name);
+xmlNode *settle_xml_child(xmlNode *n, const char *name);
 
 /* Write the message into o. Returns 0, SETTLE_ERR_NOMEM, SETTLE_ERR_IO. */
-int pain001_write(struct out_file *o, const struct pain001 *p, char *err, size_t err_len);
+int settle_pain001_write(struct out_file *o, const struct pain001 *p, char *err, size_t err_len);
 
 #endif

@@ -176,7 +176,7 @@ static bool check_sum(struct report *r, const struct batch *b, const char *path,
 	hex(b->sha256, 32, want);
 	snprintf(sum_path, sizeof(sum_path), "%s.sha256", path);
 	size_t sl;
-	char *sum = read_whole(sum_path, &sl);
+	char *sum = settle_read_whole(sum_path, &sl);
 	bool ok = sum && sl >= 64 && memcmp(sum, got, 64) == 0 && strcmp(got, want) == 0 &&
 		  strstr(sum, b->file) != NULL;
 	if (!ok)
@@ -246,18 +246,18 @@ static int64_t text_fen(xmlNode *n)
 static void check_pain001(struct report *r, const struct batch *b, const char *data, size_t len)
 {
 	xmlDoc *doc = xmlReadMemory(data, (int)len, b->file, NULL, XML_PARSE_NONET | XML_PARSE_NOERROR);
-	xmlNode *init = doc ? xml_child(xmlDocGetRootElement(doc), "CstmrCdtTrfInitn") : NULL;
-	xmlNode *hdr = xml_child(init, "GrpHdr"), *pmt = xml_child(init, "PmtInf");
+	xmlNode *init = doc ? settle_xml_child(xmlDocGetRootElement(doc), "CstmrCdtTrfInitn") : NULL;
+	xmlNode *hdr = settle_xml_child(init, "GrpHdr"), *pmt = settle_xml_child(init, "PmtInf");
 	uint64_t n = 0;
 	int64_t sum = 0;
 	for (xmlNode *c = pmt ? pmt->children : NULL; c; c = c->next) {
 		if (c->type != XML_ELEMENT_NODE || strcmp((const char *)c->name, "CdtTrfTxInf") != 0)
 			continue;
 		n++;
-		sum += text_fen(xml_child(xml_child(c, "Amt"), "InstdAmt"));
+		sum += text_fen(settle_xml_child(settle_xml_child(c, "Amt"), "InstdAmt"));
 	}
-	xmlChar *nb = hdr ? xmlNodeGetContent(xml_child(hdr, "NbOfTxs")) : NULL;
-	int64_t ctrl = text_fen(xml_child(hdr, "CtrlSum"));
+	xmlChar *nb = hdr ? xmlNodeGetContent(settle_xml_child(hdr, "NbOfTxs")) : NULL;
+	int64_t ctrl = text_fen(settle_xml_child(hdr, "CtrlSum"));
 	bool ok = hdr && nb && strtoull((const char *)nb, NULL, 10) == n && ctrl == sum && n == b->items &&
 		  sum == b->credit_fen;
 	if (!ok)
@@ -273,7 +273,7 @@ static void check_file(struct report *r, struct settle_ctx *c, const struct batc
 	char path[900];
 	size_t len;
 	snprintf(path, sizeof(path), "%s/%s/%s", c->outbox, b->party, b->file);
-	char *data = read_whole(path, &len);
+	char *data = settle_read_whole(path, &len);
 	if (!data) {
 		say(r, true, "%s: %s cannot be read", b->id, path);
 		return;
@@ -293,12 +293,127 @@ static bool same_batch(const struct batch *a, const struct batch *b)
 	       a->credit_fen == b->credit_fen && a->hash_total == b->hash_total;
 }
 
+/* The day's taps in the log (and in quarantine), and its legs. Returns 0 or SETTLE_ERR_*. */
+static int scan_day(struct settle_ctx *c, uint32_t day, struct log_scan *ls, struct leg_scan *gs, char *err,
+		    size_t err_len)
+{
+	char ferr[FARE_ERR_MAX];
+	struct fare_query q = {.day = day};
+	int rc = st_log_check(c->log, 1, on_log, on_log_fault, ls);
+	if (ls->fault[0]) {
+		snprintf(err, err_len, "the gateway's log is not sound: %s (tapdump verify lists every fault)", ls->fault);
+		rc = SETTLE_ERR_STORE;
+	} else if (rc != 0 || (rc = st_quarantine_scan(c->log, on_quarantine, ls)) != 0) {
+		snprintf(err, err_len, "the gateway's log: %s", st_strerror(rc));
+		rc = SETTLE_ERR_STORE;
+	} else if (ls->nomem) {
+		rc = SETTLE_ERR_NOMEM;
+	} else if ((rc = fare_legs_each(c->rated, &q, on_leg, gs, ferr, sizeof(ferr))) != 0) {
+		if (rc != SETTLE_ERR_NOMEM)
+			snprintf(err, err_len, "rated store: %s", ferr);
+		rc = rc == SETTLE_ERR_NOMEM ? rc : SETTLE_ERR_STORE;
+	}
+	return rc;
+}
+
+/* Taps against legs: every tap of the day in the log is covered by a leg, and no leg covers another. */
+static void say_taps_and_legs(struct report *r, struct log_scan *ls, struct leg_scan *gs)
+{
+	uniq(&ls->seqs);
+	uniq(&gs->seqs);
+	size_t both = 0;
+	for (size_t i = 0, j = 0; i < ls->seqs.n && j < gs->seqs.n;) {
+		if (ls->seqs.v[i] == gs->seqs.v[j])
+			both++, i++, j++;
+		else if (ls->seqs.v[i] < gs->seqs.v[j])
+			i++;
+		else
+			j++;
+	}
+	say(r, ls->seqs.n != both || gs->seqs.n != both,
+	    "taps: %zu recorded in the log for the day, %zu rated (covered by legs), %zu both; %llu quarantined "
+	    "(conflicts, not settled); every record of the log sound",
+	    ls->seqs.n, gs->seqs.n, both, (unsigned long long)ls->quarantined);
+	say(r, gs->unbatched != 0, "legs: %llu, %llu in no round%s", (unsigned long long)gs->legs,
+	    (unsigned long long)gs->unbatched, gs->unbatched ? " (rated after the last close: run tapsettle close)" : "");
+	say(r, gs->leg_money_bad != 0, "legs where rider + funders != operator: %llu", (unsigned long long)gs->leg_money_bad);
+}
+
+/* What the recorded batches say was paid, by whom. */
+struct batch_money {
+	int64_t charges, operators, paid;
+};
+
+/* A round's batches recomputed from its legs, against the records and the files. Returns 0 or SETTLE_ERR_*. */
+static int check_round(struct report *r, struct settle_ctx *c, const struct round *recorded, struct batch_money *m,
+		       char *err, size_t err_len)
+{
+	struct round rd = *recorded;
+	struct batch *b = NULL;
+	unsigned n = 0;
+	int rc = settle_build_round(c, &rd, true, &b, &n, err, err_len);
+	if (rc != 0)
+		return rc;
+	say(r, rd.legs != recorded->legs, "round %u: %llu legs (recorded %llu), %u batches", rd.round,
+	    (unsigned long long)rd.legs, (unsigned long long)recorded->legs, n);
+	for (unsigned k = 0; k < n; k++) {
+		struct batch rec;
+		char berr[SETTLE_ERR_MAX];
+		if (settle_batch_get(c->db, b[k].id, &rec, berr, sizeof(berr)) != 0) {
+			say(r, true, "%s: computed from the legs but not recorded", b[k].id);
+			continue;
+		}
+		say(r, !same_batch(&rec, &b[k]),
+		    "batch %s: items %llu debit %lld credit %lld hash %llu (recomputed: %llu %lld %lld %llu)", rec.id,
+		    (unsigned long long)rec.items, (long long)rec.debit_fen, (long long)rec.credit_fen,
+		    (unsigned long long)rec.hash_total, (unsigned long long)b[k].items, (long long)b[k].debit_fen,
+		    (long long)b[k].credit_fen, (unsigned long long)b[k].hash_total);
+		check_file(r, c, &rec);
+		if (strncmp(rec.party, "operator-", 9) == 0)
+			m->operators += rec.credit_fen - rec.debit_fen;
+		else if (strncmp(rec.party, "payout-", 7) == 0)
+			m->paid += rec.credit_fen;
+		else
+			m->charges += rec.debit_fen - rec.credit_fen;
+	}
+	free(b);
+	return 0;
+}
+
+/* Money: what riders and funders pay equals what operators receive, in the batches and in the legs. */
+static void say_money(struct report *r, const struct batch_money *m, const struct leg_scan *gs)
+{
+	int64_t nets = gs->rider + gs->funders;
+	say(r, m->charges != m->operators || nets != gs->operators,
+	    "money (fen): riders and funders pay %lld (acquirer, QR platform, issuers, funders), operators receive %lld; "
+	    "legs: riders %lld + funders %lld = %lld, operators %lld",
+	    (long long)m->charges, (long long)m->operators, (long long)gs->rider, (long long)gs->funders, (long long)nets,
+	    (long long)gs->operators);
+	say(r, false, "payouts: %lld fen in pain.001 credit transfers; operators' net %lld", (long long)m->paid,
+	    (long long)m->operators);
+	say(r, false, "%s", r->mismatches ? "RESULT: MISMATCHES FOUND" : "RESULT: reconciled");
+}
+
+/* The report, in the outbox too. Returns 0 or SETTLE_ERR_IO. */
+static int write_report(const struct report *r, struct settle_ctx *c, uint32_t day, char *err, size_t err_len)
+{
+	struct out_file o;
+	uint8_t sha[32];
+	char name[64];
+	snprintf(name, sizeof(name), "%u-reconciliation.txt", day);
+	int rc = settle_out_open(&o, NULL, c->outbox, "reconciliation", name, err, err_len);
+	if (rc == 0) {
+		settle_out_write(&o, r->buf ? r->buf : "", r->len);
+		rc = settle_out_commit(&o, sha, err, err_len);
+	}
+	return rc;
+}
+
 int settle_reconcile(struct settle_ctx *c, uint32_t day, FILE *out, char *err, size_t err_len)
 {
 	struct report r = {.out = out};
 	struct round *rounds = NULL;
 	unsigned nrounds = 0;
-	char ferr[FARE_ERR_MAX];
 	int rc = settle_rounds(c->db, day, &rounds, &nrounds, err, err_len);
 	if (rc != 0)
 		return rc;
@@ -308,101 +423,20 @@ int settle_reconcile(struct settle_ctx *c, uint32_t day, FILE *out, char *err, s
 		return SETTLE_ERR_INVALID;
 	}
 	say(&r, false, "reconciliation of business day %u: %u round%s", day, nrounds, nrounds > 1 ? "s" : "");
-	/* taps */
 	struct log_scan ls = {.clk = c->clk, .day = day};
 	struct leg_scan gs = {.rounds = rounds, .nrounds = nrounds};
-	struct fare_query q = {.day = day};
-	rc = st_log_check(c->log, 1, on_log, on_log_fault, &ls);
-	if (ls.fault[0]) {
-		snprintf(err, err_len, "the gateway's log is not sound: %s (tapdump verify lists every fault)", ls.fault);
-		rc = SETTLE_ERR_STORE;
-	} else if (rc != 0 || (rc = st_quarantine_scan(c->log, on_quarantine, &ls)) != 0) {
-		snprintf(err, err_len, "the gateway's log: %s", st_strerror(rc));
-		rc = SETTLE_ERR_STORE;
-	} else if (ls.nomem) {
-		rc = SETTLE_ERR_NOMEM;
-	} else if ((rc = fare_legs_each(c->rated, &q, on_leg, &gs, ferr, sizeof(ferr))) != 0) {
-		if (rc != SETTLE_ERR_NOMEM)
-			snprintf(err, err_len, "rated store: %s", ferr);
-		rc = rc == SETTLE_ERR_NOMEM ? rc : SETTLE_ERR_STORE;
-	}
-	if (rc != 0)
-		goto out;
-	uniq(&ls.seqs);
-	uniq(&gs.seqs);
-	size_t both = 0;
-	for (size_t i = 0, j = 0; i < ls.seqs.n && j < gs.seqs.n;) {
-		if (ls.seqs.v[i] == gs.seqs.v[j])
-			both++, i++, j++;
-		else if (ls.seqs.v[i] < gs.seqs.v[j])
-			i++;
-		else
-			j++;
-	}
-	say(&r, ls.seqs.n != both || gs.seqs.n != both,
-	    "taps: %zu recorded in the log for the day, %zu rated (covered by legs), %zu both; %llu quarantined "
-	    "(conflicts, not settled); every record of the log sound",
-	    ls.seqs.n, gs.seqs.n, both, (unsigned long long)ls.quarantined);
-	say(&r, gs.unbatched != 0, "legs: %llu, %llu in no round%s", (unsigned long long)gs.legs,
-	    (unsigned long long)gs.unbatched, gs.unbatched ? " (rated after the last close: run tapsettle close)" : "");
-	say(&r, gs.leg_money_bad != 0, "legs where rider + funders != operator: %llu", (unsigned long long)gs.leg_money_bad);
-	/* batches: recomputed from the legs, against the records and the files */
-	int64_t charges = 0, operators = 0, paid = 0, nets = 0;
-	for (unsigned i = 0; i < nrounds && rc == 0; i++) {
-		struct round rd = rounds[i];
-		struct batch *b = NULL;
-		unsigned n = 0;
-		if ((rc = settle_build_round(c, &rd, true, &b, &n, err, err_len)) != 0)
-			break;
-		say(&r, rd.legs != rounds[i].legs, "round %u: %llu legs (recorded %llu), %u batches", rd.round,
-		    (unsigned long long)rd.legs, (unsigned long long)rounds[i].legs, n);
-		for (unsigned k = 0; k < n; k++) {
-			struct batch rec;
-			char berr[SETTLE_ERR_MAX];
-			if (settle_batch_get(c->db, b[k].id, &rec, berr, sizeof(berr)) != 0) {
-				say(&r, true, "%s: computed from the legs but not recorded", b[k].id);
-				continue;
-			}
-			say(&r, !same_batch(&rec, &b[k]),
-			    "batch %s: items %llu debit %lld credit %lld hash %llu (recomputed: %llu %lld %lld %llu)", rec.id,
-			    (unsigned long long)rec.items, (long long)rec.debit_fen, (long long)rec.credit_fen,
-			    (unsigned long long)rec.hash_total, (unsigned long long)b[k].items, (long long)b[k].debit_fen,
-			    (long long)b[k].credit_fen, (unsigned long long)b[k].hash_total);
-			check_file(&r, c, &rec);
-			if (strncmp(rec.party, "operator-", 9) == 0)
-				operators += rec.credit_fen - rec.debit_fen;
-			else if (strncmp(rec.party, "payout-", 7) == 0)
-				paid += rec.credit_fen;
-			else
-				charges += rec.debit_fen - rec.credit_fen;
-		}
-		free(b);
-	}
-	if (rc != 0)
-		goto out;
-	nets = gs.rider + gs.funders;
-	say(&r, charges != operators || nets != gs.operators,
-	    "money (fen): riders and funders pay %lld (acquirer, QR platform, issuers, funders), operators receive %lld; "
-	    "legs: riders %lld + funders %lld = %lld, operators %lld",
-	    (long long)charges, (long long)operators, (long long)gs.rider, (long long)gs.funders, (long long)nets,
-	    (long long)gs.operators);
-	say(&r, false, "payouts: %lld fen in pain.001 credit transfers; operators' net %lld",
-	    (long long)paid, (long long)operators);
-	say(&r, false, "%s", r.mismatches ? "RESULT: MISMATCHES FOUND" : "RESULT: reconciled");
-	/* the report, in the outbox too */
-	{
-		struct out_file o;
-		uint8_t sha[32];
-		char name[64];
-		snprintf(name, sizeof(name), "%u-reconciliation.txt", day);
-		if ((rc = out_open(&o, c->outbox, "reconciliation", name, err, err_len)) == 0) {
-			out_write(&o, r.buf ? r.buf : "", r.len);
-			rc = out_commit(&o, sha, err, err_len);
-		}
+	struct batch_money m = {0};
+	rc = scan_day(c, day, &ls, &gs, err, err_len);
+	if (rc == 0)
+		say_taps_and_legs(&r, &ls, &gs);
+	for (unsigned i = 0; i < nrounds && rc == 0; i++)
+		rc = check_round(&r, c, &rounds[i], &m, err, err_len);
+	if (rc == 0) {
+		say_money(&r, &m, &gs);
+		rc = write_report(&r, c, day, err, err_len);
 	}
 	if (rc == 0 && r.mismatches)
 		rc = SETTLE_ERR_MISMATCH;
-out:
 	free(ls.seqs.v);
 	free(gs.seqs.v);
 	free(rounds);

@@ -300,6 +300,45 @@ static void close_stores(struct case_run *c)
 	text_free(&c->audit);
 }
 
+/* The case's feed: `feed NAME`, `file NAME` ... `end` (replace or add a file), `remove NAME`. Returns whether
+ * line was one of them (the file's lines are read from f). */
+static bool feed_directive(struct case_run *c, char *line, FILE *f)
+{
+	if (!strncmp(line, "feed ", 5)) {
+		char dir[LINE_MAX_BYTES + 32];
+		if (!strcmp(line + 5, "demo"))
+			snprintf(dir, sizeof(dir), "config/fares-demo");
+		else
+			snprintf(dir, sizeof(dir), "tests/fares/feeds/%s", line + 5);
+		if (read_feed_dir(c, dir) != 0)
+			case_fail(c, "no feed %s", dir);
+	} else if (!strncmp(line, "file ", 5)) {
+		char name[64], *data = NULL;
+		size_t len = 0;
+		snprintf(name, sizeof(name), "%.63s", line + 5);
+		FILE *m = open_memstream(&data, &len);
+		while (fgets(line, LINE_MAX_BYTES, f) && strncmp(line, "end", 3) != 0)
+			fputs(line, m);
+		fclose(m);
+		override_file(c, name, data);
+	} else if (!strncmp(line, "remove ", 7)) {
+		unsigned i = 0;
+		while (i < c->nfiles && strcmp(c->files[i].name, line + 7) != 0)
+			i++;
+		if (i == c->nfiles) {
+			case_fail(c, "remove: the feed has no %s", line + 7);
+		} else { /* the last file takes its place */
+			free(c->bufs[i]);
+			c->nfiles--;
+			c->bufs[i] = c->bufs[c->nfiles];
+			c->files[i] = c->files[c->nfiles];
+		}
+	} else {
+		return false;
+	}
+	return true;
+}
+
 /* Run one .case file. Returns true when it passed. */
 static bool run_case(const char *path)
 {
@@ -313,23 +352,8 @@ static bool run_case(const char *path)
 		line[strcspn(line, "\r\n")] = '\0';
 		if (line[0] == '#' || line[0] == '\0')
 			continue;
-		if (!strncmp(line, "feed ", 5)) {
-			char dir[LINE_MAX_BYTES + 32];
-			if (!strcmp(line + 5, "demo"))
-				snprintf(dir, sizeof(dir), "config/fares-demo");
-			else
-				snprintf(dir, sizeof(dir), "tests/fares/feeds/%s", line + 5);
-			if (read_feed_dir(&c, dir) != 0)
-				case_fail(&c, "no feed %s", dir);
-		} else if (!strncmp(line, "file ", 5)) {
-			char name[64], *data = NULL;
-			size_t len = 0;
-			snprintf(name, sizeof(name), "%.63s", line + 5);
-			FILE *m = open_memstream(&data, &len);
-			while (fgets(line, sizeof(line), f) && strncmp(line, "end", 3) != 0)
-				fputs(line, m);
-			fclose(m);
-			override_file(&c, name, data);
+		if (feed_directive(&c, line, f)) {
+			continue;
 		} else if (!strncmp(line, "tap ", 4)) {
 			if (!opened && !(opened = open_stores(&c)))
 				break;
@@ -409,32 +433,49 @@ static void test_rule_units(void **state)
 	run_cases("tests/fares/units", 42); /* every GTFS-Fares v2 rule type and extension file */
 }
 
+/*
+ * One bad case (tests/fares/bad/NAME.case): its feed (the demo feed and the
+ * case's overrides) must be rejected whole, with the `error FILE:LINE:COL:
+ * [WORD]` line's place and word in the message. Returns true when it passed.
+ */
+static bool run_bad_case(const char *path)
+{
+	struct case_run c = {.name = path};
+	char line[LINE_MAX_BYTES], want[256] = "", word[128] = "", err[FARE_ERR_MAX], label[512];
+	FILE *f = fopen(path, "r");
+	assert_non_null(f);
+	while (fgets(line, sizeof(line), f) && !c.failed) {
+		line[strcspn(line, "\r\n")] = '\0';
+		if (line[0] == '#' || line[0] == '\0' || feed_directive(&c, line, f))
+			continue;
+		if (strncmp(line, "error ", 6) != 0 || sscanf(line + 6, "%255s %127s", want, word) < 1)
+			case_fail(&c, "unknown directive: %s", line);
+	}
+	fclose(f);
+	snprintf(label, sizeof(label), "%.*s", (int)(strlen(path) - 5), path); /* errors name tests/fares/bad/NAME/FILE */
+	struct fare_feed *feed = NULL;
+	int rc = c.failed ? 0 : fare_feed_load_files(&feed, label, c.files, c.nfiles, err, sizeof(err));
+	char needle[300];
+	snprintf(needle, sizeof(needle), "/%s", want);
+	bool ok = !c.failed && want[0] && rc == FARE_ERR_FEED && strstr(err, needle) && (!word[0] || strstr(err, word));
+	if (!c.failed)
+		fprintf(stderr, "%s %s: want \"%s\" %s, got rc %d: %s\n", ok ? "ok  " : "FAIL", path, want, word, rc,
+			rc ? err : "(accepted)");
+	fare_feed_free(feed);
+	for (unsigned i = 0; i < c.nfiles; i++)
+		free(c.bufs[i]);
+	return ok;
+}
+
 /* Each bad feed is rejected whole, with the expected FILE:LINE:COL: and word. */
 static void test_malformed_feeds(void **state)
 {
 	char *names[512];
-	unsigned n = list_dir("tests/fares/bad", ".expect", names, 512), failed = 0;
+	unsigned n = list_dir("tests/fares/bad", ".case", names, 512), failed = 0;
 	for (unsigned i = 0; i < n; i++) {
-		char path[1024], dir[1024], want[256] = "", word[128] = "", err[FARE_ERR_MAX];
-		size_t len;
+		char path[1024];
 		snprintf(path, sizeof(path), "tests/fares/bad/%s", names[i]);
-		snprintf(dir, sizeof(dir), "tests/fares/bad/%.*s", (int)(strlen(names[i]) - 7), names[i]);
-		char *e = slurp(path, &len);
-		assert_non_null(e);
-		sscanf(e, "%255s %127s", want, word);
-		free(e);
-		struct fare_feed *f = NULL;
-		int rc = fare_feed_load(&f, dir, err, sizeof(err));
-		char needle[1100];
-		snprintf(needle, sizeof(needle), "/%s", want);
-		if (rc != FARE_ERR_FEED || !strstr(err, needle) || (word[0] && !strstr(err, word))) {
-			fprintf(stderr, "FAIL %s: want \"%s\" %s, got rc %d: %s\n", dir, want, word, rc,
-				rc ? err : "(accepted)");
-			failed++;
-		} else {
-			fprintf(stderr, "ok   %s: %s\n", dir, err);
-		}
-		fare_feed_free(f);
+		failed += !run_bad_case(path);
 		free(names[i]);
 	}
 	fprintf(stderr, "tests/fares/bad: %u feeds, %u failed\n", n, failed);

@@ -359,11 +359,129 @@ static int settings_load(int argc, char **argv, struct app *a, struct settings *
 	return 0;
 }
 
+/* A settle_* failure as tapsettle's message and exit status: bad input, or the system. */
+static int settle_failed(int r, const char *err, bool input_possible)
+{
+	fprintf(stderr, "tapsettle: %s\n", err);
+	return input_possible && r == SETTLE_ERR_INVALID ? EXIT_INPUT : EXIT_SYSTEM;
+}
+
+static int sub_run(struct app *a, int argc, char **argv)
+{
+	(void)argc, (void)argv;
+	int rc = open_all(a, true, true);
+	return rc == 0 ? cmd_run(a) : rc;
+}
+
+static int sub_close(struct app *a, int argc, char **argv)
+{
+	uint32_t day = 0;
+	int rc = day_option(argc, argv, &day);
+	if (rc == 0 && (rc = open_all(a, true, true)) == 0 && day > closable_day(a) && !force) {
+		fprintf(stderr, "tapsettle: business day %u is not over: it ends at its cutoff (%s local) plus "
+				"fares.grace_s (%u s) for late uploads; close it after that, or with --force\n",
+			day, a->cfg.fares_day_cutoff, a->cfg.fares_grace_s);
+		rc = EXIT_INPUT;
+	}
+	if (rc == 0 && (rc = rate_through(a, day)) == 0)
+		rc = close_day(a, day);
+	return rc;
+}
+
+static int sub_status(struct app *a, int argc, char **argv)
+{
+	char err[SETTLE_ERR_MAX];
+	(void)argc, (void)argv;
+	int rc = open_all(a, false, false), r;
+	if (rc == 0 && (r = settle_status(&a->ctx, stdout, err, sizeof(err))) != 0)
+		rc = settle_failed(r, err, false);
+	return rc;
+}
+
+static int sub_reconcile(struct app *a, int argc, char **argv)
+{
+	uint32_t day = 0;
+	int rc = day_option(argc, argv, &day);
+	if (rc == 0 && (rc = open_all(a, false, false)) == 0) {
+		char rerr[SETTLE_ERR_MAX];
+		int r = settle_reconcile(&a->ctx, day, stdout, rerr, sizeof(rerr));
+		if (r == SETTLE_ERR_MISMATCH)
+			rc = EXIT_MISMATCH;
+		else if (r != 0) {
+			fprintf(stderr, "tapsettle: reconcile %u: %s\n", day, rerr);
+			rc = r == SETTLE_ERR_INVALID ? EXIT_INPUT : EXIT_SYSTEM;
+		}
+	}
+	return rc;
+}
+
+static int sub_ingest(struct app *a, int argc, char **argv)
+{
+	char err[SETTLE_ERR_MAX];
+	if (argc != 2) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	int rc = open_all(a, false, true);
+	if (rc != 0)
+		return rc;
+	int r = settle_ingest(&a->ctx, argv[1], stdout, err, sizeof(err));
+	return r == SETTLE_ERR_MISMATCH ? EXIT_MISMATCH : r != 0 ? settle_failed(r, err, true) : 0;
+}
+
+static int sub_resend(struct app *a, int argc, char **argv)
+{
+	char err[SETTLE_ERR_MAX];
+	if (argc != 3 || strcmp(argv[1], "--batch") != 0) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	int rc = open_all(a, false, true), r;
+	if (rc == 0 && (r = settle_resend(&a->ctx, argv[2], stdout, err, sizeof(err))) != 0)
+		rc = settle_failed(r, err, true);
+	return rc;
+}
+
+static int sub_recover(struct app *a, int argc, char **argv)
+{
+	char err[SETTLE_ERR_MAX];
+	uint32_t day = 0;
+	int rc = day_option(argc, argv, &day), r;
+	if (rc == 0 && (rc = open_all(a, false, true)) == 0 &&
+	    (r = settle_recover(&a->ctx, day, stdout, err, sizeof(err))) != 0)
+		rc = settle_failed(r, err, false);
+	return rc;
+}
+
+static int sub_deny(struct app *a, int argc, char **argv)
+{
+	char err[SETTLE_ERR_MAX];
+	(void)argc, (void)argv;
+	int rc = open_all(a, false, false), r;
+	if (rc == 0 && (r = settle_deny_print(&a->ctx, stdout, err, sizeof(err))) != 0)
+		rc = settle_failed(r, err, false);
+	return rc;
+}
+
+/* The commands: name, and what runs it (argv[0] is the command's name). */
+static const struct command {
+	const char *name;
+	int (*run)(struct app *a, int argc, char **argv);
+} commands[] = {
+	{"run", sub_run},
+	{"close", sub_close},
+	{"status", sub_status},
+	{"reconcile", sub_reconcile},
+	{"ingest-response", sub_ingest},
+	{"resend", sub_resend},
+	{"recover", sub_recover},
+	{"deny", sub_deny},
+};
+
 int main(int argc, char **argv)
 {
 	static struct app a;
 	static struct settings st;
-	char err[CFG_ERR_MAX];
 	proc_version_option(argc, argv, "tapsettle");
 	int rc = settings_load(argc, argv, &a, &st);
 	if (rc != 0)
@@ -378,78 +496,17 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return EXIT_USAGE;
 	}
-	if (strcmp(argv[optind], "run") == 0)
+	const char *cmd = argv[optind];
+	if (strcmp(cmd, "run") == 0)
 		proc_init(); /* run's signal thread takes SIGTERM, SIGINT and SIGHUP */
 	else
 		proc_tool_init();
-	const char *cmd = argv[optind];
-	int sub_argc = argc - optind;
-	char **sub_argv = argv + optind;
-	uint32_t day = 0;
-	if (strcmp(cmd, "run") == 0) {
-		if ((rc = open_all(&a, true, true)) == 0)
-			rc = cmd_run(&a);
-	} else if (strcmp(cmd, "close") == 0) {
-		if ((rc = day_option(sub_argc, sub_argv, &day)) == 0 && (rc = open_all(&a, true, true)) == 0 &&
-		    day > closable_day(&a) && !force) {
-			fprintf(stderr, "tapsettle: business day %u is not over: it ends at its cutoff (%s local) plus "
-					"fares.grace_s (%u s) for late uploads; close it after that, or with --force\n",
-				day, a.cfg.fares_day_cutoff, a.cfg.fares_grace_s);
-			rc = EXIT_INPUT;
-		}
-		if (rc == 0 && (rc = rate_through(&a, day)) == 0)
-			rc = close_day(&a, day);
-	} else if (strcmp(cmd, "status") == 0) {
-		if ((rc = open_all(&a, false, false)) == 0 && settle_status(&a.ctx, stdout, err, sizeof(err)) != 0) {
-			fprintf(stderr, "tapsettle: %s\n", err);
-			rc = EXIT_SYSTEM;
-		}
-	} else if (strcmp(cmd, "reconcile") == 0) {
-		if ((rc = day_option(sub_argc, sub_argv, &day)) == 0 && (rc = open_all(&a, false, false)) == 0) {
-			char rerr[SETTLE_ERR_MAX];
-			int r = settle_reconcile(&a.ctx, day, stdout, rerr, sizeof(rerr));
-			if (r == SETTLE_ERR_MISMATCH)
-				rc = EXIT_MISMATCH;
-			else if (r != 0) {
-				fprintf(stderr, "tapsettle: reconcile %u: %s\n", day, rerr);
-				rc = r == SETTLE_ERR_INVALID ? EXIT_INPUT : EXIT_SYSTEM;
-			}
-		}
-	} else if (strcmp(cmd, "ingest-response") == 0) {
-		if (sub_argc != 2) {
-			usage(stderr);
-			rc = EXIT_USAGE;
-		} else if ((rc = open_all(&a, false, true)) == 0) {
-			int r = settle_ingest(&a.ctx, sub_argv[1], stdout, err, sizeof(err));
-			if (r == SETTLE_ERR_MISMATCH)
-				rc = EXIT_MISMATCH;
-			else if (r != 0) {
-				fprintf(stderr, "tapsettle: %s\n", err);
-				rc = r == SETTLE_ERR_INVALID ? EXIT_INPUT : EXIT_SYSTEM;
-			}
-		}
-	} else if (strcmp(cmd, "resend") == 0) {
-		if (sub_argc != 3 || strcmp(sub_argv[1], "--batch") != 0) {
-			usage(stderr);
-			rc = EXIT_USAGE;
-		} else if ((rc = open_all(&a, false, true)) == 0) {
-			int r = settle_resend(&a.ctx, sub_argv[2], stdout, err, sizeof(err));
-			if (r != 0) {
-				fprintf(stderr, "tapsettle: %s\n", err);
-				rc = r == SETTLE_ERR_INVALID ? EXIT_INPUT : EXIT_SYSTEM;
-			}
-		}
-	} else if (strcmp(cmd, "recover") == 0) {
-		if ((rc = day_option(sub_argc, sub_argv, &day)) == 0 && (rc = open_all(&a, false, true)) == 0 &&
-		    settle_recover(&a.ctx, day, stdout, err, sizeof(err)) != 0) {
-			fprintf(stderr, "tapsettle: %s\n", err);
-			rc = EXIT_SYSTEM;
-		}
-	} else if (strcmp(cmd, "deny") == 0) {
-		if ((rc = open_all(&a, false, false)) == 0 && settle_deny_print(&a.ctx, stdout, err, sizeof(err)) != 0) {
-			fprintf(stderr, "tapsettle: %s\n", err);
-			rc = EXIT_SYSTEM;
-		}
+	const struct command *found = NULL;
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (strcmp(commands[i].name, cmd) == 0)
+			found = &commands[i];
+	if (found) {
+		rc = found->run(&a, argc - optind, argv + optind);
 	} else {
 		fprintf(stderr, "tapsettle: unknown command '%s'\n", cmd);
 		usage(stderr);
