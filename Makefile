@@ -52,6 +52,7 @@ TEST_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(TEST_PKGS))
 TEST_LIBS := $(shell $(PKG_CONFIG) --libs $(TEST_PKGS))
 
 FASTPATH_SRC := $(wildcard fastpath/*.c)
+PROTO_SRC := $(wildcard proto/*.c)
 STORE_SRC := $(wildcard store/*.c)
 CONFIG_SRC := $(wildcard config/*.c)
 PROC_SRC := $(wildcard proc/*.c)
@@ -62,12 +63,13 @@ SETTLE_SRC := $(wildcard settle/*.c)
 lib_objs = $(patsubst %.c,$(BUILD)/%.o,$(1))
 
 FASTPATH_LIB := $(BUILD)/libfastpath.a
+PROTO_LIB := $(BUILD)/libproto.a
 STORE_LIB := $(BUILD)/libstore.a
 CONFIG_LIB := $(BUILD)/libtgconfig.a
 PROC_LIB := $(BUILD)/libproc.a
 FARE_LIB := $(BUILD)/libfare.a
 SETTLE_LIB := $(BUILD)/libsettle.a
-MODULE_LIBS := $(SETTLE_LIB) $(FARE_LIB) $(FASTPATH_LIB) $(STORE_LIB) $(CONFIG_LIB) $(PROC_LIB)
+MODULE_LIBS := $(SETTLE_LIB) $(FARE_LIB) $(FASTPATH_LIB) $(PROTO_LIB) $(STORE_LIB) $(CONFIG_LIB) $(PROC_LIB)
 
 BIN := $(BUILD)/bin
 PROGRAMS := $(BIN)/tapgate $(BIN)/tapgen $(BIN)/tapdump $(BIN)/tapfare $(BIN)/tapsettle
@@ -116,6 +118,7 @@ $(BUILD)/tests/%.o: tests/%.c
 	$(Q)$(CC) $(CFLAGS_ALL) $(TEST_CFLAGS) -c -o $@ $<
 
 $(FASTPATH_LIB): $(call lib_objs,$(FASTPATH_SRC))
+$(PROTO_LIB): $(call lib_objs,$(PROTO_SRC))
 $(STORE_LIB): $(call lib_objs,$(STORE_SRC))
 $(CONFIG_LIB): $(call lib_objs,$(CONFIG_SRC))
 $(PROC_LIB): $(call lib_objs,$(PROC_SRC))
@@ -160,7 +163,7 @@ bench: all
 # The fuzzer is built with clang's libFuzzer, separately from the main tree.
 FUZZ_CFLAGS := -std=gnu11 -O1 -g -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -I. \
 	$(shell $(PKG_CONFIG) --cflags $(PKGS))
-$(BUILD)/fuzz/fuzz_%: tests/fuzz_%.c $(filter-out $(DPDK_SRC),$(FASTPATH_SRC)) $(STORE_SRC) $(PROC_SRC) $(FARE_SRC)
+$(BUILD)/fuzz/fuzz_%: tests/fuzz_%.c $(filter-out $(DPDK_SRC),$(FASTPATH_SRC)) $(PROTO_SRC) $(STORE_SRC) $(PROC_SRC) $(FARE_SRC)
 	@mkdir -p $(dir $@)
 	$(call say,FUZZ,$@)
 	$(Q)clang $(FUZZ_CFLAGS) -o $@ $^ $(LIBS)

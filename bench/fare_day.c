@@ -19,7 +19,7 @@
 #include "fare/fare.h"
 #include "settle/settle.h"
 #include "tools/demo_fares.h"
-#include "fastpath/fastpath.h"
+#include "proto/proto.h"
 #include "store/store.h"
 
 #include <inttypes.h>

@@ -22,7 +22,7 @@
  */
 #include "fare/db.h"
 #include "fare/rate.h"
-#include "fastpath/fastpath.h"
+#include "proto/proto.h"
 #include "store/store.h"
 
 #include <assert.h>

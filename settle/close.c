@@ -18,7 +18,7 @@
 #include "settle/pain001.h"
 
 #include "fare/fare.h"
-#include "fastpath/fastpath.h"
+#include "proto/proto.h"
 #include "store/store.h"
 
 #include <stdlib.h>

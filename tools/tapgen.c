@@ -17,7 +17,7 @@
  * special tap the status it should; 1 otherwise; 2 for bad options.
  */
 #include "tools/demo_fares.h"
-#include "fastpath/fastpath.h"
+#include "proto/proto.h"
 #include "proc/proc.h"
 
 #include <arpa/inet.h>
