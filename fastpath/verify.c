@@ -13,6 +13,7 @@
  * takes on this machine as it is loaded now: the gateway sheds load on it.
  */
 #include "fastpath/internal.h"
+#include "base/assert.h"
 
 #include <assert.h>
 #include <poll.h>
@@ -115,7 +116,7 @@ static void *lane_main(void *arg)
 
 struct vf_stage *vf_create(unsigned lanes, int wake_fd, struct fp_counters *ctr)
 {
-	assert(lanes >= 1 && lanes <= VF_LANES_MAX);
+	TG_ASSERT(lanes >= 1 && lanes <= VF_LANES_MAX);
 	struct vf_stage *s = calloc(1, sizeof(*s));
 	if (s == NULL)
 		return NULL;
@@ -202,7 +203,7 @@ struct fp_job *vf_ready(struct vf_stage *s)
 void vf_collect(struct vf_stage *s)
 {
 	struct vf_lane *l = &s->lane[s->next_ready];
-	assert(l->collected < atomic_load(&l->verified));
+	TG_ASSERT(l->collected < atomic_load(&l->verified));
 	l->signatures_queued -= l->jobs[l->collected & (VF_LANE_JOBS - 1)].signatures;
 	l->collected++;
 	s->next_ready = (s->next_ready + 1) % s->lanes;

@@ -9,6 +9,7 @@
  * does not know can be rejected on its own without losing the frame.
  */
 #include "proto/proto.h"
+#include "base/assert.h"
 #include "store/store.h"
 
 #include <assert.h>
@@ -545,7 +546,7 @@ struct fp_key fp_tap_identity(const struct fp_tap *tap, uint32_t validator_id)
 		put64(b + n, tap->u.quickpass.account_token), n += 8;
 		break;
 	default: /* a QR code is used once, wherever: only its id */
-		assert(tap->medium == FP_MEDIUM_QR);
+		TG_ASSERT(tap->medium == FP_MEDIUM_QR);
 		memcpy(b + n, tap->u.qr.qr_id, sizeof(tap->u.qr.qr_id)), n += sizeof(tap->u.qr.qr_id);
 		break;
 	}
@@ -563,7 +564,7 @@ struct fp_key fp_tap_identity(const struct fp_tap *tap, uint32_t validator_id)
 uint64_t fp_tap_content(const uint8_t *rec, size_t len, const struct fp_frame_header *hdr)
 {
 	uint8_t b[14 + UINT8_MAX]; /* context + the longest record_len can say */
-	assert(len <= UINT8_MAX);
+	TG_ASSERT(len <= UINT8_MAX);
 	put32(b, hdr->validator_id);
 	put16(b + 4, hdr->operator_id);
 	put32(b + 6, hdr->route_id);
@@ -612,7 +613,7 @@ void fp_tap_stored_seal(struct st_tap_meta *meta, const uint8_t *rec)
 	struct fp_tap tap;
 	struct fp_frame_header hdr = stored_header(meta);
 	int reason = fp_tap_decode(rec, meta->record_len, &tap);
-	assert(reason == 0); /* sealing is for records just encoded */
+	TG_ASSERT(reason == 0); /* sealing is for records just encoded */
 	(void)reason;
 	struct fp_key key = fp_tap_identity(&tap, meta->validator_id);
 	meta->id_lo = key.lo;
