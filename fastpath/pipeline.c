@@ -69,7 +69,7 @@ struct fp_pipeline {
 	struct fp_dedup *dedup;
 	struct fp_keys *keys;  /* owned; replaced between bursts by auth_take() */
 	_Atomic(struct auth_update *) auth_next; /* a reload waiting for the next burst */
-	struct vf_stage *verifiers;
+	struct fp_vf_stage *verifiers;
 	/* busy replies: they leave before the acks, without passing the writer */
 	uint32_t busy_head, busy_tail, busy_peeked;
 	struct fp_ack_out *busy;
@@ -357,14 +357,14 @@ static bool busy_reply(struct fp_pipeline *p, const struct fp_frame_header *hdr,
  */
 static void job_stage(struct fp_pipeline *p, const struct fp_job *job)
 {
-	if (vf_holds(p->verifiers, job->hdr.validator_id, job->hdr.frame_seq)) {
+	if (fp_vf_holds(p->verifiers, job->hdr.validator_id, job->hdr.frame_seq)) {
 		drop(p, FP_DROP_VERIFYING);
 		return;
 	}
-	struct fp_job *slot = vf_slot(p->verifiers);
+	struct fp_job *slot = fp_vf_slot(p->verifiers);
 	if (slot == NULL) { /* the stage is full: the frame waits for its turn at the validator */
 		if (p->opt.shed_backlog_ms == 0 || !busy_reply(p, &job->hdr, job->mac_key, &job->ack.peer,
-							      vf_backlog_us(p->verifiers), job->recv_time_us))
+							      fp_vf_backlog_us(p->verifiers), job->recv_time_us))
 			drop(p, FP_DROP_RING_FULL);
 		return;
 	}
@@ -373,7 +373,7 @@ static void job_stage(struct fp_pipeline *p, const struct fp_job *job)
 	memcpy(slot->frame, job->frame, job->frame_len);
 	/* The key in force now: a reload may come before a verifier reaches the job. */
 	memcpy(slot->qr_public_key, p->opt.qr_public_key, sizeof(slot->qr_public_key));
-	vf_submit(p->verifiers);
+	fp_vf_submit(p->verifiers);
 }
 
 /* Authenticate and screen one datagram in the job at the ring's head. Returns true if queued there. */
@@ -424,7 +424,7 @@ static void staged_collect(struct fp_pipeline *p)
 	uint64_t produced = atomic_load_explicit(&p->produced, PX_RELAXED), queued = 0;
 	bool stopping = atomic_load_explicit(&p->stopping, PX_RELAXED);
 	struct fp_job *staged;
-	while ((staged = vf_ready(p->verifiers)) != NULL && produced - p->released <= p->mask) {
+	while ((staged = fp_vf_ready(p->verifiers)) != NULL && produced - p->released <= p->mask) {
 		if (stopping) {
 			drop(p, FP_DROP_STOPPING);
 		} else if (dedup_room(p, staged)) {
@@ -436,7 +436,7 @@ static void staged_collect(struct fp_pipeline *p)
 			produced++;
 			queued++;
 		}
-		vf_collect(p->verifiers);
+		fp_vf_collect(p->verifiers);
 	}
 	if (queued)
 		produced_publish(p, produced);
@@ -552,7 +552,7 @@ unsigned fp_ingest_burst(struct fp_pipeline *p, const struct fp_rx *rx, unsigned
 	uint64_t writer_us = p->opt.shed_backlog_ms ? writer_backlog_us(p) : 0;
 	if (p->opt.shed_backlog_ms && produced - p->released > p->mask / 2) /* acks leave slower than frames come */
 		writer_us = writer_us > 2000u * p->opt.shed_backlog_ms ? writer_us : 2000u * p->opt.shed_backlog_ms;
-	uint64_t verify_us = p->opt.shed_backlog_ms ? vf_backlog_us(p->verifiers) : 0;
+	uint64_t verify_us = p->opt.shed_backlog_ms ? fp_vf_backlog_us(p->verifiers) : 0;
 	bool shedding = p->opt.shed_backlog_ms &&
 			(writer_us > 1000u * p->opt.shed_backlog_ms || verify_us > 1000u * p->opt.shed_backlog_ms);
 
@@ -625,7 +625,7 @@ int fp_pipeline_ack_eventfd(const struct fp_pipeline *p)
 
 bool fp_pipeline_idle(const struct fp_pipeline *p)
 {
-	return p->released == atomic_load(&p->produced) && vf_idle(p->verifiers) && p->busy_tail == p->busy_head;
+	return p->released == atomic_load(&p->produced) && fp_vf_idle(p->verifiers) && p->busy_tail == p->busy_head;
 }
 
 bool fp_ingress_done(struct fp_pipeline *p, volatile sig_atomic_t *stop, bool *stopping)
@@ -1012,7 +1012,7 @@ static int pipeline_alloc(struct fp_pipeline *p)
 	if (!p->jobs || !p->validators || !p->validators_dirty || !p->deny || !p->dedup || !p->busy ||
 	    p->writer_efd < 0 || p->ack_efd < 0)
 		return FP_PIPE_ERR_NOMEM;
-	p->verifiers = vf_create(p->opt.verify_threads, p->ack_efd, p->ctr);
+	p->verifiers = fp_vf_create(p->opt.verify_threads, p->ack_efd, p->ctr);
 	return p->verifiers != NULL ? 0 : FP_PIPE_ERR_THREAD;
 }
 
@@ -1088,7 +1088,7 @@ void fp_pipeline_destroy(struct fp_pipeline *p)
 		fp_pipeline_stop(p);
 		pthread_join(p->writer, NULL);
 	}
-	vf_destroy(p->verifiers);
+	fp_vf_destroy(p->verifiers);
 	struct auth_update *u = atomic_exchange(&p->auth_next, NULL);
 	if (u != NULL) {
 		fp_keys_free(u->keys);
