@@ -91,6 +91,7 @@ LINK_test_dedup := fastpath
 LINK_test_fare := fare
 LINK_test_proto := fastpath
 LINK_test_store := store
+LINK_test_deny := deny
 LINK_dpdk_source := fastpath
 LINK_ed25519_bound :=
 LINK_fare_day := settle

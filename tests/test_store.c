@@ -19,8 +19,8 @@
 #include <cmocka.h>
 
 #include "store/store.h"
+#include "tests/tmpdir.h"
 
-#include <ftw.h>
 #include <lmdb.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -35,27 +35,6 @@
 #define RECORD_BYTES 38u    /* a QuickPass tap */
 #define TINY_MAP_BYTES (256u << 10)
 #define MAP_BYTES (64u << 20)
-
-static char dir[64];
-
-static int setup(void **state)
-{
-	(void)state;
-	strcpy(dir, "/tmp/tapgate-test-store-XXXXXX");
-	return mkdtemp(dir) == NULL;
-}
-
-static int remove_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb, (void)flag, (void)ftw;
-	return remove(path);
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	return nftw(dir, remove_one, 16, FTW_DEPTH | FTW_PHYS);
-}
 
 static struct st_env *open_store(const char *path, uint64_t map_bytes, enum st_sync sync, bool read_only)
 {
