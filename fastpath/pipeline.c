@@ -604,6 +604,7 @@ void fp_ingest_acks_release(struct fp_pipeline *p, unsigned n)
 {
 	uint64_t mono_us = fp_mono_us();
 	unsigned busy = n < p->busy_peeked ? n : p->busy_peeked;
+	TG_ASSERT(p->busy_head - p->busy_tail <= BUSY_REPLIES_MAX && busy <= p->busy_head - p->busy_tail);
 	p->busy_tail += busy;
 	p->busy_peeked -= busy;
 	n -= busy;

@@ -105,6 +105,7 @@ static void *lane_main(void *arg)
 			lane_wait(l, done);
 			continue;
 		}
+		TG_ASSERT_HOT(done < submitted && submitted - done <= VF_LANE_JOBS);
 		lane_verify(l, &l->jobs[done & (VF_LANE_JOBS - 1)]);
 		done++;
 		atomic_store_explicit(&l->verified, done, memory_order_release);
@@ -179,6 +180,7 @@ void fp_vf_submit(struct fp_vf_stage *s)
 {
 	struct fp_vf_lane *l = &s->lane[s->pick];
 	uint64_t submitted = atomic_load_explicit(&l->submitted, memory_order_relaxed);
+	TG_ASSERT_HOT(submitted - l->collected < VF_LANE_JOBS); /* fp_vf_slot found this lane room */
 	l->signatures_queued += l->jobs[submitted & (VF_LANE_JOBS - 1)].signatures;
 	atomic_store_explicit(&l->submitted, submitted + 1, memory_order_seq_cst);
 	if (atomic_load_explicit(&l->sleeping, memory_order_seq_cst)) {
