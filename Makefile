@@ -1,7 +1,8 @@
 # tapgate - plain GNU make. `make help` lists the targets; `V=1` shows commands.
 #
-# Each module (fastpath/, store/, config/) builds into a static library; the
-# programs (gateway/, tools/) and tests link what they use. Every dependency
+# Each module (proto/, fastpath/, store/, ...) builds into a static library;
+# the programs (gateway/, tools/), tests and benches link what they use: the
+# module graph below says what that is. Every dependency
 # comes through pkg-config; tools/install-deps.sh installs missing Debian
 # packages first (and says what it installs).
 
@@ -23,7 +24,7 @@ FUZZ_SECONDS ?= 60
 # the Debian packages that are missing, `make deb` also the packaging tools;
 # every other goal (`make`, `make install`) only checks, and names what is
 # missing: packagers and build machines do not let a build run apt-get.
-NODEPS_GOALS := clean help
+NODEPS_GOALS := clean help print-modules check-modules
 INSTALL_DEPS_GOALS := demo test check bench fuzz
 PACKAGING_GOALS := deb
 GOALS := $(or $(MAKECMDGOALS),all)
@@ -60,13 +61,61 @@ DPDK_SRC := fastpath/dpdk.c bench/dpdk_source.c
 TEST_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(TEST_PKGS))
 TEST_LIBS := $(shell $(PKG_CONFIG) --libs $(TEST_PKGS))
 
-FASTPATH_SRC := $(wildcard fastpath/*.c)
-STORE_SRC := $(wildcard store/*.c)
-CONFIG_SRC := $(wildcard config/*.c)
-PROC_SRC := $(wildcard proc/*.c)
-GATEWAY_SRC := $(wildcard gateway/*.c)
-FARE_SRC := $(wildcard fare/*.c)
-SETTLE_SRC := $(wildcard settle/*.c)
+# The module graph. Each module is a folder with one public header (its
+# door: PUBLIC_<m>, by default <m>/<m>.h) and, if it has .c files, a static
+# library. DEPS_<m> lists the modules whose headers its files include; a
+# module depends only on modules before it in MODULES (downwards), and
+# `make check-modules` (run by `make test`) fails on an include of a module
+# not declared, of a module above, or of another module's internal header.
+#   base                   assertions (header only)
+#   proc config store      process plumbing, the settings table, the gateway's LMDB store
+#   proto deny             the wire codec (frames, acks, MACs, key files); the deny list's read side
+#   fastpath fare          the online path (ingress, dedup, ring, writer); the fare engine
+#   settle                 settlement: rounds, batches, outbox files, answers, reconciliation
+# Programs sit above every module: gateway/ (tapgate) and tools/ declare
+# what their files include too; each program links only the libraries its
+# declared modules need (with what those need, in this order).
+MODULES := base proc config store proto deny fastpath fare settle
+PROGRAM_DIRS := gateway tools
+DEPS_base :=
+DEPS_proc := base
+DEPS_config := base
+DEPS_store := base
+DEPS_proto := store proc base
+DEPS_deny := store base
+DEPS_fastpath := proto store proc base
+DEPS_fare := proto store base
+DEPS_settle := fare deny proto store base
+DEPS_gateway := fastpath deny config proto store proc base
+DEPS_tools := settle fare proto store config proc base
+PUBLIC_base := base/assert.h
+# What each program, test and bench links (its modules; their dependencies follow).
+LINK_tapgate := fastpath deny config
+LINK_tapgen := proto proc
+LINK_tapdump := proto store proc
+LINK_tapfare := fare config proc
+LINK_tapsettle := settle config proc
+LINK_test_config := config
+LINK_test_dedup := fastpath
+LINK_test_fare := fare
+LINK_test_proto := fastpath
+LINK_test_store := store
+LINK_test_deny := deny
+LINK_dpdk_source := fastpath
+LINK_ed25519_bound :=
+LINK_fare_day := settle
+LINK_feed_load := fare
+LINK_lmdb_bound := proto
+LINK_rebuild_bench := fastpath
+
+# The libraries in link order: a library before those it needs.
+LIB_ORDER := settle fare fastpath deny proto store config proc
+lib_file = $(BUILD)/lib$(if $(filter config,$(1)),tgconfig,$(1)).a
+deps_step = $(sort $(1) $(foreach m,$(1),$(DEPS_$(m))))
+deps_closure = $(call deps_step,$(call deps_step,$(call deps_step,$(call deps_step,$(call deps_step,$(1))))))
+libs_for = $(foreach m,$(LIB_ORDER),$(if $(filter $(m),$(call deps_closure,$(1))),$(call lib_file,$(m))))
+MODULE_LIBS := $(foreach m,$(LIB_ORDER),$(call lib_file,$(m)))
+$(foreach m,$(LIB_ORDER),$(eval SRC_$(m) := $(wildcard $(m)/*.c)))
 
 lib_objs = $(patsubst %.c,$(BUILD)/%.o,$(1))
 
@@ -76,21 +125,13 @@ VERSION := $(shell awk 'NR == 1 { gsub(/[()]/, "", $$2); print $$2 }' debian/cha
 $(BUILD)/proc/service.o: CFLAGS_ALL += -DTAPGATE_VERSION='"$(VERSION)"'
 $(BUILD)/proc/service.o: debian/changelog
 
-FASTPATH_LIB := $(BUILD)/libfastpath.a
-STORE_LIB := $(BUILD)/libstore.a
-CONFIG_LIB := $(BUILD)/libtgconfig.a
-PROC_LIB := $(BUILD)/libproc.a
-FARE_LIB := $(BUILD)/libfare.a
-SETTLE_LIB := $(BUILD)/libsettle.a
-MODULE_LIBS := $(SETTLE_LIB) $(FARE_LIB) $(FASTPATH_LIB) $(STORE_LIB) $(CONFIG_LIB) $(PROC_LIB)
-
 BIN := $(BUILD)/bin
 PROGRAMS := $(BIN)/tapgate $(BIN)/tapgen $(BIN)/tapdump $(BIN)/tapfare $(BIN)/tapsettle
 BENCH_PROGRAMS := $(patsubst bench/%.c,$(BIN)/%,$(wildcard bench/*.c))
 UNIT_TESTS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/test_*.c))
 FUZZERS := $(patsubst tests/fuzz_%.c,$(BUILD)/fuzz/fuzz_%,$(wildcard tests/fuzz_*.c))
 
-.PHONY: all demo run test check bench fuzz soak clean help dev-keys
+.PHONY: all demo run test check bench fuzz soak clean help dev-keys print-modules check-modules
 
 all: $(PROGRAMS) $(BENCH_PROGRAMS) $(UNIT_TESTS) dev-keys
 
@@ -114,6 +155,7 @@ help:
 	@echo "  fuzz    libFuzzer on the frame parser and the feed loader, FUZZ_SECONDS each (default 60)"
 	@echo "  install install under PREFIX (/usr/local) into DESTDIR: programs, man pages, config, units"
 	@echo "  deb     build the Debian package (dpkg-buildpackage) into build/deb/ and lintian it"
+	@echo "  check-modules  fail if a module includes a header of a module it does not declare (run by test)"
 	@echo "  clean   remove build/, build-san/ and var/"
 	@echo "Variables: V=1 (show commands), SAN=1 (sanitizers), BUILD=dir, FUZZ_SECONDS=n,"
 	@echo "  PREFIX, DESTDIR, sysconfdir, localstatedir, bindir, mandir, systemdunitdir (install)"
@@ -133,31 +175,32 @@ $(BUILD)/tests/%.o: tests/%.c
 	$(call say,CC,$<)
 	$(Q)$(CC) $(CFLAGS_ALL) $(TEST_CFLAGS) -c -o $@ $<
 
-$(FASTPATH_LIB): $(call lib_objs,$(FASTPATH_SRC))
-$(STORE_LIB): $(call lib_objs,$(STORE_SRC))
-$(CONFIG_LIB): $(call lib_objs,$(CONFIG_SRC))
-$(PROC_LIB): $(call lib_objs,$(PROC_SRC))
-$(FARE_LIB): $(call lib_objs,$(FARE_SRC))
-$(SETTLE_LIB): $(call lib_objs,$(SETTLE_SRC))
+$(foreach m,$(LIB_ORDER),$(eval $(call lib_file,$(m)): $(call lib_objs,$(SRC_$(m)))))
 $(MODULE_LIBS):
 	@mkdir -p $(dir $@)
 	$(call say,AR,$@)
 	$(Q)rm -f $@ && ar rcs $@ $^
 
-$(BIN)/tapgate: $(call lib_objs,$(GATEWAY_SRC)) $(MODULE_LIBS)
-$(BIN)/tapgen: $(BUILD)/tools/tapgen.o $(MODULE_LIBS)
-$(BIN)/tapdump: $(BUILD)/tools/tapdump.o $(MODULE_LIBS)
-$(BIN)/tapfare: $(BUILD)/tools/tapfare.o $(MODULE_LIBS)
-$(BIN)/tapsettle: $(BUILD)/tools/tapsettle.o $(MODULE_LIBS)
-$(BENCH_PROGRAMS): $(BIN)/%: $(BUILD)/bench/%.o $(MODULE_LIBS)
+$(BIN)/tapgate: $(call lib_objs,$(wildcard gateway/*.c))
+$(foreach p,tapgen tapdump tapfare tapsettle,$(eval $(BIN)/$(p): $(BUILD)/tools/$(p).o))
+$(foreach b,$(BENCH_PROGRAMS),$(eval $(b): $(BUILD)/bench/$(notdir $(b)).o))
+$(foreach p,$(PROGRAMS) $(BENCH_PROGRAMS),$(eval $(p): $(call libs_for,$(LINK_$(notdir $(p))))))
 $(PROGRAMS) $(BENCH_PROGRAMS):
 	@mkdir -p $(dir $@)
 	$(call say,LD,$@)
-	$(Q)$(CC) $(LDFLAGS_SAN) -o $@ $(filter %.o,$^) $(MODULE_LIBS) $(LIBS)
+	$(Q)$(CC) $(LDFLAGS_SAN) -o $@ $(filter %.o,$^) $(filter %.a,$^) $(LIBS)
 
-$(BUILD)/tests/%: $(BUILD)/tests/%.o $(MODULE_LIBS)
+$(foreach t,$(UNIT_TESTS),$(eval $(t): $(t).o $(call libs_for,$(LINK_$(notdir $(t))))))
+$(UNIT_TESTS):
 	$(call say,LD,$@)
-	$(Q)$(CC) $(LDFLAGS_SAN) -o $@ $< $(MODULE_LIBS) $(LIBS) $(TEST_LIBS)
+	$(Q)$(CC) $(LDFLAGS_SAN) -o $@ $(filter %.o,$^) $(filter %.a,$^) $(LIBS) $(TEST_LIBS)
+
+# The module graph as declared, one line per module: "name: deps" (tools/check-modules.sh reads it).
+print-modules:
+	@$(foreach m,$(MODULES) $(PROGRAM_DIRS),echo '$(m): $(DEPS_$(m))' '| $(or $(PUBLIC_$(m)),$(m)/$(m).h)';)
+
+check-modules:
+	$(Q)sh tools/check-modules.sh .
 
 demo: $(PROGRAMS) dev-keys
 	$(Q)BUILD=$(BUILD) sh tools/demo.sh
@@ -166,7 +209,7 @@ run: $(PROGRAMS) dev-keys
 	$(Q)mkdir -p var
 	$(BIN)/tapgate -c config/tapgate.conf
 
-test: all
+test: all check-modules
 	$(Q)BUILD=$(BUILD) sh tests/run.sh
 
 check:
@@ -178,7 +221,7 @@ bench: all
 # The fuzzer is built with clang's libFuzzer, separately from the main tree.
 FUZZ_CFLAGS := -std=gnu11 -O1 -g -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -I. -DTAPGATE_VERSION='"$(VERSION)"' \
 	$(shell $(PKG_CONFIG) --cflags $(PKGS))
-$(BUILD)/fuzz/fuzz_%: tests/fuzz_%.c $(filter-out $(DPDK_SRC),$(FASTPATH_SRC)) $(STORE_SRC) $(PROC_SRC) $(FARE_SRC)
+$(BUILD)/fuzz/fuzz_%: tests/fuzz_%.c $(filter-out $(DPDK_SRC),$(SRC_fastpath)) $(SRC_proto) $(SRC_store) $(SRC_proc) $(SRC_fare)
 	@mkdir -p $(dir $@)
 	$(call say,FUZZ,$@)
 	$(Q)clang $(FUZZ_CFLAGS) -o $@ $^ $(LIBS)

@@ -236,17 +236,17 @@ static unsigned new_frames(struct source *s)
 	return n;
 }
 
-int main(int argc, char **argv)
+/* What the options name, besides the figures kept in struct source. */
+struct source_args {
+	const char *port, *keys_path, *json, *dst_mac, *src_mac, *src_ip, *dst_ip;
+	unsigned retry_ms;
+};
+
+/* The options after the EAL's. A bad or missing one: usage(), which exits. */
+static void source_options(int argc, char **argv, struct source *s, struct source_args *a)
 {
-	int used = rte_eal_init(argc, argv);
-	if (used < 0)
-		die(rte_strerror(rte_errno));
-	argc -= used;
-	argv += used;
-	struct source s = {.udp_port = 7700, .taps = 1000000, .taps_per_frame = 32, .validators = 256, .window = 2048};
-	const char *port = NULL, *keys_path = NULL, *json = NULL, *dst_mac = NULL;
-	const char *src_mac = "02:00:00:00:00:02", *src_ip = "10.77.0.1", *dst_ip = "10.77.0.2";
-	unsigned retry_ms = 200;
+	*a = (struct source_args){.src_mac = "02:00:00:00:00:02", .src_ip = "10.77.0.1", .dst_ip = "10.77.0.2",
+				  .retry_ms = 200};
 	static const struct option lo[] = {
 		{"port", 1, 0, 'p'}, {"keys", 1, 0, 'k'}, {"dst-mac", 1, 0, 'D'}, {"src-mac", 1, 0, 'S'},
 		{"src-ip", 1, 0, 's'}, {"dst-ip", 1, 0, 'd'}, {"udp-port", 1, 0, 'u'}, {"taps", 1, 0, 'n'},
@@ -256,86 +256,120 @@ int main(int argc, char **argv)
 	optind = 1;
 	while ((o = getopt_long(argc, argv, "", lo, NULL)) != -1) {
 		switch (o) {
-		case 'p': port = optarg; break;
-		case 'k': keys_path = optarg; break;
-		case 'D': dst_mac = optarg; break;
-		case 'S': src_mac = optarg; break;
-		case 's': src_ip = optarg; break;
-		case 'd': dst_ip = optarg; break;
-		case 'u': s.udp_port = (uint16_t)atoi(optarg); break;
-		case 'n': s.taps = strtoull(optarg, NULL, 10); break;
-		case 'f': s.taps_per_frame = (uint32_t)atoi(optarg); break;
-		case 'v': s.validators = (uint32_t)atoi(optarg); break;
-		case 'w': s.window = (uint32_t)atoi(optarg); break;
-		case 'r': retry_ms = (unsigned)atoi(optarg); break;
-		case 'j': json = optarg; break;
+		case 'p': a->port = optarg; break;
+		case 'k': a->keys_path = optarg; break;
+		case 'D': a->dst_mac = optarg; break;
+		case 'S': a->src_mac = optarg; break;
+		case 's': a->src_ip = optarg; break;
+		case 'd': a->dst_ip = optarg; break;
+		case 'u': s->udp_port = (uint16_t)atoi(optarg); break;
+		case 'n': s->taps = strtoull(optarg, NULL, 10); break;
+		case 'f': s->taps_per_frame = (uint32_t)atoi(optarg); break;
+		case 'v': s->validators = (uint32_t)atoi(optarg); break;
+		case 'w': s->window = (uint32_t)atoi(optarg); break;
+		case 'r': a->retry_ms = (unsigned)atoi(optarg); break;
+		case 'j': a->json = optarg; break;
 		default: usage();
 		}
 	}
-	if (port == NULL || keys_path == NULL || dst_mac == NULL || s.taps == 0 || s.taps_per_frame == 0 ||
-	    s.taps_per_frame > FP_TAPS_PER_FRAME_MAX || s.validators == 0 || s.window == 0)
+	if (a->port == NULL || a->keys_path == NULL || a->dst_mac == NULL || s->taps == 0 || s->taps_per_frame == 0 ||
+	    s->taps_per_frame > FP_TAPS_PER_FRAME_MAX || s->validators == 0 || s->window == 0)
 		usage();
-	if (rte_eth_dev_get_port_by_name(port, &s.port) != 0)
+}
+
+/* Addresses, keys, every frame encoded and the retry fifo, all before the first send. Dies on a bad one. */
+static void source_setup(struct source *s, const struct source_args *a)
+{
+	if (rte_eth_dev_get_port_by_name(a->port, &s->port) != 0)
 		die("--port: no such DPDK port");
-	if (rte_ether_unformat_addr(dst_mac, &s.dst_mac) != 0 || rte_ether_unformat_addr(src_mac, &s.src_mac) != 0)
+	if (rte_ether_unformat_addr(a->dst_mac, &s->dst_mac) != 0 || rte_ether_unformat_addr(a->src_mac, &s->src_mac) != 0)
 		die("--dst-mac/--src-mac: not an Ethernet address");
-	if (inet_pton(AF_INET, src_ip, &s.src_ip) != 1 || inet_pton(AF_INET, dst_ip, &s.dst_ip) != 1)
+	if (inet_pton(AF_INET, a->src_ip, &s->src_ip) != 1 || inet_pton(AF_INET, a->dst_ip, &s->dst_ip) != 1)
 		die("--src-ip/--dst-ip: not an IPv4 address");
 	char err[512];
-	s.keys = fp_keys_load(keys_path, err, sizeof(err));
-	if (s.keys == NULL)
+	s->keys = fp_keys_load(a->keys_path, err, sizeof(err));
+	if (s->keys == NULL)
 		die(err);
-	frames_encode(&s);
+	frames_encode(s);
 	uint64_t fifo_size = 1;
-	while (fifo_size < 4ull * s.window + BURST)
+	while (fifo_size < 4ull * s->window + BURST)
 		fifo_size <<= 1;
-	s.fifo = calloc(fifo_size, sizeof(*s.fifo));
-	s.fifo_mask = fifo_size - 1;
-	s.retry_tsc = rte_get_tsc_hz() / 1000u * retry_ms;
+	s->fifo = calloc(fifo_size, sizeof(*s->fifo));
+	s->fifo_mask = fifo_size - 1;
+	s->retry_tsc = rte_get_tsc_hz() / 1000u * a->retry_ms;
+}
 
-	s.pool = rte_pktmbuf_pool_create("source", 16383, 256, 0, RTE_MBUF_DEFAULT_BUF_SIZE, (int)rte_socket_id());
+/* The port with one queue each way, started; waits for the link (memif: the peer has connected). */
+static void port_start(struct source *s)
+{
+	s->pool = rte_pktmbuf_pool_create("source", 16383, 256, 0, RTE_MBUF_DEFAULT_BUF_SIZE, (int)rte_socket_id());
 	struct rte_eth_conf conf = {0};
-	if (s.fifo == NULL || s.pool == NULL || rte_eth_dev_configure(s.port, 1, 1, &conf) != 0 ||
-	    rte_eth_rx_queue_setup(s.port, 0, 1024, (unsigned)rte_eth_dev_socket_id(s.port), NULL, s.pool) != 0 ||
-	    rte_eth_tx_queue_setup(s.port, 0, 1024, (unsigned)rte_eth_dev_socket_id(s.port), NULL) != 0 ||
-	    rte_eth_dev_start(s.port) != 0)
+	if (s->fifo == NULL || s->pool == NULL || rte_eth_dev_configure(s->port, 1, 1, &conf) != 0 ||
+	    rte_eth_rx_queue_setup(s->port, 0, 1024, (unsigned)rte_eth_dev_socket_id(s->port), NULL, s->pool) != 0 ||
+	    rte_eth_tx_queue_setup(s->port, 0, 1024, (unsigned)rte_eth_dev_socket_id(s->port), NULL) != 0 ||
+	    rte_eth_dev_start(s->port) != 0)
 		die("cannot set up the port");
-	/* Wait for the link (memif: the peer has connected). */
 	for (unsigned i = 0; i < 3000; i++) {
 		struct rte_eth_link link;
-		if (rte_eth_link_get_nowait(s.port, &link) == 0 && link.link_status)
+		if (rte_eth_link_get_nowait(s->port, &link) == 0 && link.link_status)
 			break;
 		if (i == 2999)
 			die("the link did not come up (is the gateway running?)");
 		usleep(10000);
 	}
-	fprintf(stderr, "dpdk_source: %" PRIu64 " taps in %" PRIu64 " frames of %u, %u validators, window %u\n",
-		s.taps, s.nframes, s.taps_per_frame, s.validators, s.window);
-	s.first_tsc = rte_rdtsc();
-	uint64_t give_up = s.first_tsc + rte_get_tsc_hz() * 600u;
-	while (s.acked_frames < s.nframes) {
-		unsigned work = acks_receive(&s);
-		work += retries(&s);
-		work += new_frames(&s);
+}
+
+/* Send, retransmit and count acknowledgements until every frame has one; 600 s at most. */
+static void source_run(struct source *s)
+{
+	s->first_tsc = rte_rdtsc();
+	uint64_t give_up = s->first_tsc + rte_get_tsc_hz() * 600u;
+	while (s->acked_frames < s->nframes) {
+		unsigned work = acks_receive(s);
+		work += retries(s);
+		work += new_frames(s);
 		if (work == 0)
 			usleep(1); /* nothing in flight has come back: give the CPU to the gateway */
 		if (rte_rdtsc() > give_up)
 			die("frames still unacknowledged after 600 s");
 	}
-	double secs = (double)(s.last_ack_tsc - s.first_tsc) / (double)rte_get_tsc_hz();
+}
+
+/* The figures as one JSON object, on standard output and in the --json file. */
+static void source_report(const struct source *s, const char *json)
+{
+	double secs = (double)(s->last_ack_tsc - s->first_tsc) / (double)rte_get_tsc_hz();
 	char out[1024];
 	snprintf(out, sizeof(out),
 		 "{\"taps\": %" PRIu64 ", \"frames\": %" PRIu64 ", \"taps_per_frame\": %u, \"acked_taps\": %" PRIu64
 		 ", \"retransmitted_frames\": %" PRIu64 ", \"bad_acks\": %" PRIu64 ", \"taps_not_stored\": %" PRIu64
 		 ", \"seconds\": %.4f, \"taps_per_s\": %.0f, \"tsc_hz\": %" PRIu64 "}\n",
-		 s.taps, s.nframes, s.taps_per_frame, s.acked_taps, s.resent, s.bad_acks, s.not_stored, secs,
-		 (double)s.acked_taps / secs, rte_get_tsc_hz());
+		 s->taps, s->nframes, s->taps_per_frame, s->acked_taps, s->resent, s->bad_acks, s->not_stored, secs,
+		 (double)s->acked_taps / secs, rte_get_tsc_hz());
 	fputs(out, stdout);
 	if (json != NULL) {
 		FILE *f = fopen(json, "w");
 		if (f == NULL || fputs(out, f) < 0 || fclose(f) != 0)
 			die("cannot write --json");
 	}
+}
+
+int main(int argc, char **argv)
+{
+	int used = rte_eal_init(argc, argv);
+	if (used < 0)
+		die(rte_strerror(rte_errno));
+	argc -= used;
+	argv += used;
+	struct source s = {.udp_port = 7700, .taps = 1000000, .taps_per_frame = 32, .validators = 256, .window = 2048};
+	struct source_args a;
+	source_options(argc, argv, &s, &a);
+	source_setup(&s, &a);
+	port_start(&s);
+	fprintf(stderr, "dpdk_source: %" PRIu64 " taps in %" PRIu64 " frames of %u, %u validators, window %u\n",
+		s.taps, s.nframes, s.taps_per_frame, s.validators, s.window);
+	source_run(&s);
+	source_report(&s, a.json);
 	rte_eth_dev_stop(s.port);
 	rte_eth_dev_close(s.port);
 	rte_eal_cleanup();

@@ -19,7 +19,7 @@
 #include "fare/fare.h"
 #include "settle/settle.h"
 #include "tools/demo_fares.h"
-#include "fastpath/fastpath.h"
+#include "proto/proto.h"
 #include "store/store.h"
 
 #include <inttypes.h>
@@ -162,6 +162,35 @@ static int fill(struct st_env *env, struct fare_clock *clk, uint64_t ntaps, uint
 	return rc;
 }
 
+/* Close the rated day: its settlement files in DIR/outbox, timed on top of the rating's rate_secs. Returns 0 or 1. */
+static int day_settle(const char *dir, bool verbose, struct fare_db *db, struct st_env *log, struct fare_clock *clk,
+		      double rate_secs)
+{
+	char path[1024];
+	struct settle_parties parties;
+	struct settle_db *sdb;
+	struct settle_close_stats cs;
+	char serr[SETTLE_ERR_MAX], outbox[1024];
+	snprintf(path, sizeof(path), "%s/settle", dir);
+	snprintf(outbox, sizeof(outbox), "%s/outbox", dir);
+	if (settle_parties_load(&parties, "config/counterparties.conf", serr, sizeof(serr)) != 0 ||
+	    settle_db_open(&sdb, path, false, serr, sizeof(serr)) != 0) {
+		fprintf(stderr, "\nfare_day: %s\n", serr);
+		return 1;
+	}
+	struct settle_ctx ctx = {.db = sdb, .rated = db, .log = log, .clk = clk, .parties = &parties,
+				 .outbox = outbox, .parties_path = "config/counterparties.conf", .quiet = !verbose};
+	double t1 = now_s();
+	if (settle_close(&ctx, DAY, &cs, serr, sizeof(serr)) != 0) {
+		fprintf(stderr, "\nfare_day: close: %s\n", serr);
+		return 1;
+	}
+	double ssecs = now_s() - t1;
+	printf(" settle_seconds=%.2f close_seconds=%.2f batches=%" PRIu64, ssecs, rate_secs + ssecs, cs.batches);
+	settle_db_close(sdb);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	const char *dir = NULL, *feed_dir = "config/fares-demo";
@@ -218,29 +247,8 @@ int main(int argc, char **argv)
 	}
 	printf("fare_day taps=%" PRIu64 " tokens=%u legs=%" PRIu64 " norule=%" PRIu64 " seconds=%.2f taps_per_s=%.0f",
 	       st.taps_rated, ntokens, st.legs_written, st.norule_legs, secs, st.taps_rated / secs);
-	if (settle) {
-		struct settle_parties parties;
-		struct settle_db *sdb;
-		struct settle_close_stats cs;
-		char serr[SETTLE_ERR_MAX], outbox[1024];
-		snprintf(path, sizeof(path), "%s/settle", dir);
-		snprintf(outbox, sizeof(outbox), "%s/outbox", dir);
-		if (settle_parties_load(&parties, "config/counterparties.conf", serr, sizeof(serr)) != 0 ||
-		    settle_db_open(&sdb, path, false, serr, sizeof(serr)) != 0) {
-			fprintf(stderr, "\nfare_day: %s\n", serr);
-			return 1;
-		}
-		struct settle_ctx ctx = {.db = sdb, .rated = db, .log = log, .clk = &clk, .parties = &parties,
-					 .outbox = outbox, .parties_path = "config/counterparties.conf", .quiet = !verbose};
-		double t1 = now_s();
-		if (settle_close(&ctx, DAY, &cs, serr, sizeof(serr)) != 0) {
-			fprintf(stderr, "\nfare_day: close: %s\n", serr);
-			return 1;
-		}
-		double ssecs = now_s() - t1;
-		printf(" settle_seconds=%.2f close_seconds=%.2f batches=%" PRIu64, ssecs, secs + ssecs, cs.batches);
-		settle_db_close(sdb);
-	}
+	if (settle && day_settle(dir, verbose, db, log, &clk, secs) != 0)
+		return 1;
 	putchar('\n');
 	fare_db_close(db);
 	st_env_close(log);

@@ -15,7 +15,7 @@
  *   lmdb_bound records=N batch=B record_bytes=R seconds=S inserts_per_s=X
  * Usage: lmdb_bound -d DIR [-n RECORDS] [-b BATCH] [-r RECORD_BYTES] [-s full|nometa|none]
  */
-#include "fastpath/fastpath.h"
+#include "proto/proto.h"
 #include "store/store.h"
 
 #include <errno.h>

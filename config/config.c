@@ -10,8 +10,10 @@
  * operator meant can lose or double-charge taps.
  */
 #include "config/config.h"
+#include "base/assert.h"
 
 #include <arpa/inet.h>
+#include <assert.h>
 #include <errno.h>
 #include <ini.h>
 #include <inttypes.h>
@@ -37,6 +39,10 @@ struct cfg_row {
 static const char *const ingress_names[] = {"io_uring", "recvmmsg", "dpdk", NULL};
 static const char *const switch_names[] = {"off", "on", NULL};
 static const char *const sync_names[] = {"full", "nometasync", "none", NULL};
+
+#define NAMES_COUNT(a) (sizeof(a) / sizeof((a)[0]) - 1) /* without the NULL */
+static_assert(NAMES_COUNT(ingress_names) == CFG_INGRESS_DPDK + 1, "a name for every enum cfg_ingress, in order");
+static_assert(NAMES_COUNT(sync_names) == CFG_SYNC_NONE + 1, "a name for every enum cfg_sync, in order");
 
 #define FIELD(f) offsetof(struct cfg, f), sizeof(((struct cfg *)0)->f)
 
@@ -212,9 +218,37 @@ static int row_apply(struct cfg *c, const struct cfg_row *r, const char *value, 
 	return CFG_ERR_VALUE;
 }
 
+/*
+ * What every row of the table promises the code that reads it (a broken
+ * promise is a programmer error, found at the first cfg_defaults): its field
+ * lies inside struct cfg and has the size its kind writes, numbers have
+ * min <= max within their width, enums and only enums have names, a row
+ * without a default is required, and no key is in the table twice.
+ */
+static void rows_check(void)
+{
+	for (size_t i = 0; i < ROWS_COUNT; i++) {
+		const struct cfg_row *r = &rows[i];
+		TG_ASSERT(r->section != NULL && r->name != NULL);
+		TG_ASSERT(r->offset + r->size <= sizeof(struct cfg));
+		TG_ASSERT((r->kind == KIND_ENUM) == (r->names != NULL));
+		TG_ASSERT(r->def != NULL || r->required);
+		switch (r->kind) {
+		case KIND_U32: TG_ASSERT(r->size == sizeof(uint32_t) && r->min <= r->max && r->max <= UINT32_MAX); break;
+		case KIND_U64: TG_ASSERT(r->size == sizeof(uint64_t) && r->min <= r->max); break;
+		case KIND_ENUM: TG_ASSERT(r->size == sizeof(uint32_t)); break;
+		case KIND_HEX32: TG_ASSERT(r->size == 32); break;
+		case KIND_STRING: case KIND_IPV4: case KIND_MAC: TG_ASSERT(r->size >= 2); break;
+		}
+		for (size_t j = 0; j < i; j++)
+			TG_ASSERT(strcmp(rows[j].section, r->section) != 0 || strcmp(rows[j].name, r->name) != 0);
+	}
+}
+
 void cfg_defaults(struct cfg *c)
 {
 	char why[CFG_ERR_MAX];
+	rows_check();
 	memset(c, 0, sizeof(*c));
 	for (size_t i = 0; i < ROWS_COUNT; i++) {
 		if (rows[i].def == NULL)

@@ -8,7 +8,7 @@
  * every zone tapgate serves).
  */
 #include "fare/internal.h"
-#include "fastpath/fastpath.h"
+#include "proto/proto.h"
 #include "store/store.h"
 
 #include <stdlib.h>

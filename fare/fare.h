@@ -14,6 +14,8 @@
 #ifndef TAPGATE_FARE_H
 #define TAPGATE_FARE_H
 
+#include "proto/proto.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -38,8 +40,10 @@ enum fare_error {
 };
 const char *fare_strerror(int err);
 
-enum fare_medium { FARE_EPURSE = 1, FARE_QUICKPASS = 2, FARE_QR = 3 };
-enum fare_kind { FARE_ENTRY = 1, FARE_EXIT = 2, FARE_BOARD = 3, FARE_PURCHASE = 4 };
+/* The wire's media and kinds (proto/proto.h), under the names fare/ uses. */
+enum fare_medium { FARE_EPURSE = FP_MEDIUM_EPURSE, FARE_QUICKPASS = FP_MEDIUM_QUICKPASS, FARE_QR = FP_MEDIUM_QR };
+enum fare_kind { FARE_ENTRY = FP_KIND_ENTRY, FARE_EXIT = FP_KIND_EXIT, FARE_BOARD = FP_KIND_BOARD,
+		 FARE_PURCHASE = FP_KIND_PURCHASE };
 
 enum fare_leg_flag {
 	FARE_LEG_INCOMPLETE = 1u << 0, /* entry without exit, exit without entry, or too long */

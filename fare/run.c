@@ -23,7 +23,7 @@
  * naming the seq, before anything is written.
  */
 #include "fare/run.h"
-#include "fastpath/fastpath.h"
+#include "proto/proto.h"
 
 #include <assert.h>
 #include <errno.h>

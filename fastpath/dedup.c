@@ -14,6 +14,7 @@
  * round the table, so the hot path never pauses for a rehash.
  */
 #include "fastpath/fastpath.h"
+#include "base/assert.h"
 
 #include <assert.h>
 #include <stdlib.h>
@@ -83,7 +84,7 @@ void fp_dedup_free(struct fp_dedup *d)
 enum fp_dedup_result fp_dedup_insert(struct fp_dedup *d, struct fp_key key, uint64_t content,
 				     uint32_t tap_time_s, uint32_t validator_id)
 {
-	assert((key.lo | key.hi) != 0);
+	TG_ASSERT((key.lo | key.hi) != 0);
 	uint64_t i = slot_home(d, key.hi);
 	for (uint64_t probes = 0; probes < d->slots_count; probes++) {
 		struct fp_dedup_slot *s = &d->slots[i];
@@ -113,7 +114,7 @@ enum fp_dedup_result fp_dedup_insert(struct fp_dedup *d, struct fp_key key, uint
 enum fp_dedup_result fp_dedup_find(const struct fp_dedup *d, struct fp_key key, uint64_t content,
 				   uint32_t validator_id)
 {
-	assert((key.lo | key.hi) != 0);
+	TG_ASSERT((key.lo | key.hi) != 0);
 	uint64_t i = slot_home(d, key.hi);
 	for (uint64_t probes = 0; probes < d->slots_count; probes++) {
 		const struct fp_dedup_slot *s = &d->slots[i];

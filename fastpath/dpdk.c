@@ -155,6 +155,47 @@ static void ports_list(char *buf, size_t len)
 		snprintf(buf, len, " none (give one with -a PCI_ADDRESS or --vdev)");
 }
 
+/* The gateway's Ethernet address: the port's own, or the configured one (filtered here if the port cannot). */
+static int mac_setup(struct fp_dpdk *d, char *err, size_t err_len)
+{
+	if (strcmp(d->opt.mac, "port") == 0) {
+		rte_eth_macaddr_get(d->port, &d->mac);
+	} else if (rte_ether_unformat_addr(d->opt.mac, &d->mac) != 0) {
+		snprintf(err, err_len, "dpdk.mac '%s' is not 'port' or an Ethernet address", d->opt.mac);
+		return -1;
+	} else if (rte_eth_dev_default_mac_addr_set(d->port, &d->mac) != 0) {
+		/* The port cannot filter for it: receive everything, filter here. */
+		rte_eth_promiscuous_enable(d->port);
+		d->promiscuous = true;
+	}
+	return 0;
+}
+
+/* Extended statistics: their names now (allocated at start-up), their values copied by the lcore. */
+static int xstats_setup(struct fp_dpdk *d, char *err, size_t err_len)
+{
+	int nx = rte_eth_xstats_get_names(d->port, NULL, 0);
+	if (nx <= 0)
+		return 0;
+	struct rte_eth_xstat_name *names = calloc((size_t)nx, sizeof(*names));
+	d->xstats = calloc((size_t)nx, sizeof(*d->xstats));
+	if (names == NULL || d->xstats == NULL) {
+		free(names);
+		snprintf(err, err_len, "out of memory");
+		return -1;
+	}
+	nx = rte_eth_xstats_get_names(d->port, names, (unsigned)nx);
+	d->xstats_count = nx > 0 ? (uint32_t)nx : 0;
+	struct fp_port_stats *ps = &d->ctr->port;
+	pthread_mutex_lock(&ps->lock);
+	ps->xstats_count = d->xstats_count < FP_XSTATS_MAX ? d->xstats_count : FP_XSTATS_MAX;
+	for (uint32_t i = 0; i < ps->xstats_count; i++)
+		snprintf(ps->xstat_names[i], FP_XSTAT_NAME_MAX, "%s", names[i].name);
+	pthread_mutex_unlock(&ps->lock);
+	free(names);
+	return 0;
+}
+
 static int port_setup(struct fp_dpdk *d, char *err, size_t err_len)
 {
 	struct rte_eth_dev_info info;
@@ -197,36 +238,8 @@ static int port_setup(struct fp_dpdk *d, char *err, size_t err_len)
 		snprintf(err, err_len, "dpdk.port '%s': cannot set up its queues: %s", d->opt.port, rte_strerror(-rc));
 		return -1;
 	}
-	if (strcmp(d->opt.mac, "port") == 0) {
-		rte_eth_macaddr_get(d->port, &d->mac);
-	} else if (rte_ether_unformat_addr(d->opt.mac, &d->mac) != 0) {
-		snprintf(err, err_len, "dpdk.mac '%s' is not 'port' or an Ethernet address", d->opt.mac);
+	if (mac_setup(d, err, err_len) != 0 || xstats_setup(d, err, err_len) != 0)
 		return -1;
-	} else if (rte_eth_dev_default_mac_addr_set(d->port, &d->mac) != 0) {
-		/* The port cannot filter for it: receive everything, filter here. */
-		rte_eth_promiscuous_enable(d->port);
-		d->promiscuous = true;
-	}
-	/* Extended statistics: names now, values copied by the lcore. */
-	int nx = rte_eth_xstats_get_names(d->port, NULL, 0);
-	if (nx > 0) {
-		struct rte_eth_xstat_name *names = calloc((size_t)nx, sizeof(*names));
-		d->xstats = calloc((size_t)nx, sizeof(*d->xstats));
-		if (names == NULL || d->xstats == NULL) {
-			free(names);
-			snprintf(err, err_len, "out of memory");
-			return -1;
-		}
-		nx = rte_eth_xstats_get_names(d->port, names, (unsigned)nx);
-		d->xstats_count = nx > 0 ? (uint32_t)nx : 0;
-		struct fp_port_stats *ps = &d->ctr->port;
-		pthread_mutex_lock(&ps->lock);
-		ps->xstats_count = d->xstats_count < FP_XSTATS_MAX ? d->xstats_count : FP_XSTATS_MAX;
-		for (uint32_t i = 0; i < ps->xstats_count; i++)
-			snprintf(ps->xstat_names[i], FP_XSTAT_NAME_MAX, "%s", names[i].name);
-		pthread_mutex_unlock(&ps->lock);
-		free(names);
-	}
 	pthread_mutex_lock(&d->ctr->port.lock);
 	d->ctr->port.present = true;
 	snprintf(d->ctr->port.driver, sizeof(d->ctr->port.driver), "%s", info.driver_name);
@@ -392,97 +405,80 @@ static bool udp_cksum_ok(const struct rte_ipv4_hdr *ip, const struct rte_udp_hdr
 	return sum == 0xffff;
 }
 
-/* Check one packet as a host stack would; a frame for us fills rx. */
-static enum rx_verdict packet_input(struct fp_dpdk *d, struct rte_mbuf *m, struct fp_rx *rx)
+#define NET_OK FP_NET_DROP_COUNT /* a check passed: no reason to drop */
+
+static enum rx_verdict packet_drop(struct fp_dpdk *d, enum fp_net_drop why)
 {
-	if (m->nb_segs != 1) {
-		net_drop(d, FP_NET_MULTI_SEGMENT);
-		return RX_DROP;
-	}
-	unsigned len = m->data_len;
-	struct rte_ether_hdr *eth = rte_pktmbuf_mtod(m, struct rte_ether_hdr *);
-	if (len < ETH_BYTES) {
-		net_drop(d, FP_NET_RUNT);
-		return RX_DROP;
-	}
-	if (!rte_is_same_ether_addr(&eth->dst_addr, &d->mac) && !rte_is_broadcast_ether_addr(&eth->dst_addr)) {
-		net_drop(d, FP_NET_WRONG_MAC);
-		return RX_DROP;
-	}
-	if (eth->ether_type == rte_cpu_to_be_16(RTE_ETHER_TYPE_ARP))
-		return arp_input(d, m, eth);
-	if (eth->ether_type != rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4)) {
-		net_drop(d, FP_NET_NOT_IPV4);
-		return RX_DROP;
-	}
-	if (len < ETH_BYTES + IP_BYTES) {
-		net_drop(d, FP_NET_RUNT);
-		return RX_DROP;
-	}
-	struct rte_ipv4_hdr *ip = (struct rte_ipv4_hdr *)(eth + 1);
-	unsigned ihl = (ip->version_ihl & 0x0f) * 4u, ip_len = rte_be_to_cpu_16(ip->total_length);
-	if ((ip->version_ihl >> 4) != 4 || ihl < IP_BYTES || ip_len < ihl) {
-		net_drop(d, FP_NET_BAD_IP_HEADER);
-		return RX_DROP;
-	}
-	if (ip_len > len - ETH_BYTES) {
-		net_drop(d, FP_NET_RUNT);
-		return RX_DROP;
-	}
+	net_drop(d, why);
+	return RX_DROP;
+}
+
+/*
+ * The IPv4 header of a packet of len bytes after its Ethernet header: one
+ * host's unfragmented datagram to our address, without options, whose
+ * checksum holds. Returns NET_OK with its total length in *ip_len, or why
+ * the packet is dropped.
+ */
+static enum fp_net_drop ipv4_check(const struct fp_dpdk *d, const struct rte_mbuf *m,
+				   const struct rte_ether_hdr *eth, unsigned len, unsigned *ip_len)
+{
+	if (len < ETH_BYTES + IP_BYTES)
+		return FP_NET_RUNT;
+	const struct rte_ipv4_hdr *ip = (const struct rte_ipv4_hdr *)(eth + 1);
+	unsigned ihl = (ip->version_ihl & 0x0f) * 4u;
+	*ip_len = rte_be_to_cpu_16(ip->total_length);
+	if ((ip->version_ihl >> 4) != 4 || ihl < IP_BYTES || *ip_len < ihl)
+		return FP_NET_BAD_IP_HEADER;
+	if (*ip_len > len - ETH_BYTES)
+		return FP_NET_RUNT;
 	uint64_t ipck = m->ol_flags & RTE_MBUF_F_RX_IP_CKSUM_MASK;
 	if (ipck == RTE_MBUF_F_RX_IP_CKSUM_BAD ||
-	    (ipck != RTE_MBUF_F_RX_IP_CKSUM_GOOD && rte_raw_cksum(ip, ihl) != 0xffff)) {
-		net_drop(d, FP_NET_BAD_IP_CKSUM);
-		return RX_DROP;
-	}
-	if (ihl != IP_BYTES) {
-		net_drop(d, FP_NET_IP_OPTIONS);
-		return RX_DROP;
-	}
-	if (ip->fragment_offset & rte_cpu_to_be_16(RTE_IPV4_HDR_MF_FLAG | RTE_IPV4_HDR_OFFSET_MASK)) {
-		net_drop(d, FP_NET_FRAGMENT);
-		return RX_DROP;
-	}
-	if (ip->dst_addr != d->ipv4) {
-		net_drop(d, FP_NET_WRONG_ADDRESS);
-		return RX_DROP;
-	}
+	    (ipck != RTE_MBUF_F_RX_IP_CKSUM_GOOD && rte_raw_cksum(ip, ihl) != 0xffff))
+		return FP_NET_BAD_IP_CKSUM;
+	if (ihl != IP_BYTES)
+		return FP_NET_IP_OPTIONS;
+	if (ip->fragment_offset & rte_cpu_to_be_16(RTE_IPV4_HDR_MF_FLAG | RTE_IPV4_HDR_OFFSET_MASK))
+		return FP_NET_FRAGMENT;
+	if (ip->dst_addr != d->ipv4)
+		return FP_NET_WRONG_ADDRESS;
 	/* Never answer a source that is not one host. */
 	uint8_t src_first = ((const uint8_t *)&ip->src_addr)[0];
 	if (ip->src_addr == 0 || ip->src_addr == 0xffffffffu || (src_first & 0xf0) == 0xe0 ||
-	    rte_is_multicast_ether_addr(&eth->src_addr)) {
-		net_drop(d, FP_NET_BAD_IP_HEADER);
-		return RX_DROP;
-	}
-	if (ip->next_proto_id == IPPROTO_ICMP)
-		return icmp_input(d, m, eth, ip, ip_len);
-	if (ip->next_proto_id != IPPROTO_UDP) {
-		net_drop(d, FP_NET_NOT_UDP);
-		return RX_DROP;
-	}
-	struct rte_udp_hdr *udp = (struct rte_udp_hdr *)(ip + 1);
-	unsigned udp_len = ip_len >= IP_BYTES + UDP_BYTES ? rte_be_to_cpu_16(udp->dgram_len) : 0;
-	if (udp_len < UDP_BYTES || udp_len != ip_len - IP_BYTES) {
-		net_drop(d, FP_NET_BAD_UDP_LENGTH);
-		return RX_DROP;
-	}
-	if (udp->dst_port != d->udp_port) {
-		net_drop(d, FP_NET_WRONG_PORT);
-		return RX_DROP;
-	}
+	    rte_is_multicast_ether_addr(&eth->src_addr))
+		return FP_NET_BAD_IP_HEADER;
+	return NET_OK;
+}
+
+/*
+ * The UDP header of an IPv4 datagram of ip_len bytes: its length agrees with
+ * the IP header's, it goes to our port, and its checksum holds (or it has
+ * none: IPv4 allows that, counted). Returns NET_OK with the UDP length in
+ * *udp_len, or why the packet is dropped.
+ */
+static enum fp_net_drop udp_check(struct fp_dpdk *d, const struct rte_mbuf *m, const struct rte_ipv4_hdr *ip,
+				  const struct rte_udp_hdr *udp, unsigned ip_len, unsigned *udp_len)
+{
+	*udp_len = ip_len >= IP_BYTES + UDP_BYTES ? rte_be_to_cpu_16(udp->dgram_len) : 0;
+	if (*udp_len < UDP_BYTES || *udp_len != ip_len - IP_BYTES)
+		return FP_NET_BAD_UDP_LENGTH;
+	if (udp->dst_port != d->udp_port)
+		return FP_NET_WRONG_PORT;
 	uint64_t l4ck = m->ol_flags & RTE_MBUF_F_RX_L4_CKSUM_MASK;
-	if (l4ck == RTE_MBUF_F_RX_L4_CKSUM_BAD) {
-		net_drop(d, FP_NET_BAD_UDP_CKSUM);
-		return RX_DROP;
-	}
+	if (l4ck == RTE_MBUF_F_RX_L4_CKSUM_BAD)
+		return FP_NET_BAD_UDP_CKSUM;
 	if (l4ck != RTE_MBUF_F_RX_L4_CKSUM_GOOD) {
-		if (udp->dgram_cksum == 0) {
+		if (udp->dgram_cksum == 0)
 			ctr_inc(&d->ctr->net_udp_no_checksum, 1);
-		} else if (!udp_cksum_ok(ip, udp, udp_len)) {
-			net_drop(d, FP_NET_BAD_UDP_CKSUM);
-			return RX_DROP;
-		}
+		else if (!udp_cksum_ok(ip, udp, *udp_len))
+			return FP_NET_BAD_UDP_CKSUM;
 	}
+	return NET_OK;
+}
+
+/* The frame a datagram carries, and its sender (IPv4 as v4-mapped IPv6, and its Ethernet address). */
+static void rx_fill(struct fp_rx *rx, const struct rte_ether_hdr *eth, const struct rte_ipv4_hdr *ip,
+		    const struct rte_udp_hdr *udp, unsigned udp_len)
+{
 	rx->data = (const uint8_t *)(udp + 1);
 	rx->len = udp_len - (unsigned)UDP_BYTES;
 	memset(&rx->peer, 0, sizeof(rx->peer));
@@ -492,6 +488,35 @@ static enum rx_verdict packet_input(struct fp_dpdk *d, struct rte_mbuf *m, struc
 	rx->peer.addr.sin6_addr.s6_addr[11] = 0xff;
 	memcpy(&rx->peer.addr.sin6_addr.s6_addr[12], &ip->src_addr, 4);
 	memcpy(rx->peer.mac, &eth->src_addr, sizeof(rx->peer.mac));
+}
+
+/* Check one packet as a host stack would; a frame for us fills rx. */
+static enum rx_verdict packet_input(struct fp_dpdk *d, struct rte_mbuf *m, struct fp_rx *rx)
+{
+	if (m->nb_segs != 1)
+		return packet_drop(d, FP_NET_MULTI_SEGMENT);
+	unsigned len = m->data_len, ip_len = 0, udp_len = 0;
+	struct rte_ether_hdr *eth = rte_pktmbuf_mtod(m, struct rte_ether_hdr *);
+	if (len < ETH_BYTES)
+		return packet_drop(d, FP_NET_RUNT);
+	if (!rte_is_same_ether_addr(&eth->dst_addr, &d->mac) && !rte_is_broadcast_ether_addr(&eth->dst_addr))
+		return packet_drop(d, FP_NET_WRONG_MAC);
+	if (eth->ether_type == rte_cpu_to_be_16(RTE_ETHER_TYPE_ARP))
+		return arp_input(d, m, eth);
+	if (eth->ether_type != rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4))
+		return packet_drop(d, FP_NET_NOT_IPV4);
+	enum fp_net_drop why = ipv4_check(d, m, eth, len, &ip_len);
+	if (why != NET_OK)
+		return packet_drop(d, why);
+	struct rte_ipv4_hdr *ip = (struct rte_ipv4_hdr *)(eth + 1);
+	if (ip->next_proto_id == IPPROTO_ICMP)
+		return icmp_input(d, m, eth, ip, ip_len);
+	if (ip->next_proto_id != IPPROTO_UDP)
+		return packet_drop(d, FP_NET_NOT_UDP);
+	struct rte_udp_hdr *udp = (struct rte_udp_hdr *)(ip + 1);
+	if ((why = udp_check(d, m, ip, udp, ip_len, &udp_len)) != NET_OK)
+		return packet_drop(d, why);
+	rx_fill(rx, eth, ip, udp, udp_len);
 	return RX_FRAME;
 }
 

@@ -60,25 +60,25 @@ bool fp_job_signature_ok(const struct fp_job *job, unsigned i, const uint8_t pub
  */
 #define VF_LANES_MAX 64u
 #define VF_LANE_JOBS 256u /* per lane, a power of two */
-struct vf_stage;
+struct fp_vf_stage;
 
 /* Start `lanes` verifier threads (1 .. VF_LANES_MAX). wake_fd is written when a job is verified.
  * Returns NULL when memory or a thread cannot be had. */
-struct vf_stage *vf_create(unsigned lanes, int wake_fd, struct fp_counters *ctr);
-void vf_destroy(struct vf_stage *s);
+struct fp_vf_stage *fp_vf_create(unsigned lanes, int wake_fd, struct fp_counters *ctr);
+void fp_vf_destroy(struct fp_vf_stage *s);
 /* The slot the next submitted job goes to (the lane with least work queued), or NULL if all are full. */
-struct fp_job *vf_slot(struct vf_stage *s);
-/* Hand the job in the slot vf_slot() returned to its lane. */
-void vf_submit(struct vf_stage *s);
+struct fp_job *fp_vf_slot(struct fp_vf_stage *s);
+/* Hand the job in the slot fp_vf_slot() returned to its lane. */
+void fp_vf_submit(struct fp_vf_stage *s);
 /* The oldest verified job not yet collected, or NULL. */
-struct fp_job *vf_ready(struct vf_stage *s);
-/* Done with the job vf_ready() returned: its slot is free again. */
-void vf_collect(struct vf_stage *s);
+struct fp_job *fp_vf_ready(struct fp_vf_stage *s);
+/* Done with the job fp_vf_ready() returned: its slot is free again. */
+void fp_vf_collect(struct fp_vf_stage *s);
 /* Is a job of this validator and frame_seq waiting or being verified? */
-bool vf_holds(const struct vf_stage *s, uint32_t validator_id, uint64_t frame_seq);
+bool fp_vf_holds(const struct fp_vf_stage *s, uint32_t validator_id, uint64_t frame_seq);
 /* Every submitted job collected? */
-bool vf_idle(const struct vf_stage *s);
+bool fp_vf_idle(const struct fp_vf_stage *s);
 /* How long the stage needs for what is queued now, in microseconds (the busiest lane). */
-uint64_t vf_backlog_us(const struct vf_stage *s);
+uint64_t fp_vf_backlog_us(const struct fp_vf_stage *s);
 
 #endif

@@ -18,6 +18,7 @@
  * Nothing here allocates after fp_pipeline_create().
  */
 #include "fastpath/internal.h"
+#include "base/assert.h"
 #include "store/store.h"
 
 #include <assert.h>
@@ -68,7 +69,7 @@ struct fp_pipeline {
 	struct fp_dedup *dedup;
 	struct fp_keys *keys;  /* owned; replaced between bursts by auth_take() */
 	_Atomic(struct auth_update *) auth_next; /* a reload waiting for the next burst */
-	struct vf_stage *verifiers;
+	struct fp_vf_stage *verifiers;
 	/* busy replies: they leave before the acks, without passing the writer */
 	uint32_t busy_head, busy_tail, busy_peeked;
 	struct fp_ack_out *busy;
@@ -100,6 +101,17 @@ struct fp_pipeline {
 };
 
 /* ------------------------------------------------------------ ingest side */
+
+/*
+ * The job at ring index `produced`, which the ingress is about to fill: the
+ * ring must have room for it (fp_ingest_burst checks, before it calls the
+ * ingest functions), or the writer's unreleased jobs would be overwritten.
+ */
+static struct fp_job *ring_head(struct fp_pipeline *p, uint64_t produced)
+{
+	TG_ASSERT_HOT(produced >= p->released && produced - p->released <= p->mask);
+	return &p->jobs[produced & p->mask];
+}
 
 static void drop(struct fp_pipeline *p, enum fp_drop why)
 {
@@ -251,7 +263,7 @@ static const uint8_t *authentic(struct fp_pipeline *p, const struct fp_rx *rx, i
 static bool deny_one(struct fp_pipeline *p, const struct fp_rx *rx, uint64_t now_us, uint64_t mono_us,
 		     uint64_t produced)
 {
-	struct fp_job *job = &p->jobs[produced & p->mask];
+	struct fp_job *job = ring_head(p, produced);
 	struct fp_deny_request rq = {0};
 	int err = fp_deny_request_parse(rx->data, rx->len, &rq);
 	const uint8_t *key = authentic(p, rx, err, rq.validator_id, rq.key_id);
@@ -279,7 +291,7 @@ static bool deny_one(struct fp_pipeline *p, const struct fp_rx *rx, uint64_t now
 	job->recv_mono_us = mono_us;
 	job->stored = job->duplicate = job->conflict = job->rejected = 0;
 	int len = fp_deny_reply_encode(&rp, key, job->ack.bytes, sizeof(job->ack.bytes));
-	assert(len > 0);
+	TG_ASSERT(len > 0);
 	job->ack.len = (uint16_t)len;
 	job->ack.peer = rx->peer;
 	ctr_add(p->ctr->deny_requests, 1);
@@ -320,7 +332,7 @@ static void job_finish(struct fp_pipeline *p, struct fp_job *job)
 		.denylist_version = atomic_load_explicit(&p->deny_count, memory_order_acquire),
 	};
 	int len = fp_ack_encode(&ah, st, job->mac_key, job->ack.bytes, sizeof(job->ack.bytes));
-	assert(len > 0);
+	TG_ASSERT(len > 0);
 	job->ack.len = (uint16_t)len;
 	p->taps_produced += job->hdr.tap_count;
 }
@@ -345,33 +357,36 @@ static bool busy_reply(struct fp_pipeline *p, const struct fp_frame_header *hdr,
  */
 static void job_stage(struct fp_pipeline *p, const struct fp_job *job)
 {
-	if (vf_holds(p->verifiers, job->hdr.validator_id, job->hdr.frame_seq)) {
+	if (fp_vf_holds(p->verifiers, job->hdr.validator_id, job->hdr.frame_seq)) {
 		drop(p, FP_DROP_VERIFYING);
 		return;
 	}
-	struct fp_job *slot = vf_slot(p->verifiers);
+	struct fp_job *slot = fp_vf_slot(p->verifiers);
 	if (slot == NULL) { /* the stage is full: the frame waits for its turn at the validator */
 		if (p->opt.shed_backlog_ms == 0 || !busy_reply(p, &job->hdr, job->mac_key, &job->ack.peer,
-							      vf_backlog_us(p->verifiers), job->recv_time_us))
+							      fp_vf_backlog_us(p->verifiers), job->recv_time_us))
 			drop(p, FP_DROP_RING_FULL);
 		return;
 	}
+	TG_ASSERT_HOT(job->frame_len <= sizeof(slot->frame));
 	memcpy(slot, job, offsetof(struct fp_job, frame));
 	memcpy(slot->frame, job->frame, job->frame_len);
 	/* The key in force now: a reload may come before a verifier reaches the job. */
 	memcpy(slot->qr_public_key, p->opt.qr_public_key, sizeof(slot->qr_public_key));
-	vf_submit(p->verifiers);
+	fp_vf_submit(p->verifiers);
 }
 
 /* Authenticate and screen one datagram in the job at the ring's head. Returns true if queued there. */
 static bool ingest_one(struct fp_pipeline *p, const struct fp_rx *rx, uint64_t now_us,
 		       uint64_t mono_us, uint64_t produced)
 {
-	struct fp_job *job = &p->jobs[produced & p->mask];
+	struct fp_job *job = ring_head(p, produced);
 	int err = fp_frame_parse(rx->data, rx->len, &job->hdr, job->rec_off);
 	const uint8_t *key = authentic(p, rx, err, job->hdr.validator_id, job->hdr.key_id);
 	if (key == NULL)
 		return false;
+	/* fp_frame_parse refused anything above FP_FRAME_BYTES_MAX, the size of job->frame. */
+	TG_ASSERT_HOT(rx->len <= sizeof(job->frame));
 	memcpy(job->frame, rx->data, rx->len);
 	memcpy(job->mac_key, key, FP_KEY_BYTES);
 	job->frame_len = (uint16_t)rx->len;
@@ -409,18 +424,19 @@ static void staged_collect(struct fp_pipeline *p)
 	uint64_t produced = atomic_load_explicit(&p->produced, PX_RELAXED), queued = 0;
 	bool stopping = atomic_load_explicit(&p->stopping, PX_RELAXED);
 	struct fp_job *staged;
-	while ((staged = vf_ready(p->verifiers)) != NULL && produced - p->released <= p->mask) {
+	while ((staged = fp_vf_ready(p->verifiers)) != NULL && produced - p->released <= p->mask) {
 		if (stopping) {
 			drop(p, FP_DROP_STOPPING);
 		} else if (dedup_room(p, staged)) {
-			struct fp_job *job = &p->jobs[produced & p->mask];
+			struct fp_job *job = ring_head(p, produced);
+			TG_ASSERT_HOT(staged->frame_len <= sizeof(job->frame));
 			memcpy(job, staged, offsetof(struct fp_job, frame));
 			memcpy(job->frame, staged->frame, staged->frame_len);
 			job_finish(p, job);
 			produced++;
 			queued++;
 		}
-		vf_collect(p->verifiers);
+		fp_vf_collect(p->verifiers);
 	}
 	if (queued)
 		produced_publish(p, produced);
@@ -450,7 +466,7 @@ static bool busy_reply(struct fp_pipeline *p, const struct fp_frame_header *hdr,
 									   ? retry_ms : FP_RETRY_AFTER_MS_MAX)};
 	struct fp_ack_out *out = &p->busy[p->busy_head & (BUSY_REPLIES_MAX - 1)];
 	int len = fp_busy_encode(&b, key, out->bytes, sizeof(out->bytes));
-	assert(len > 0);
+	TG_ASSERT(len > 0);
 	out->len = (uint16_t)len;
 	out->peer = *peer;
 	p->busy_head++;
@@ -536,7 +552,7 @@ unsigned fp_ingest_burst(struct fp_pipeline *p, const struct fp_rx *rx, unsigned
 	uint64_t writer_us = p->opt.shed_backlog_ms ? writer_backlog_us(p) : 0;
 	if (p->opt.shed_backlog_ms && produced - p->released > p->mask / 2) /* acks leave slower than frames come */
 		writer_us = writer_us > 2000u * p->opt.shed_backlog_ms ? writer_us : 2000u * p->opt.shed_backlog_ms;
-	uint64_t verify_us = p->opt.shed_backlog_ms ? vf_backlog_us(p->verifiers) : 0;
+	uint64_t verify_us = p->opt.shed_backlog_ms ? fp_vf_backlog_us(p->verifiers) : 0;
 	bool shedding = p->opt.shed_backlog_ms &&
 			(writer_us > 1000u * p->opt.shed_backlog_ms || verify_us > 1000u * p->opt.shed_backlog_ms);
 
@@ -577,6 +593,7 @@ unsigned fp_ingest_acks_peek(struct fp_pipeline *p, const struct fp_ack_out **ac
 		acks[n] = &p->busy[i & (BUSY_REPLIES_MAX - 1)];
 	p->busy_peeked = n;
 	uint64_t committed = atomic_load_explicit(&p->committed, memory_order_acquire);
+	TG_ASSERT_HOT(p->released <= committed);
 	for (uint64_t i = p->released; i < committed && n < max; i++, n++)
 		acks[n] = &p->jobs[i & p->mask].ack;
 	p->peeked = p->released + (n - p->busy_peeked);
@@ -587,10 +604,11 @@ void fp_ingest_acks_release(struct fp_pipeline *p, unsigned n)
 {
 	uint64_t mono_us = fp_mono_us();
 	unsigned busy = n < p->busy_peeked ? n : p->busy_peeked;
+	TG_ASSERT(p->busy_head - p->busy_tail <= BUSY_REPLIES_MAX && busy <= p->busy_head - p->busy_tail);
 	p->busy_tail += busy;
 	p->busy_peeked -= busy;
 	n -= busy;
-	assert(p->released + n <= p->peeked);
+	TG_ASSERT(p->released + n <= p->peeked);
 	for (unsigned i = 0; i < n; i++) {
 		const struct fp_job *job = &p->jobs[(p->released + i) & p->mask];
 		uint64_t latency_us = mono_us - job->recv_mono_us;
@@ -608,7 +626,7 @@ int fp_pipeline_ack_eventfd(const struct fp_pipeline *p)
 
 bool fp_pipeline_idle(const struct fp_pipeline *p)
 {
-	return p->released == atomic_load(&p->produced) && vf_idle(p->verifiers) && p->busy_tail == p->busy_head;
+	return p->released == atomic_load(&p->produced) && fp_vf_idle(p->verifiers) && p->busy_tail == p->busy_head;
 }
 
 bool fp_ingress_done(struct fp_pipeline *p, volatile sig_atomic_t *stop, bool *stopping)
@@ -707,6 +725,7 @@ static int job_write(struct fp_pipeline *p, const struct fp_job *job)
 		if (job->action[i] == ACTION_NONE)
 			continue;
 		const uint8_t *rec = job->frame + job->rec_off[i];
+		TG_ASSERT_HOT(job->rec_off[i] + (size_t)rec[0] <= job->frame_len); /* as fp_frame_parse found it */
 		struct st_tap_meta meta = {
 			.recv_time_us = job->recv_time_us, .frame_seq = job->hdr.frame_seq,
 			.id_lo = job->key[i].lo, .id_hi = job->key[i].hi,
@@ -722,6 +741,7 @@ static int job_write(struct fp_pipeline *p, const struct fp_job *job)
 			p->txn_first_mono_us = job->recv_mono_us;
 		}
 		if (job->action[i] == ACTION_APPEND) {
+			/* The store asserts that p->seq_next is above the log's last seq. */
 			rc = st_log_append(p->txn, p->seq_next, &meta, rec);
 			if (rc != 0)
 				return rc;
@@ -740,8 +760,11 @@ static int job_write(struct fp_pipeline *p, const struct fp_job *job)
 static void publish_committed(struct fp_pipeline *p, uint64_t upto)
 {
 	/* Accounting here, not when written, so a rewound batch is not counted twice. */
-	uint64_t taps = 0;
-	for (uint64_t i = atomic_load_explicit(&p->committed, PX_RELAXED); i < upto; i++) {
+	uint64_t taps = 0, committed = atomic_load_explicit(&p->committed, PX_RELAXED);
+	/* Commits only move forward, and only over jobs the writer has written (once per commit: always on). */
+	TG_ASSERT(committed <= upto && upto <= p->written);
+	TG_ASSERT(upto <= atomic_load_explicit(&p->produced, memory_order_acquire));
+	for (uint64_t i = committed; i < upto; i++) {
 		validator_account(p, &p->jobs[i & p->mask]);
 		taps += p->jobs[i & p->mask].hdr.tap_count;
 	}
@@ -856,6 +879,7 @@ static int writer_fill(struct fp_pipeline *p, uint64_t produced)
 	uint64_t start_us = p->written < produced ? fp_mono_us() : 0;
 	while (p->written < produced && p->txn_taps < p->opt.commit_batch_taps) {
 		const struct fp_job *job = &p->jobs[p->written & p->mask];
+		TG_ASSERT_HOT(p->written >= atomic_load_explicit(&p->committed, PX_RELAXED));
 		int rc = job_write(p, job);
 		if (rc != 0)
 			return rc;
@@ -993,7 +1017,7 @@ static int pipeline_alloc(struct fp_pipeline *p)
 	if (!p->jobs || !p->validators || !p->validators_dirty || !p->deny || !p->dedup || !p->busy ||
 	    p->writer_efd < 0 || p->ack_efd < 0)
 		return FP_PIPE_ERR_NOMEM;
-	p->verifiers = vf_create(p->opt.verify_threads, p->ack_efd, p->ctr);
+	p->verifiers = fp_vf_create(p->opt.verify_threads, p->ack_efd, p->ctr);
 	return p->verifiers != NULL ? 0 : FP_PIPE_ERR_THREAD;
 }
 
@@ -1070,7 +1094,7 @@ void fp_pipeline_destroy(struct fp_pipeline *p)
 		fp_pipeline_stop(p);
 		pthread_join(p->writer, NULL);
 	}
-	vf_destroy(p->verifiers);
+	fp_vf_destroy(p->verifiers);
 	struct auth_update *u = atomic_exchange(&p->auth_next, NULL);
 	if (u != NULL) {
 		fp_keys_free(u->keys);

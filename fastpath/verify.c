@@ -9,10 +9,11 @@
  * The ingress gives a frame with signatures to verify to the lane with the
  * least work queued and collects verified frames between bursts; a lane
  * sleeps on an eventfd when it has nothing to do. Each lane measures its own
- * wall time per signature, so vf_backlog_us() says how long the queued work
+ * wall time per signature, so fp_vf_backlog_us() says how long the queued work
  * takes on this machine as it is loaded now: the gateway sheds load on it.
  */
 #include "fastpath/internal.h"
+#include "base/assert.h"
 
 #include <assert.h>
 #include <poll.h>
@@ -35,7 +36,7 @@
 
 static_assert((VF_LANE_JOBS & (VF_LANE_JOBS - 1)) == 0, "lane size is a power of two");
 
-struct vf_lane {
+struct fp_vf_lane {
 	_Alignas(64) _Atomic uint64_t submitted;
 	_Alignas(64) _Atomic uint64_t verified;
 	_Atomic uint64_t ns_per_signature; /* moving average, written by the lane */
@@ -44,21 +45,21 @@ struct vf_lane {
 	_Alignas(64) uint64_t collected;
 	uint64_t signatures_queued; /* submitted, not yet collected */
 	/* fixed */
-	struct vf_stage *stage;
+	struct fp_vf_stage *stage;
 	struct fp_job *jobs;
 	int efd;
 	bool started;
 	pthread_t thread;
 };
 
-struct vf_stage {
+struct fp_vf_stage {
 	_Atomic bool stopping;
 	unsigned lanes;
-	unsigned pick;       /* the lane vf_slot() chose */
-	unsigned next_ready; /* where vf_ready() looks first: lanes take turns */
+	unsigned pick;       /* the lane fp_vf_slot() chose */
+	unsigned next_ready; /* where fp_vf_ready() looks first: lanes take turns */
 	int wake_fd;
 	struct fp_counters *ctr;
-	struct vf_lane lane[VF_LANES_MAX];
+	struct fp_vf_lane lane[VF_LANES_MAX];
 };
 
 bool fp_job_signature_ok(const struct fp_job *job, unsigned i, const uint8_t public_key[32])
@@ -68,7 +69,7 @@ bool fp_job_signature_ok(const struct fp_job *job, unsigned i, const uint8_t pub
 					   public_key) == 0;
 }
 
-static void lane_verify(struct vf_lane *l, struct fp_job *job)
+static void lane_verify(struct fp_vf_lane *l, struct fp_job *job)
 {
 	uint64_t start_us = fp_mono_us();
 	for (unsigned i = 0; i < job->hdr.tap_count; i++)
@@ -80,7 +81,7 @@ static void lane_verify(struct vf_lane *l, struct fp_job *job)
 	atomic_store_explicit(&l->ns_per_signature, avg - avg / 8 + ns / 8, memory_order_relaxed);
 }
 
-static void lane_wait(struct vf_lane *l, uint64_t done)
+static void lane_wait(struct fp_vf_lane *l, uint64_t done)
 {
 	atomic_store_explicit(&l->sleeping, true, memory_order_seq_cst);
 	if (atomic_load_explicit(&l->submitted, memory_order_seq_cst) == done && !atomic_load(&l->stage->stopping)) {
@@ -95,7 +96,7 @@ static void lane_wait(struct vf_lane *l, uint64_t done)
 
 static void *lane_main(void *arg)
 {
-	struct vf_lane *l = arg;
+	struct fp_vf_lane *l = arg;
 	uint64_t done = 0;
 	setpriority(PRIO_PROCESS, (id_t)gettid(), VF_NICE);
 	while (!atomic_load(&l->stage->stopping)) {
@@ -104,6 +105,7 @@ static void *lane_main(void *arg)
 			lane_wait(l, done);
 			continue;
 		}
+		TG_ASSERT_HOT(done < submitted && submitted - done <= VF_LANE_JOBS);
 		lane_verify(l, &l->jobs[done & (VF_LANE_JOBS - 1)]);
 		done++;
 		atomic_store_explicit(&l->verified, done, memory_order_release);
@@ -113,23 +115,23 @@ static void *lane_main(void *arg)
 	return NULL;
 }
 
-struct vf_stage *vf_create(unsigned lanes, int wake_fd, struct fp_counters *ctr)
+struct fp_vf_stage *fp_vf_create(unsigned lanes, int wake_fd, struct fp_counters *ctr)
 {
-	assert(lanes >= 1 && lanes <= VF_LANES_MAX);
-	struct vf_stage *s = calloc(1, sizeof(*s));
+	TG_ASSERT(lanes >= 1 && lanes <= VF_LANES_MAX);
+	struct fp_vf_stage *s = calloc(1, sizeof(*s));
 	if (s == NULL)
 		return NULL;
 	s->lanes = lanes;
 	s->wake_fd = wake_fd;
 	s->ctr = ctr;
 	for (unsigned i = 0; i < lanes; i++) {
-		struct vf_lane *l = &s->lane[i];
+		struct fp_vf_lane *l = &s->lane[i];
 		l->stage = s;
 		l->ns_per_signature = VF_NS_PER_SIGNATURE_START;
 		l->jobs = calloc(VF_LANE_JOBS, sizeof(*l->jobs));
 		l->efd = eventfd(0, EFD_CLOEXEC);
 		if (l->jobs == NULL || l->efd < 0 || pthread_create(&l->thread, NULL, lane_main, l) != 0) {
-			vf_destroy(s);
+			fp_vf_destroy(s);
 			return NULL;
 		}
 		l->started = true;
@@ -138,13 +140,13 @@ struct vf_stage *vf_create(unsigned lanes, int wake_fd, struct fp_counters *ctr)
 	return s;
 }
 
-void vf_destroy(struct vf_stage *s)
+void fp_vf_destroy(struct fp_vf_stage *s)
 {
 	if (s == NULL)
 		return;
 	atomic_store(&s->stopping, true);
 	for (unsigned i = 0; i < s->lanes; i++) {
-		struct vf_lane *l = &s->lane[i];
+		struct fp_vf_lane *l = &s->lane[i];
 		uint64_t one = 1;
 		if (l->started) {
 			(void)!write(l->efd, &one, sizeof(one));
@@ -157,11 +159,11 @@ void vf_destroy(struct vf_stage *s)
 	free(s);
 }
 
-struct fp_job *vf_slot(struct vf_stage *s)
+struct fp_job *fp_vf_slot(struct fp_vf_stage *s)
 {
-	struct vf_lane *best = NULL;
+	struct fp_vf_lane *best = NULL;
 	for (unsigned i = 0; i < s->lanes; i++) {
-		struct vf_lane *l = &s->lane[i];
+		struct fp_vf_lane *l = &s->lane[i];
 		uint64_t submitted = atomic_load_explicit(&l->submitted, memory_order_relaxed);
 		if (submitted - l->collected == VF_LANE_JOBS)
 			continue;
@@ -174,10 +176,11 @@ struct fp_job *vf_slot(struct vf_stage *s)
 	return &best->jobs[atomic_load_explicit(&best->submitted, memory_order_relaxed) & (VF_LANE_JOBS - 1)];
 }
 
-void vf_submit(struct vf_stage *s)
+void fp_vf_submit(struct fp_vf_stage *s)
 {
-	struct vf_lane *l = &s->lane[s->pick];
+	struct fp_vf_lane *l = &s->lane[s->pick];
 	uint64_t submitted = atomic_load_explicit(&l->submitted, memory_order_relaxed);
+	TG_ASSERT_HOT(submitted - l->collected < VF_LANE_JOBS); /* fp_vf_slot found this lane room */
 	l->signatures_queued += l->jobs[submitted & (VF_LANE_JOBS - 1)].signatures;
 	atomic_store_explicit(&l->submitted, submitted + 1, memory_order_seq_cst);
 	if (atomic_load_explicit(&l->sleeping, memory_order_seq_cst)) {
@@ -186,11 +189,11 @@ void vf_submit(struct vf_stage *s)
 	}
 }
 
-struct fp_job *vf_ready(struct vf_stage *s)
+struct fp_job *fp_vf_ready(struct fp_vf_stage *s)
 {
 	for (unsigned k = 0; k < s->lanes; k++) {
 		unsigned i = (s->next_ready + k) % s->lanes;
-		struct vf_lane *l = &s->lane[i];
+		struct fp_vf_lane *l = &s->lane[i];
 		if (l->collected < atomic_load_explicit(&l->verified, memory_order_acquire)) {
 			s->next_ready = i;
 			return &l->jobs[l->collected & (VF_LANE_JOBS - 1)];
@@ -199,19 +202,19 @@ struct fp_job *vf_ready(struct vf_stage *s)
 	return NULL;
 }
 
-void vf_collect(struct vf_stage *s)
+void fp_vf_collect(struct fp_vf_stage *s)
 {
-	struct vf_lane *l = &s->lane[s->next_ready];
-	assert(l->collected < atomic_load(&l->verified));
+	struct fp_vf_lane *l = &s->lane[s->next_ready];
+	TG_ASSERT(l->collected < atomic_load(&l->verified));
 	l->signatures_queued -= l->jobs[l->collected & (VF_LANE_JOBS - 1)].signatures;
 	l->collected++;
 	s->next_ready = (s->next_ready + 1) % s->lanes;
 }
 
-bool vf_holds(const struct vf_stage *s, uint32_t validator_id, uint64_t frame_seq)
+bool fp_vf_holds(const struct fp_vf_stage *s, uint32_t validator_id, uint64_t frame_seq)
 {
 	for (unsigned i = 0; i < s->lanes; i++) {
-		const struct vf_lane *l = &s->lane[i];
+		const struct fp_vf_lane *l = &s->lane[i];
 		uint64_t submitted = atomic_load_explicit(&l->submitted, memory_order_relaxed);
 		for (uint64_t j = l->collected; j < submitted; j++) {
 			const struct fp_job *job = &l->jobs[j & (VF_LANE_JOBS - 1)];
@@ -222,7 +225,7 @@ bool vf_holds(const struct vf_stage *s, uint32_t validator_id, uint64_t frame_se
 	return false;
 }
 
-bool vf_idle(const struct vf_stage *s)
+bool fp_vf_idle(const struct fp_vf_stage *s)
 {
 	for (unsigned i = 0; i < s->lanes; i++)
 		if (s->lane[i].collected != atomic_load(&s->lane[i].submitted))
@@ -230,11 +233,11 @@ bool vf_idle(const struct vf_stage *s)
 	return true;
 }
 
-uint64_t vf_backlog_us(const struct vf_stage *s)
+uint64_t fp_vf_backlog_us(const struct fp_vf_stage *s)
 {
 	uint64_t worst_ns = 0;
 	for (unsigned i = 0; i < s->lanes; i++) {
-		const struct vf_lane *l = &s->lane[i];
+		const struct fp_vf_lane *l = &s->lane[i];
 		uint64_t ns = l->signatures_queued * atomic_load_explicit(&l->ns_per_signature, memory_order_relaxed);
 		worst_ns = ns > worst_ns ? ns : worst_ns;
 	}

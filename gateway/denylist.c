@@ -2,21 +2,21 @@
  * denylist.c - the gateway's copy of the deny list.
  *
  * tapsettle keeps the deny list, with a change log, in its own LMDB
- * environment ([settle] path). A thread here looks at it once a second (read
- * only, short read transactions; the store may not exist yet) and appends
+ * environment ([settle] path). A thread here looks at it once a second
+ * through deny/'s reader (read only, short read transactions; the store may
+ * not exist yet: the gateway never links settlement) and appends
  * the new changes to the pipeline, which answers validators' deny-list
  * requests and puts the version in every acknowledgement.
  */
 #include "gateway/gateway.h"
 
-#include "settle/settle.h"
+#include "deny/deny.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 
 struct gw_denylist {
@@ -42,20 +42,19 @@ static int on_change(void *arg, uint32_t version, const struct deny_change *ch)
 
 static void refresh(struct gw_denylist *d)
 {
-	char data[600], err[SETTLE_ERR_MAX];
-	struct stat st;
-	snprintf(data, sizeof(data), "%s/data.mdb", d->path);
-	if (stat(data, &st) != 0)
+	char err[600];
+	struct deny_reader *r;
+	int rc = deny_reader_open(&r, d->path, err, sizeof(err));
+	if (rc == DENY_ERR_ABSENT)
 		return; /* no settlement yet: the list is empty */
-	struct settle_db *db;
-	if (settle_db_open(&db, d->path, true, err, sizeof(err)) != 0) {
+	if (rc != 0) {
 		if (!d->warned)
 			fprintf(stderr, "tapgate: deny list: %s\n", err);
 		d->warned = true;
 		return;
 	}
 	uint32_t have = fp_pipeline_deny_version(d->pipe), version = 0;
-	if (settle_deny_changes(db, have, on_change, d, &version, err, sizeof(err)) != 0 && !d->warned) {
+	if (deny_reader_changes(r, have, on_change, d, &version, err, sizeof(err)) != 0 && !d->warned) {
 		fprintf(stderr, "tapgate: deny list: %s\n", err);
 		d->warned = true;
 	}
@@ -64,7 +63,7 @@ static void refresh(struct gw_denylist *d)
 				"gateway to take it\n", have, version);
 		d->warned = true;
 	}
-	settle_db_close(db);
+	deny_reader_close(r);
 }
 
 static void *denylist_main(void *arg)

@@ -9,6 +9,7 @@
  * commit during the stop makes the exit status 1: those taps were never
  * acknowledged, and validators will send them again.
  */
+#include "base/assert.h"
 #include "config/config.h"
 #include "gateway/gateway.h"
 #include "proc/proc.h"
@@ -160,11 +161,27 @@ static void summary(const struct fp_counters *cc)
 		(double)atomic_load(&c->ingress_busy_ns) / 1e9);
 }
 
+/*
+ * The config's sync mode as the store's: two enums of two modules that sit
+ * side by side (config/ depends on nothing), mapped by name, not by value.
+ * The config table admits only these three: anything else is a programmer error.
+ */
+static enum st_sync store_sync(uint32_t cfg_sync)
+{
+	switch (cfg_sync) {
+	case CFG_SYNC_FULL: return ST_SYNC_FULL;
+	case CFG_SYNC_NOMETASYNC: return ST_SYNC_NOMETASYNC;
+	case CFG_SYNC_NONE: return ST_SYNC_NONE;
+	}
+	TG_ASSERT(!"a sync mode the config table does not admit");
+	return ST_SYNC_FULL;
+}
+
 /* Open the store; a store another process holds is named with its pid. Returns 0 or -1. */
 static int store_open(const struct cfg *c, struct st_env **env)
 {
 	struct st_options so = {.path = c->store_path, .map_size_bytes = c->map_size_mb << 20,
-				.sync = (enum st_sync)c->sync};
+				.sync = store_sync(c->sync)};
 	int rc = st_env_open(env, &so);
 	if (rc == ST_ERR_LOCKED) {
 		long pid = st_env_lock_holder(c->store_path);

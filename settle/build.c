@@ -20,7 +20,7 @@
 #include "base/assert.h"
 
 #include "fare/fare.h"
-#include "fastpath/fastpath.h"
+#include "proto/proto.h"
 #include "store/store.h"
 
 #include <stdlib.h>

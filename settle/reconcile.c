@@ -13,7 +13,7 @@
 #include "settle/pain001.h"
 
 #include "fare/fare.h"
-#include "fastpath/fastpath.h"
+#include "proto/proto.h"
 #include "store/store.h"
 
 #include <libxml/parser.h>

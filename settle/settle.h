@@ -16,6 +16,8 @@
 #ifndef TAPGATE_SETTLE_H
 #define TAPGATE_SETTLE_H
 
+#include "deny/deny.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -130,13 +132,7 @@ int settle_recover(struct settle_ctx *c, uint32_t day, FILE *out, char *err, siz
 /* Print the deny list. */
 int settle_deny_print(struct settle_ctx *c, FILE *out, char *err, size_t err_len);
 
-/* One change of the deny list (docs/PROTOCOL.md: validators fetch them). */
-struct deny_change {
-	uint64_t token;
-	uint8_t medium;  /* 2 QuickPass, 3 QR (the wire's medium) */
-	uint8_t added;   /* 1 added, 0 removed */
-	uint8_t pad[6];
-};
+/* One change of the deny list: struct deny_change, deny/deny.h (the format settle/ writes). */
 typedef int (*settle_deny_fn)(void *arg, uint32_t version, const struct deny_change *ch);
 /* The changes after version `since`, oldest first (fn returning non-zero stops), and the current version. */
 int settle_deny_changes(struct settle_db *db, uint32_t since, settle_deny_fn fn, void *arg, uint32_t *version,

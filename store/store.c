@@ -23,6 +23,7 @@
  * (st_strerror).
  */
 #include "store/store.h"
+#include "base/assert.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -139,21 +140,21 @@ static int open_err(int rc)
 static void map_lock_shared(struct st_env *e)
 {
 	int rc = pthread_rwlock_rdlock(&e->map_lock);
-	assert(rc == 0);
+	TG_ASSERT(rc == 0);
 	(void)rc;
 }
 
 static void map_lock_exclusive(struct st_env *e)
 {
 	int rc = pthread_rwlock_wrlock(&e->map_lock);
-	assert(rc == 0);
+	TG_ASSERT(rc == 0);
 	(void)rc;
 }
 
 static void map_unlock(struct st_env *e)
 {
 	int rc = pthread_rwlock_unlock(&e->map_lock);
-	assert(rc == 0);
+	TG_ASSERT(rc == 0);
 	(void)rc;
 }
 
@@ -376,8 +377,8 @@ static int lock_take(const char *path)
 
 int st_env_open(struct st_env **out, const struct st_options *opt)
 {
-	assert(out != NULL && opt != NULL && opt->path != NULL);
-	assert(opt->sync == ST_SYNC_FULL || opt->sync == ST_SYNC_NOMETASYNC || opt->sync == ST_SYNC_NONE);
+	TG_ASSERT(out != NULL && opt != NULL && opt->path != NULL);
+	TG_ASSERT(opt->sync == ST_SYNC_FULL || opt->sync == ST_SYNC_NOMETASYNC || opt->sync == ST_SYNC_NONE);
 	if (!opt->read_only && mkdir(opt->path, 0750) != 0 && errno != EEXIST)
 		return open_err(errno);
 	struct st_env *e = calloc(1, sizeof(*e));
@@ -420,7 +421,7 @@ void st_env_close(struct st_env *e)
 {
 	if (e == NULL)
 		return;
-	assert(e->wtxn.txn == NULL); /* commit or abort first */
+	TG_ASSERT(e->wtxn.txn == NULL); /* commit or abort first */
 	mdb_env_close(e->env);
 	pthread_rwlock_destroy(&e->map_lock);
 	if (e->lock_fd >= 0)
@@ -436,8 +437,8 @@ void st_env_close(struct st_env *e)
  */
 int st_env_grow(struct st_env *e)
 {
-	assert(e->wtxn.txn == NULL); /* LMDB cannot remap under a write txn */
-	assert(!e->read_only);
+	TG_ASSERT(e->wtxn.txn == NULL); /* LMDB cannot remap under a write txn */
+	TG_ASSERT(!e->read_only);
 	uint64_t now_bytes = atomic_load_explicit(&e->map_size_bytes, memory_order_relaxed);
 	if (now_bytes >= MAP_BYTES_MAX)
 		return ST_ERR_IO;
@@ -490,8 +491,8 @@ int st_log_next_seq(struct st_env *e, uint64_t *seq)
 int st_wtxn_begin(struct st_env *e, struct st_wtxn **out)
 {
 	struct st_wtxn *t = &e->wtxn;
-	assert(!e->read_only && e->have_dbs);
-	assert(t->txn == NULL); /* one writer, one write txn at a time */
+	TG_ASSERT(!e->read_only && e->have_dbs);
+	TG_ASSERT(t->txn == NULL); /* one writer, one write txn at a time */
 	int rc = txn_begin(e, 0, &t->txn);
 	if (rc != 0) {
 		t->txn = NULL;
@@ -521,7 +522,10 @@ int st_log_append(struct st_wtxn *t, uint64_t seq, const struct st_tap_meta *met
 {
 	MDB_val k = {sizeof(seq), &seq};
 	int rc = value_put(t, t->env->log, &k, meta, record, MDB_APPEND);
-	return rc == MDB_KEYEXIST ? ST_ERR_INVALID : write_err(rc); /* seq not above the last */
+	/* MDB_APPEND refuses a seq at or below the log's last: the writer's bug, not the disk's.
+	 * Returned, it would fail the batch, and the writer would retry the same batch forever. */
+	TG_ASSERT(rc != MDB_KEYEXIST);
+	return write_err(rc);
 }
 
 /* Returns 0, ST_ERR_EXISTS, ST_ERR_MAP_FULL, ST_ERR_IO, ST_ERR_INVALID (record length). */

@@ -102,8 +102,10 @@ int st_log_next_seq(struct st_env *env, uint64_t *seq);
 
 /* Returns 0, ST_ERR_IO, ST_ERR_MAP_FULL. */
 int st_wtxn_begin(struct st_env *env, struct st_wtxn **out);
-/* Append at seq, which must be above every seq in the log. Returns 0,
- * ST_ERR_MAP_FULL, ST_ERR_IO, ST_ERR_INVALID. */
+/* Append at seq, which must be above every seq in the log: one that is not
+ * is a programmer error, asserted (the process aborts). Returns 0,
+ * ST_ERR_MAP_FULL, ST_ERR_IO, ST_ERR_INVALID (record_len 0 or above
+ * ST_RECORD_BYTES_MAX). */
 int st_log_append(struct st_wtxn *t, uint64_t seq, const struct st_tap_meta *meta,
 		  const void *record);
 /* Keep a conflicting record. Returns 0, ST_ERR_EXISTS (kept already),

@@ -75,7 +75,7 @@ MAX_DATAGRAM = 1400
 MEDIUM_EPURSE = 1
 MEDIUM_QUICKPASS = 2
 RECORD_BYTES = {MEDIUM_EPURSE: 62, MEDIUM_QUICKPASS: 38}
-# As tapdump prints them (fp_medium_name in fastpath/proto.c).
+# As tapdump prints them (fp_medium_name in proto/proto.c).
 MEDIUM_NAMES = {MEDIUM_EPURSE: "epurse", MEDIUM_QUICKPASS: "quickpass", 3: "qr"}
 
 KIND_ENTRY, KIND_EXIT, KIND_BOARD, KIND_PURCHASE = 1, 2, 3, 4

@@ -1,5 +1,5 @@
 /*
- * fuzz_frame.c - libFuzzer target for everything in fastpath/proto.c that
+ * fuzz_frame.c - libFuzzer target for everything in proto/proto.c that
  * reads untrusted bytes: fp_frame_parse, fp_tap_decode on every record it
  * finds, fp_mac_verify, fp_ack_peek_validator and fp_ack_decode.
  *
@@ -16,7 +16,7 @@
  * (tests/fuzz.sh does this). Built by `make fuzz` with clang
  * -fsanitize=fuzzer,address,undefined.
  */
-#include "fastpath/fastpath.h"
+#include "proto/proto.h"
 
 #include <sodium.h>
 #include <stdio.h>

@@ -10,7 +10,7 @@
  * FILE:LINE:COL. Run from the repository's root.
  */
 #include "fare/fare.h"
-#include "fastpath/fastpath.h"
+#include "proto/proto.h"
 #include "store/store.h"
 
 #include <dirent.h>

@@ -1,6 +1,6 @@
 /*
- * test_proto.c - the wire protocol (fastpath/proto.c) and the validator key
- * file (fastpath/keys.c).
+ * test_proto.c - the wire protocol (proto/proto.c) and the validator key
+ * file (proto/keys.c).
  *
  * Round trips for every medium, every error a frame or ack can be refused
  * with, every reason fp_tap_decode() can reject a tap with, MAC tampering,

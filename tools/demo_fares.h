@@ -8,7 +8,7 @@
 #ifndef TAPGATE_DEMO_FARES_H
 #define TAPGATE_DEMO_FARES_H
 
-#include "fastpath/fastpath.h"
+#include "proto/proto.h"
 
 #include <stdint.h>
 

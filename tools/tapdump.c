@@ -14,7 +14,7 @@
  * The first fault ends them non-zero, naming its sequence number; verify
  * goes on through the whole log and lists up to VERIFY_FAULTS_MAX faults.
  */
-#include "fastpath/fastpath.h"
+#include "proto/proto.h"
 #include "proc/proc.h"
 #include "store/store.h"
 

@@ -17,7 +17,7 @@
  * special tap the status it should; 1 otherwise; 2 for bad options.
  */
 #include "tools/demo_fares.h"
-#include "fastpath/fastpath.h"
+#include "proto/proto.h"
 #include "proc/proc.h"
 
 #include <arpa/inet.h>
@@ -253,24 +253,58 @@ static void parse_medium(struct options *o, const char *s)
 	die_usage("--medium wants epurse, quickpass or qr", s);
 }
 
+/* The long options: getopt_long returns O_BASE + 1 + the option's index in longopts. */
+enum { O_BASE = 256, O_GW, O_KEYS, O_QRKEY, O_VAL, O_FIRST, O_TAPS, O_DUR, O_RATE, O_TPF, O_WIN, O_MIX,
+       O_MED, O_RETX, O_DEPOT, O_BACKLOG, O_RETRY, O_GIVEUP, O_BC, O_BM, O_BV, O_BK, O_BT, O_BO, O_BG, O_RQ,
+       O_CONF, O_FORGED, O_WKEYS, O_OUT, O_JSON, O_SEED, O_PROG, O_LINGER, O_HELP, O_NET, O_SPREAD, O_KEYID, O_RIDER };
+static const struct option longopts[] = {
+	{"gateway", 1, 0, O_GW}, {"keys", 1, 0, O_KEYS}, {"qr-key", 1, 0, O_QRKEY},
+	{"validators", 1, 0, O_VAL}, {"first-validator", 1, 0, O_FIRST}, {"taps", 1, 0, O_TAPS},
+	{"duration-s", 1, 0, O_DUR}, {"rate", 1, 0, O_RATE}, {"taps-per-frame", 1, 0, O_TPF},
+	{"window", 1, 0, O_WIN}, {"mix", 1, 0, O_MIX}, {"medium", 1, 0, O_MED},
+	{"retransmit-rate", 1, 0, O_RETX}, {"depot", 0, 0, O_DEPOT}, {"backlog", 0, 0, O_BACKLOG}, {"retry-ms", 1, 0, O_RETRY},
+	{"give-up-s", 1, 0, O_GIVEUP}, {"bad-corrupt", 1, 0, O_BC}, {"bad-mac", 1, 0, O_BM},
+	{"bad-validator", 1, 0, O_BV}, {"bad-key", 1, 0, O_BK}, {"bad-truncated", 1, 0, O_BT},
+	{"bad-oversized", 1, 0, O_BO}, {"bad-garbage", 1, 0, O_BG}, {"replay-qr", 1, 0, O_RQ},
+	{"conflict", 1, 0, O_CONF}, {"forged-qr", 1, 0, O_FORGED}, {"write-keys", 1, 0, O_WKEYS}, {"out", 1, 0, O_OUT}, {"json", 1, 0, O_JSON},
+	{"seed", 1, 0, O_SEED}, {"progress", 0, 0, O_PROG}, {"linger-ms", 1, 0, O_LINGER},
+	{"help", 0, 0, O_HELP}, {"network", 1, 0, O_NET}, {"spread-s", 1, 0, O_SPREAD},
+	{"key-id", 1, 0, O_KEYID}, {"first-rider", 1, 0, O_RIDER}, {0}};
+
+/* The options that send bad input on purpose (counts of each kind). Returns false if c is none of them. */
+static bool option_bad(struct options *o, int c, const char *name, const char *arg)
+{
+	switch (c) {
+	case O_BC: o->bad_corrupt = (uint32_t)parse_u64(name, arg, 1000000); break;
+	case O_BM: o->bad_mac = (uint32_t)parse_u64(name, arg, 1000000); break;
+	case O_BV: o->bad_validator = (uint32_t)parse_u64(name, arg, 1000000); break;
+	case O_BK: o->bad_key = (uint32_t)parse_u64(name, arg, 1000000); break;
+	case O_BT: o->bad_truncated = (uint32_t)parse_u64(name, arg, 1000000); break;
+	case O_BO: o->bad_oversized = (uint32_t)parse_u64(name, arg, 1000000); break;
+	case O_BG: o->bad_garbage = (uint32_t)parse_u64(name, arg, 1000000); break;
+	case O_RQ: o->replay_qr = (uint32_t)parse_u64(name, arg, 100000); break;
+	case O_CONF: o->conflict = (uint32_t)parse_u64(name, arg, 100000); break;
+	case O_FORGED: o->forged_qr = (uint32_t)parse_u64(name, arg, 100000); break;
+	default: return false;
+	}
+	return true;
+}
+
+/* What the options say together: bounds no single option can check. Exits 2 (usage) on a contradiction. */
+static void options_check(struct options *o)
+{
+	if (o->validators == 0 || o->window == 0 || o->taps_per_frame == 0)
+		die_usage("--validators, --window and --taps-per-frame must be at least 1", NULL);
+	if (o->duration_s > 0 && o->rate == 0)
+		die_usage("--duration-s needs --rate", NULL);
+	if (o->duration_s > 0)
+		o->taps = (uint64_t)(o->duration_s * (double)o->rate);
+	if (o->taps == 0)
+		die_usage("--taps must be at least 1", NULL);
+}
+
 static void options_parse(int argc, char **argv, struct options *o)
 {
-	enum { O_BASE = 256, O_GW, O_KEYS, O_QRKEY, O_VAL, O_FIRST, O_TAPS, O_DUR, O_RATE, O_TPF, O_WIN, O_MIX,
-	       O_MED, O_RETX, O_DEPOT, O_BACKLOG, O_RETRY, O_GIVEUP, O_BC, O_BM, O_BV, O_BK, O_BT, O_BO, O_BG, O_RQ,
-	       O_CONF, O_FORGED, O_WKEYS, O_OUT, O_JSON, O_SEED, O_PROG, O_LINGER, O_HELP, O_NET, O_SPREAD, O_KEYID, O_RIDER };
-	static const struct option longopts[] = {
-		{"gateway", 1, 0, O_GW}, {"keys", 1, 0, O_KEYS}, {"qr-key", 1, 0, O_QRKEY},
-		{"validators", 1, 0, O_VAL}, {"first-validator", 1, 0, O_FIRST}, {"taps", 1, 0, O_TAPS},
-		{"duration-s", 1, 0, O_DUR}, {"rate", 1, 0, O_RATE}, {"taps-per-frame", 1, 0, O_TPF},
-		{"window", 1, 0, O_WIN}, {"mix", 1, 0, O_MIX}, {"medium", 1, 0, O_MED},
-		{"retransmit-rate", 1, 0, O_RETX}, {"depot", 0, 0, O_DEPOT}, {"backlog", 0, 0, O_BACKLOG}, {"retry-ms", 1, 0, O_RETRY},
-		{"give-up-s", 1, 0, O_GIVEUP}, {"bad-corrupt", 1, 0, O_BC}, {"bad-mac", 1, 0, O_BM},
-		{"bad-validator", 1, 0, O_BV}, {"bad-key", 1, 0, O_BK}, {"bad-truncated", 1, 0, O_BT},
-		{"bad-oversized", 1, 0, O_BO}, {"bad-garbage", 1, 0, O_BG}, {"replay-qr", 1, 0, O_RQ},
-		{"conflict", 1, 0, O_CONF}, {"forged-qr", 1, 0, O_FORGED}, {"write-keys", 1, 0, O_WKEYS}, {"out", 1, 0, O_OUT}, {"json", 1, 0, O_JSON},
-		{"seed", 1, 0, O_SEED}, {"progress", 0, 0, O_PROG}, {"linger-ms", 1, 0, O_LINGER},
-		{"help", 0, 0, O_HELP}, {"network", 1, 0, O_NET}, {"spread-s", 1, 0, O_SPREAD},
-		{"key-id", 1, 0, O_KEYID}, {"first-rider", 1, 0, O_RIDER}, {0}};
 	*o = (struct options){.gateway = "127.0.0.1:7700", .keys_path = "config/dev-validators.keys",
 			      .qr_key_path = "config/dev-qr-platform.key", .validators = 64,
 			      .first_validator = 1001, .window = 4, .taps_per_frame = 1, .retry_ms = 200, .key_id = 1,
@@ -306,16 +340,6 @@ static void options_parse(int argc, char **argv, struct options *o)
 		case O_SPREAD: o->spread_s = parse_u64(name, optarg, 14 * 86400); break;
 		case O_RETRY: o->retry_ms = (uint32_t)parse_u64(name, optarg, RETRY_MAX_MS); break;
 		case O_GIVEUP: o->give_up_s = parse_double(name, optarg, 86400); break;
-		case O_BC: o->bad_corrupt = (uint32_t)parse_u64(name, optarg, 1000000); break;
-		case O_BM: o->bad_mac = (uint32_t)parse_u64(name, optarg, 1000000); break;
-		case O_BV: o->bad_validator = (uint32_t)parse_u64(name, optarg, 1000000); break;
-		case O_BK: o->bad_key = (uint32_t)parse_u64(name, optarg, 1000000); break;
-		case O_BT: o->bad_truncated = (uint32_t)parse_u64(name, optarg, 1000000); break;
-		case O_BO: o->bad_oversized = (uint32_t)parse_u64(name, optarg, 1000000); break;
-		case O_BG: o->bad_garbage = (uint32_t)parse_u64(name, optarg, 1000000); break;
-		case O_RQ: o->replay_qr = (uint32_t)parse_u64(name, optarg, 100000); break;
-		case O_CONF: o->conflict = (uint32_t)parse_u64(name, optarg, 100000); break;
-		case O_FORGED: o->forged_qr = (uint32_t)parse_u64(name, optarg, 100000); break;
 		case O_OUT: o->out_path = optarg; break;
 		case O_WKEYS: o->write_keys_path = optarg; break;
 		case O_JSON: o->json_path = optarg; break;
@@ -323,20 +347,16 @@ static void options_parse(int argc, char **argv, struct options *o)
 		case O_PROG: o->progress = true; break;
 		case O_LINGER: o->linger_ms = (uint32_t)parse_u64(name, optarg, 10000); break;
 		case O_HELP: usage(); exit(0);
-		default: die_usage("unknown option", argv[optind - 1]);
+		default:
+			if (!option_bad(o, c, name, optarg))
+				die_usage("unknown option", argv[optind - 1]);
 		}
 	}
 	if (optind != argc)
 		die_usage("unexpected argument", argv[optind]);
-	if (o->validators == 0 || o->window == 0 || o->taps_per_frame == 0)
-		die_usage("--validators, --window and --taps-per-frame must be at least 1", NULL);
-	if (o->duration_s > 0 && o->rate == 0)
-		die_usage("--duration-s needs --rate", NULL);
-	if (o->duration_s > 0)
-		o->taps = (uint64_t)(o->duration_s * (double)o->rate);
-	if (o->taps == 0)
-		die_usage("--taps must be at least 1", NULL);
+	options_check(o);
 }
+
 
 /* ----------------------------------------------------------- set-up */
 

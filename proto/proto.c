@@ -1,6 +1,6 @@
 /*
- * proto.c - the wire protocol: frames, tap records, acknowledgements, MACs,
- * identity keys. docs/PROTOCOL.md is the specification; tests/test_proto.c
+ * proto.c - the wire protocol: frames, tap records, acknowledgements, busy
+ * replies, deny-list messages, MACs, identity keys. docs/PROTOCOL.md is the specification; tests/test_proto.c
  * holds its worked example byte for byte, so the two cannot drift.
  *
  * Everything here reads untrusted bytes: every read is bounded by the length
@@ -8,7 +8,8 @@
  * are big-endian; records are length-prefixed so that a medium this gateway
  * does not know can be rejected on its own without losing the frame.
  */
-#include "fastpath/fastpath.h"
+#include "proto/proto.h"
+#include "base/assert.h"
 #include "store/store.h"
 
 #include <assert.h>
@@ -89,42 +90,6 @@ const char *fp_medium_name(unsigned medium)
 	case FP_MEDIUM_QR: return "qr";
 	default: return "unknown";
 	}
-}
-
-const char *fp_drop_name(unsigned drop)
-{
-	static const char *const names[FP_DROP_COUNT] = {
-		"truncated", "oversized", "magic", "version", "type", "malformed", "validator",
-		"key", "mac", "ring_full", "dedup_full", "stopping", "verifying", "busy_full"};
-	return drop < FP_DROP_COUNT ? names[drop] : "unknown";
-}
-
-const char *fp_net_drop_name(unsigned drop)
-{
-	static const char *const names[FP_NET_DROP_COUNT] = {
-		"not_ipv4", "wrong_mac", "runt", "bad_ip_header", "bad_ip_checksum", "ip_options",
-		"fragment", "wrong_address", "not_udp", "wrong_port", "bad_udp_length",
-		"bad_udp_checksum", "arp_ignored", "multi_segment"};
-	return drop < FP_NET_DROP_COUNT ? names[drop] : "unknown";
-}
-
-void fp_counters_init(struct fp_counters *c)
-{
-	memset(c, 0, sizeof(*c));
-	pthread_mutex_init(&c->port.lock, NULL);
-	pthread_condattr_t attr;
-	pthread_condattr_init(&attr);
-	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-	pthread_cond_init(&c->port.taken, &attr);
-	pthread_condattr_destroy(&attr);
-}
-
-unsigned fp_hist_bucket(uint64_t value)
-{
-	if (value < 2)
-		return 0;
-	unsigned b = 63u - (unsigned)__builtin_clzll(value);
-	return b < FP_HIST_BUCKETS ? b : FP_HIST_BUCKETS - 1;
 }
 
 uint64_t fp_now_us(void)
@@ -581,7 +546,7 @@ struct fp_key fp_tap_identity(const struct fp_tap *tap, uint32_t validator_id)
 		put64(b + n, tap->u.quickpass.account_token), n += 8;
 		break;
 	default: /* a QR code is used once, wherever: only its id */
-		assert(tap->medium == FP_MEDIUM_QR);
+		TG_ASSERT(tap->medium == FP_MEDIUM_QR);
 		memcpy(b + n, tap->u.qr.qr_id, sizeof(tap->u.qr.qr_id)), n += sizeof(tap->u.qr.qr_id);
 		break;
 	}
@@ -599,7 +564,7 @@ struct fp_key fp_tap_identity(const struct fp_tap *tap, uint32_t validator_id)
 uint64_t fp_tap_content(const uint8_t *rec, size_t len, const struct fp_frame_header *hdr)
 {
 	uint8_t b[14 + UINT8_MAX]; /* context + the longest record_len can say */
-	assert(len <= UINT8_MAX);
+	TG_ASSERT(len <= UINT8_MAX);
 	put32(b, hdr->validator_id);
 	put16(b + 4, hdr->operator_id);
 	put32(b + 6, hdr->route_id);
@@ -648,7 +613,7 @@ void fp_tap_stored_seal(struct st_tap_meta *meta, const uint8_t *rec)
 	struct fp_tap tap;
 	struct fp_frame_header hdr = stored_header(meta);
 	int reason = fp_tap_decode(rec, meta->record_len, &tap);
-	assert(reason == 0); /* sealing is for records just encoded */
+	TG_ASSERT(reason == 0); /* sealing is for records just encoded */
 	(void)reason;
 	struct fp_key key = fp_tap_identity(&tap, meta->validator_id);
 	meta->id_lo = key.lo;

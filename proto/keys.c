@@ -11,7 +11,7 @@
  * read (proc_secret_open), and no key may be all zeros (a placeholder left
  * in a template, which anyone could compute MACs with).
  */
-#include "fastpath/fastpath.h"
+#include "proto/proto.h"
 #include "proc/proc.h"
 
 #include <errno.h>
