@@ -78,32 +78,42 @@ void fp_dedup_free(struct fp_dedup *d)
 }
 
 /*
- * The table is never more than 2/3 full (taps_max live in 1.5 * taps_max
- * slots), so a probe always ends at an empty slot within the table's size.
+ * The slot holding key, or the empty slot where it would go. The table is
+ * never more than 2/3 full (taps_max live in 1.5 * taps_max slots), so a
+ * probe always ends at an empty slot within the table's size.
  */
-enum fp_dedup_result fp_dedup_insert(struct fp_dedup *d, struct fp_key key, uint64_t content,
-				     uint32_t tap_time_s, uint32_t validator_id)
+static struct fp_dedup_slot *slot_probe(const struct fp_dedup *d, struct fp_key key)
 {
 	TG_ASSERT((key.lo | key.hi) != 0);
 	uint64_t i = slot_home(d, key.hi);
 	for (uint64_t probes = 0; probes < d->slots_count; probes++) {
 		struct fp_dedup_slot *s = &d->slots[i];
-		if (slot_empty(s)) {
-			if (d->live >= d->taps_max)
-				return FP_DEDUP_FULL;
-			*s = (struct fp_dedup_slot){key.lo, key.hi, content, tap_time_s, validator_id};
-			d->live++;
-			return FP_DEDUP_NEW;
-		}
-		if (s->key_lo == key.lo && s->key_hi == key.hi) {
-			if (s->validator_id != validator_id)
-				return FP_DEDUP_OTHER_VALIDATOR;
-			return s->content == content ? FP_DEDUP_DUPLICATE : FP_DEDUP_CONFLICT;
-		}
+		if (slot_empty(s) || (s->key_lo == key.lo && s->key_hi == key.hi))
+			return s;
 		i = i + 1 == d->slots_count ? 0 : i + 1;
 	}
-	/* Unreachable while live <= taps_max < slots_count. */
-	abort();
+	abort(); /* unreachable while live <= taps_max < slots_count */
+}
+
+/* What the set says of a tap whose key is in slot s. */
+static enum fp_dedup_result slot_verdict(const struct fp_dedup_slot *s, uint64_t content, uint32_t validator_id)
+{
+	if (s->validator_id != validator_id)
+		return FP_DEDUP_OTHER_VALIDATOR;
+	return s->content == content ? FP_DEDUP_DUPLICATE : FP_DEDUP_CONFLICT;
+}
+
+enum fp_dedup_result fp_dedup_insert(struct fp_dedup *d, struct fp_key key, uint64_t content,
+				     uint32_t tap_time_s, uint32_t validator_id)
+{
+	struct fp_dedup_slot *s = slot_probe(d, key);
+	if (!slot_empty(s))
+		return slot_verdict(s, content, validator_id);
+	if (d->live >= d->taps_max)
+		return FP_DEDUP_FULL;
+	*s = (struct fp_dedup_slot){key.lo, key.hi, content, tap_time_s, validator_id};
+	d->live++;
+	return FP_DEDUP_NEW;
 }
 
 /*
@@ -114,20 +124,8 @@ enum fp_dedup_result fp_dedup_insert(struct fp_dedup *d, struct fp_key key, uint
 enum fp_dedup_result fp_dedup_find(const struct fp_dedup *d, struct fp_key key, uint64_t content,
 				   uint32_t validator_id)
 {
-	TG_ASSERT((key.lo | key.hi) != 0);
-	uint64_t i = slot_home(d, key.hi);
-	for (uint64_t probes = 0; probes < d->slots_count; probes++) {
-		const struct fp_dedup_slot *s = &d->slots[i];
-		if (slot_empty(s))
-			return FP_DEDUP_NEW;
-		if (s->key_lo == key.lo && s->key_hi == key.hi) {
-			if (s->validator_id != validator_id)
-				return FP_DEDUP_OTHER_VALIDATOR;
-			return s->content == content ? FP_DEDUP_DUPLICATE : FP_DEDUP_CONFLICT;
-		}
-		i = i + 1 == d->slots_count ? 0 : i + 1;
-	}
-	abort(); /* unreachable: the table always has empty slots */
+	const struct fp_dedup_slot *s = slot_probe(d, key);
+	return slot_empty(s) ? FP_DEDUP_NEW : slot_verdict(s, content, validator_id);
 }
 
 /* Is home cyclically within (hole, at]? Then the entry at at may not move to hole. */
