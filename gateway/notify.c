@@ -6,6 +6,7 @@
  * READY=1 once the ingress receives (the moment /healthz stops answering
  * "starting"): a unit ordered After=tapgate.service starts its load on a
  * gateway that hears it. STOPPING=1 as soon as a stop is asked for.
+ * STOPPING=1 is also said when the gateway ends without one (gw_notify_stop).
  * WATCHDOG=1 at a quarter of WatchdogSec while the process runs; the status
  * line (systemctl status) says what /healthz says. Outside systemd the
  * proc_notify_* calls do nothing, and the thread only sleeps.
@@ -40,11 +41,7 @@ static void *notify_main(void *arg)
 	uint64_t ping_every_ms = watchdog_us / 4000u, since_ping_ms = 0;
 	bool ready = false;
 	char last[GW_HEALTH_MAX] = "";
-	while (!atomic_load(&n->quit)) {
-		if (*n->stop) {
-			proc_notify_stopping();
-			break;
-		}
+	while (!atomic_load(&n->quit) && !*n->stop) {
 		char why[GW_HEALTH_MAX];
 		gw_health(n->ctr, why, sizeof(why));
 		if (!ready && atomic_load(&((struct fp_counters *)n->ctr)->ingress_ready) != 0) {
@@ -61,6 +58,10 @@ static void *notify_main(void *arg)
 		}
 		sleep_ms(NOTIFY_POLL_MS);
 	}
+	/* A stop asked for, or the gateway ending on its own (gw_notify_stop):
+	 * either way the manager hears STOPPING=1 before the process exits. A
+	 * stop that ends within one poll would otherwise set quit first. */
+	proc_notify_stopping();
 	return NULL;
 }
 
