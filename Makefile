@@ -138,7 +138,7 @@ all: $(PROGRAMS) $(BENCH_PROGRAMS) $(UNIT_TESTS) dev-keys
 # Git keeps no permission bits but the executable one, so a fresh clone's
 # development keys are 0644, and the gateway refuses a key file that group
 # or others can read. Set their mode (and say so when it changes).
-DEV_KEYS := config/dev-validators.keys config/dev-qr-platform.key
+DEV_KEYS := config/dev-validators.keys config/dev-qr-platform.key config/dev-settle.key
 dev-keys:
 	$(Q)for k in $(DEV_KEYS); do \
 		if [ "$$(stat -c %a $$k)" != 600 ]; then chmod 600 $$k && echo "  CHMOD   600 $$k (development key: git does not keep modes)"; fi; \
@@ -271,6 +271,7 @@ INSTALL_CONF_SED := -e 's|^path = var/store|path = $(statedir)/store|' \
 	-e 's|^path = var/settle|path = $(statedir)/settle|' \
 	-e 's|^outbox = var/outbox|outbox = $(statedir)/outbox|' \
 	-e 's|^validator_key_file = config/dev-validators.keys|validator_key_file = $(sysconfdir)/tapgate/validators.keys|' \
+	-e 's|^secret_file = config/dev-settle.key|secret_file = $(sysconfdir)/tapgate/settle.key|' \
 	-e 's|^feed = config/fares-demo|feed = $(datadir)/tapgate/fares-demo|' \
 	-e 's|^counterparties = config/counterparties.conf|counterparties = $(sysconfdir)/tapgate/counterparties.conf|'
 MONITORING_FILES := monitoring/alerts.yml monitoring/dashboard.json monitoring/prometheus.yml

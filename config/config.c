@@ -92,6 +92,7 @@ static const struct cfg_row rows[] = {
 	{"settle", "write_off_fen", KIND_U32, FIELD(settle_write_off_fen), 0, 100000000, "500", NULL, false, false},
 	{"settle", "retry_count", KIND_U32, FIELD(settle_retry_count), 0, 30, "3", NULL, false, false},
 	{"settle", "retry_days", KIND_U32, FIELD(settle_retry_days), 1, 30, "2", NULL, false, false},
+	{"settle", "secret_file", KIND_STRING, FIELD(settle_secret_file), 0, 0, "config/dev-settle.key", NULL, false, false},
 };
 #define ROWS_COUNT (sizeof(rows) / sizeof(rows[0]))
 

@@ -81,6 +81,7 @@ struct cfg {
 	uint32_t settle_write_off_fen;
 	uint32_t settle_retry_count;
 	uint32_t settle_retry_days;
+	char settle_secret_file[CFG_PATH_MAX]; /* the settlement secret: riders' pseudonyms */
 };
 
 /* Errors: negative. */

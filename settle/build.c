@@ -9,7 +9,8 @@
  *     with the CTC, TAC and PSAM of its last tap (read from the tap log);
  *   - promotion and subsidy shares: one item per leg to the funder;
  *   - every leg: a TIDES fare_transactions row and the totals of its
- *     operator; after the pass, the operators' net receivables become one
+ *     operator; funders and operators see the rider as a pseudonym
+ *     (pseudonym.c), never the token; after the pass, the operators' net receivables become one
  *     pain.001 credit transfer per operator to the payout bank.
  * Items are written in that key order, so a round's files depend only on
  * its legs and its creation time, both fixed before the first file is
@@ -23,6 +24,7 @@
 #include "proto/proto.h"
 #include "store/store.h"
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -69,6 +71,8 @@ struct builder {
 	struct writer *issuer_w, *funder_w[2]; /* the last ones used, and whose */
 	uint32_t issuer;
 	const char *funder[2];
+	struct settle_pseudonym pseudonyms; /* the settlement secret's key schedule */
+	uint64_t rider;                     /* the current leg's rider, as funders and operators see it */
 	char *err;
 	size_t err_len;
 	int rc;
@@ -81,6 +85,8 @@ static void batch_id(char *out, size_t cap, uint32_t day, uint16_t round, const 
 {
 	snprintf(out, cap, "%u-%02u-%s", day, round, party);
 }
+
+static void write_tides_header(struct out_file *o);
 
 /* The writer of a party in this round, opened (header written) on first use. */
 static struct writer *writer_for(struct builder *bd, enum writer_kind kind, const char *party)
@@ -117,8 +123,7 @@ static struct writer *writer_for(struct builder *bd, enum writer_kind kind, cons
 	char created[32];
 	settle_utc_text(bd->rd.created_us, created);
 	if (kind == W_TIDES)
-		settle_out_printf(&w->o, "transaction_id,service_date,event_timestamp,amount,currency_type,fare_action,stop_id,"
-				  "fare_media_id,rider_category,fare_product,fare_capped,token_id\n");
+		write_tides_header(&w->o);
 	else
 		settle_out_printf(&w->o, "H,%s,%s,%s,%u,%u,CNY\n", w->b.id, created, party, bd->rd.day, bd->rd.round);
 	return w;
@@ -133,7 +138,7 @@ enum column {
 	COL_D,               /* the record type of an item: "D" */
 	COL_ITEM_NO,         /* the item's number in its batch, from 1 */
 	COL_TOKEN,           /* the account token (or card number) as a number */
-	COL_TOKEN_TEXT,      /* the token as tapfare writes it: epurse:ISSUER:CARD, quickpass:T, qr:T */
+	COL_RIDER,           /* the rider's pseudonym (pseudonym.c): 16 hex digits, never the token */
 	COL_LEGS,            /* the legs a charge aggregates */
 	COL_FIRST_TAP,       /* the charge's first leg's start, UTC */
 	COL_LAST_TAP,        /* the charge's last leg's end, UTC */
@@ -162,6 +167,8 @@ enum column {
 	COL_RIDER_CATEGORY,  /* TIDES: adult, senior, student, disabled */
 	COL_FARE_PRODUCT,    /* TIDES: the feed's product id, or empty */
 	COL_FARE_CAPPED,     /* TIDES: true when a cap took part of the fare */
+	COL_NUM_RIDERS,      /* TIDES: 1, a leg is one rider's */
+	COL_EMPTY,           /* TIDES: a field of the table we have no value for (a missing value) */
 };
 
 static const enum column charge_columns[] = {COL_D, COL_ITEM_NO, COL_TOKEN, COL_LEGS, COL_FIRST_TAP, COL_LAST_TAP,
@@ -169,13 +176,22 @@ static const enum column charge_columns[] = {COL_D, COL_ITEM_NO, COL_TOKEN, COL_
 static const enum column issuer_columns[] = {COL_D, COL_ITEM_NO, COL_TOKEN, COL_REV, COL_LEG, COL_TAPS, COL_TAP_TIME,
 					     COL_CTC, COL_TAC, COL_PSAM_ID, COL_PSAM_SERIAL, COL_DEDUCTED_FEN,
 					     COL_RATED_FEN, COL_AMOUNT_FEN, COL_DC};
-static const enum column funder_columns[] = {COL_D, COL_ITEM_NO, COL_TOKEN_TEXT, COL_REV, COL_LEG, COL_SHARE,
+static const enum column funder_columns[] = {COL_D, COL_ITEM_NO, COL_RIDER, COL_REV, COL_LEG, COL_SHARE,
 					     COL_SCHEME_ID, COL_AMOUNT_FEN, COL_DC};
-static const enum column tides_columns[] = {COL_TRANSACTION_ID, COL_SERVICE_DATE, COL_EVENT_TIMESTAMP,
-					    COL_AMOUNT_YUAN, COL_CURRENCY, COL_FARE_ACTION, COL_STOP_ID,
-					    COL_FARE_MEDIA, COL_RIDER_CATEGORY, COL_FARE_PRODUCT, COL_FARE_CAPPED,
-					    COL_TOKEN_TEXT};
+/* TIDES v1.0 fare_transactions: every field of the table schema, in its order (tests/tides_check.py checks). */
+static const char *const tides_fields[] = {
+	"transaction_id", "service_date", "event_timestamp", "location_ping_id", "amount", "currency_type",
+	"fare_action", "trip_id_performed", "trip_id_scheduled", "pattern_id", "trip_stop_sequence",
+	"scheduled_stop_sequence", "vehicle_id", "device_id", "fare_id", "stop_id", "num_riders", "fare_media_id",
+	"rider_category", "fare_product", "fare_period", "fare_capped", "token_id", "balance"};
+static const enum column tides_columns[] = {
+	COL_TRANSACTION_ID, COL_SERVICE_DATE, COL_EVENT_TIMESTAMP, COL_EMPTY, COL_AMOUNT_YUAN, COL_CURRENCY,
+	COL_FARE_ACTION, COL_EMPTY, COL_EMPTY, COL_EMPTY, COL_EMPTY,
+	COL_EMPTY, COL_EMPTY, COL_EMPTY, COL_EMPTY, COL_STOP_ID, COL_NUM_RIDERS, COL_FARE_MEDIA,
+	COL_RIDER_CATEGORY, COL_FARE_PRODUCT, COL_EMPTY, COL_FARE_CAPPED, COL_RIDER, COL_EMPTY};
 #define COLUMNS(t) (t), sizeof(t) / sizeof((t)[0])
+static_assert(sizeof(tides_fields) / sizeof(tides_fields[0]) == sizeof(tides_columns) / sizeof(tides_columns[0]),
+	      "a column for every TIDES field");
 
 struct row {
 	const struct builder *bd;
@@ -198,6 +214,18 @@ static uint64_t absv(int64_t v)
 	return v < 0 ? (uint64_t)-v : (uint64_t)v;
 }
 
+static void write_tides_header(struct out_file *o)
+{
+	struct settle_line ln = {.n = 0};
+	for (size_t i = 0; i < sizeof(tides_fields) / sizeof(tides_fields[0]); i++) {
+		if (i > 0)
+			settle_line_chr(&ln, ',');
+		settle_line_str(&ln, tides_fields[i]);
+	}
+	settle_line_chr(&ln, '\n');
+	settle_out_line(o, &ln);
+}
+
 static const char *fare_action(const struct fare_leg *l)
 {
 	return l->flags & FARE_LEG_PURCHASE ? "Purchase" : l->rev > 0 ? "Adjust" : l->ntaps == 2 ? "Exit" : "Enter";
@@ -211,7 +239,7 @@ static void put_column(struct settle_line *ln, enum column col, const struct row
 	case COL_D: settle_line_chr(ln, 'D'); break;
 	case COL_ITEM_NO: settle_line_u64(ln, r->item_no); break;
 	case COL_TOKEN: settle_line_u64(ln, l ? l->token_id : r->a->token); break;
-	case COL_TOKEN_TEXT: settle_line_token(ln, l->medium, l->issuer, l->token_id); break;
+	case COL_RIDER: settle_line_hex(ln, r->bd->rider, SETTLE_PSEUDONYM_HEX); break;
 	case COL_LEGS: settle_line_u64(ln, r->a->legs); break;
 	case COL_FIRST_TAP: settle_line_utc(ln, r->a->first_us); break;
 	case COL_LAST_TAP: settle_line_utc(ln, r->a->last_us); break;
@@ -247,6 +275,8 @@ static void put_column(struct settle_line *ln, enum column col, const struct row
 	case COL_RIDER_CATEGORY: settle_line_str(ln, category_names[l->category & 3]); break;
 	case COL_FARE_PRODUCT: settle_line_str(ln, l->product == FARE_NONE ? "" : fare_feed_product_id(r->f, l->product)); break;
 	case COL_FARE_CAPPED: settle_line_str(ln, l->cap ? "true" : "false"); break;
+	case COL_NUM_RIDERS: settle_line_chr(ln, '1'); break;
+	case COL_EMPTY: break;
 	}
 }
 
@@ -377,7 +407,7 @@ static int funder_item(struct builder *bd, const struct fare_leg *l, const struc
 	}
 	if (!w)
 		return bd->rc ? bd->rc : SETTLE_ERR_NOMEM;
-	batch_item(&w->b, amount, l->token_id);
+	batch_item(&w->b, amount, bd->rider); /* the funder's file names the rider by pseudonym */
 	if (!bd->dry) {
 		struct row r = {.bd = bd, .l = l, .f = f, .item_no = w->b.items, .amount = amount,
 				.share = k == 0 ? "promotion" : "subsidy",
@@ -416,7 +446,7 @@ static int operator_item(struct builder *bd, const struct fare_leg *l, const str
 		if (!(s->tides = writer_for(bd, W_TIDES, party)))
 			return bd->rc ? bd->rc : SETTLE_ERR_NOMEM;
 	}
-	batch_item(&s->tides->b, -(int64_t)l->operator_fen, l->token_id); /* the operator is paid: a credit */
+	batch_item(&s->tides->b, -(int64_t)l->operator_fen, bd->rider); /* the operator is paid: a credit */
 	if (!bd->dry) {
 		struct row r = {.bd = bd, .l = l, .f = f, .amount = -(int64_t)l->operator_fen};
 		write_row(s->tides, COLUMNS(tides_columns), &r);
@@ -443,6 +473,7 @@ static int on_leg(void *arg, const struct fare_leg *l, const struct fare_feed *f
 	if (!bd->dry) /* a dry build is reconciliation's: it reports a broken leg instead */
 		leg_conserved(l);
 	bd->rd.legs++;
+	bd->rider = settle_pseudonym(&bd->pseudonyms, l->medium, l->issuer, l->token_id);
 	int rc = 0;
 	if (l->medium == FARE_EPURSE) {
 		flush_agg(bd);
@@ -615,9 +646,15 @@ static int cmp_writer(const void *a, const void *b)
 int settle_build_round(struct settle_ctx *c, struct round *rd, bool dry, struct batch **out, unsigned *nout,
 		       char *err, size_t err_len)
 {
+	if (!c->secret) {
+		snprintf(err, err_len, "no settlement secret loaded ([settle] secret_file): operators' and funders' files "
+			 "name riders by a pseudonym made with it");
+		return SETTLE_ERR_CONFIG;
+	}
 	struct builder *bd = calloc(1, sizeof(*bd));
 	if (!bd)
 		return SETTLE_ERR_NOMEM;
+	settle_pseudonym_init(&bd->pseudonyms, c->secret);
 	bd->c = c;
 	bd->rd = *rd;
 	bd->rd.legs = 0;

@@ -10,6 +10,7 @@
 #include <lmdb.h>
 #include <openssl/evp.h>
 #include <pthread.h>
+#include <sodium.h>
 
 #define BATCH_ID_MAX 128u
 #define PARTY_MAX 96u /* "funder-" + a GTFS id, "acquirer-" + an id of the counterparties file */
@@ -191,6 +192,25 @@ static inline uint32_t settle_day_add(uint32_t day, unsigned n)
 
 /* Read a whole file (for reconciliation). Returns a malloc'd buffer or NULL. */
 char *settle_read_whole(const char *path, size_t *len);
+
+/*
+ * A rider's pseudonym in operators' and funders' files (pseudonym.c):
+ * HMAC-SHA-256(the settlement secret, the token as tapfare writes it), its
+ * first SETTLE_PSEUDONYM_BYTES bytes, written as SETTLE_PSEUDONYM_HEX
+ * lowercase hex digits; as a number, it is the item's account in hash totals.
+ */
+#define SETTLE_PSEUDONYM_BYTES 8u
+#define SETTLE_PSEUDONYM_HEX 16u
+struct settle_pseudonym {
+	crypto_auth_hmacsha256_state keyed; /* the key schedule, copied for each token */
+	bool have;                          /* the last token asked for, and its pseudonym */
+	uint8_t medium;
+	uint32_t issuer;
+	uint64_t token;
+	uint64_t value;
+};
+void settle_pseudonym_init(struct settle_pseudonym *p, const uint8_t key[SETTLE_SECRET_BYTES]);
+uint64_t settle_pseudonym(struct settle_pseudonym *p, uint8_t medium, uint32_t issuer, uint64_t token);
 
 /* "epurse", "quickpass" or "qr": a medium as tapsettle's messages name it. */
 const char *settle_medium_name(uint8_t medium);

@@ -83,7 +83,18 @@ struct settle_ctx {
 	bool quiet;         /* no progress lines on stderr */
 	int64_t write_off_fen; /* declined charges up to this are written off to the operators */
 	unsigned retry_count, retry_days; /* debt recovery: retries, days apart */
+	const uint8_t *secret; /* the settlement secret (SETTLE_SECRET_BYTES): riders' pseudonyms in operators' and
+				  funders' files; NULL: not loaded (close, resend and reconcile refuse to run) */
 };
+
+#define SETTLE_SECRET_BYTES 32u
+/*
+ * Read the settlement secret from f (opened by the caller, who checked the
+ * file as a key file: proc_secret_open): '#' comment lines and one line of
+ * SETTLE_SECRET_BYTES * 2 hex digits, not all zeros. Returns 0, or
+ * SETTLE_ERR_CONFIG with "PATH:LINE: why" in err.
+ */
+int settle_secret_read(FILE *f, const char *path, uint8_t key[SETTLE_SECRET_BYTES], char *err, size_t err_len);
 
 struct settle_close_stats {
 	uint32_t round;       /* the round written, or the last one when nothing was new */

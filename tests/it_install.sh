@@ -30,10 +30,12 @@ for f in etc/tapgate/tapgate.conf etc/tapgate/counterparties.conf lib/systemd/sy
 	[ -f "$ROOT/$f" ] || fail "/$f is not installed"
 done
 [ ! -e "$ROOT/etc/tapgate/validators.keys" ] || fail "a key file was installed: each deployment makes its own"
+[ ! -e "$ROOT/etc/tapgate/settle.key" ] || fail "a settlement secret was installed: each deployment makes its own"
 [ "$(stat -c %a "$ROOT/etc/tapgate/tapgate.conf")" = 644 ] || fail "tapgate.conf mode $(stat -c %a "$ROOT/etc/tapgate/tapgate.conf")"
 conf=$ROOT/etc/tapgate/tapgate.conf
 for line in "path = /var/lib/tapgate/store" "rated_path = /var/lib/tapgate/rated" "path = /var/lib/tapgate/settle" \
 	"outbox = /var/lib/tapgate/outbox" "validator_key_file = /etc/tapgate/validators.keys" \
+	"secret_file = /etc/tapgate/settle.key" \
 	"feed = /usr/share/tapgate/fares-demo" "counterparties = /etc/tapgate/counterparties.conf"; do
 	grep -qx "$line" "$conf" || fail "the installed config lacks '$line'"
 done
@@ -74,9 +76,17 @@ chmod 600 "$T/validators.keys"
 "$ROOT/usr/bin/tapgate" -c "$conf" -s "store.path=$T/store" -s "settle.path=$T/settle" \
 	-s "keys.validator_key_file=$T/validators.keys" --check >"$T/check.out" 2>&1 ||
 	fail "--check of the installed config with a key file exited $?: $(cat "$T/check.out")"
-"$ROOT/usr/bin/tapsettle" -c "$conf" -o "store.path=$T/store" -o "fares.rated_path=$T/rated" -o "settle.path=$T/settle" \
-	-o "settle.outbox=$T/outbox" -o "fares.feed=$ROOT/usr/share/tapgate/fares-demo" \
-	-o "settle.counterparties=$ROOT/etc/tapgate/counterparties.conf" --check >"$T/check.out" 2>&1 ||
+tapsettle_check() {
+	"$ROOT/usr/bin/tapsettle" -c "$conf" -o "store.path=$T/store" -o "fares.rated_path=$T/rated" -o "settle.path=$T/settle" \
+		-o "settle.outbox=$T/outbox" -o "fares.feed=$ROOT/usr/share/tapgate/fares-demo" \
+		-o "settle.counterparties=$ROOT/etc/tapgate/counterparties.conf" "$@" --check >"$T/check.out" 2>&1
+}
+# no settlement secret yet: a config error naming it
+rc=0; tapsettle_check || rc=$?
+[ $rc -eq 78 ] && grep -q "/etc/tapgate/settle.key" "$T/check.out" ||
+	fail "tapsettle --check without a secret exited $rc, expected 78 naming it: $(cat "$T/check.out")"
+openssl rand -hex 32 >"$T/settle.key" && chmod 600 "$T/settle.key"
+tapsettle_check -o "settle.secret_file=$T/settle.key" ||
 	fail "tapsettle --check of the installed config exited $?: $(cat "$T/check.out")"
 
 # A PREFIX other than /usr keeps everything under it.

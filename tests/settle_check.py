@@ -14,18 +14,44 @@ any tapgate code:
     summaries), payout = the operators' positive nets;
   * every pain.001 file is valid against the schema (xmllint) and its group
     header's NbOfTxs and CtrlSum match its transfers;
-  * money is conserved: riders + funders = operators.
-Usage: settle_check.py OUTBOX DAY LEGS_FILE XSD
+  * money is conserved: riders + funders = operators;
+  * every TIDES fare_transactions file is valid against the TIDES v1.0 table
+    schema beside XSD (tides_check.py);
+  * operators' and funders' files name riders by pseudonym only: per
+    operator and per funder, the multiset of pseudonyms in the files equals
+    HMAC-SHA-256(SECRET, token)[:8] of the legs' tokens, and no token in
+    clear (SECRET: the settlement secret file, config/dev-settle.key unless
+    given).
+Usage: settle_check.py OUTBOX DAY LEGS_FILE XSD [SECRET_FILE]
 """
 import collections
+import csv
+import json
 import hashlib
+import hmac
 import os
 import re
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import tides_check  # noqa: E402
+
 HASH_MOD = 10**15
+PSEUDONYM_HEX = 16
+SECRET = None  # the settlement secret's bytes (main)
+
+
+def pseudonym(token):
+    return hmac.new(SECRET, token.encode(), hashlib.sha256).hexdigest()[:PSEUDONYM_HEX]
+
+
+def read_secret(path):
+    lines = [x.strip() for x in open(path) if x.strip() and not x.strip().startswith("#")]
+    if len(lines) != 1 or not re.fullmatch(r"[0-9a-fA-F]{64}", lines[0]):
+        fail(f"{path}: not one line of 64 hex digits")
+    return bytes.fromhex(lines[0])
 
 
 def fail(msg):
@@ -43,6 +69,7 @@ def fen(yuan):
 def legs_totals(path, day):
     want = collections.Counter()
     legs_by_op = collections.Counter()
+    riders = collections.Counter()  # (party, pseudonym) -> legs (operators) or items (funders)
     n = 0
     for line in open(path):
         f = line.split()
@@ -67,11 +94,14 @@ def legs_totals(path, day):
             if re.fullmatch(r"op\d+", k):
                 want["operator-" + k[2:]] += int(v)
                 legs_by_op["operator-" + k[2:]] += 1
+                riders[("operator-" + k[2:], pseudonym(token))] += 1
                 break
             if k == "?":
                 fail(f"{line.strip()}: a funder's share names no funder")
             want["funder-" + k] += int(v)
-    return want, legs_by_op, n
+            if int(v) != 0:
+                riders[("funder-" + k, pseudonym(token))] += 1
+    return want, legs_by_op, riders, n
 
 
 def check_sum(path):
@@ -94,7 +124,11 @@ def check_clearing_csv(path, day):
         fail(f"{path}: records are not H, D..., T")
     debit = sum(int(r[-2]) for r in d if r[-1] == "D")
     credit = sum(int(r[-2]) for r in d if r[-1] == "C")
-    accounts = [int(r[2].split(":")[-1]) for r in d]
+    # the account: a token or card number (acquirer, QR, issuer), or a rider's pseudonym in hex (funders)
+    funder = os.path.basename(os.path.dirname(path)).startswith("funder-")
+    if funder and any(not re.fullmatch(f"[0-9a-f]{{{PSEUDONYM_HEX}}}", r[2]) for r in d):
+        fail(f"{path}: a rider that is not a {PSEUDONYM_HEX}-hex-digit pseudonym")
+    accounts = [int(r[2], 16) if funder else int(r[2].split(":")[-1]) for r in d]
     hash_total = sum(a % HASH_MOD for a in accounts) % HASH_MOD
     if [int(x) for x in t[1:]] != [len(d), debit, credit, hash_total]:
         fail(f"{path}: trailer {lines[-1]}, items say {len(d)},{debit},{credit},{hash_total}")
@@ -120,9 +154,26 @@ def check_pain001(path, xsd):
     return sum(amounts)
 
 
+def check_tides(path, schema, party, got, tides_rows, riders):
+    problems = list(tides_check.check_file(schema, path))
+    if problems:
+        fail(f"{path}: not valid against the TIDES fare_transactions schema: " + "; ".join(problems[:5]))
+    with open(path, newline="") as fh:
+        for row in csv.DictReader(fh):
+            got[party] += fen(row["amount"])
+            tides_rows[party] += 1
+            if not re.fullmatch(f"[0-9a-f]{{{PSEUDONYM_HEX}}}", row["token_id"]):
+                fail(f"{path}: token_id {row['token_id']} is not a pseudonym")
+            riders[(party, row["token_id"])] += 1
+
+
 def main():
+    global SECRET
     outbox, day, legs_file, xsd = sys.argv[1:5]
-    want, legs_by_op, nlegs = legs_totals(legs_file, day)
+    SECRET = read_secret(sys.argv[5] if len(sys.argv) > 5 else "config/dev-settle.key")
+    schema = json.load(open(os.path.join(os.path.dirname(xsd), "tides-1.0-fare_transactions.schema.json")))
+    want, legs_by_op, want_riders, nlegs = legs_totals(legs_file, day)
+    got_riders = collections.Counter()
     got = collections.Counter()
     tides_rows = collections.Counter()
     paid = 0
@@ -144,16 +195,13 @@ def main():
             if kind in ("acquirer", "qr", "issuer", "funder"):
                 key = party if kind in ("issuer", "funder") else kind
                 got[key] += check_clearing_csv(path, day)
+                if kind == "funder":
+                    for r in open(path).read().splitlines()[1:-1]:
+                        got_riders[(party, r.split(",")[2])] += 1
             elif kind == "payout":
                 paid += check_pain001(path, xsd)
             elif name.endswith("-fare_transactions.csv"):
-                rows = open(path).read().splitlines()
-                if not rows[0].startswith("transaction_id,service_date,event_timestamp,amount,"):
-                    fail(f"{path}: not a TIDES fare_transactions header")
-                for row in rows[1:]:
-                    c = row.split(",")
-                    got[party] += fen(c[3])
-                    tides_rows[party] += 1
+                check_tides(path, schema, party, got, tides_rows, got_riders)
             elif name.endswith("-summary.csv"):
                 rows = open(path).read().splitlines()
                 c = dict(zip(rows[0].split(","), rows[1].split(",")))
@@ -168,6 +216,10 @@ def main():
             fail(f"{key}: the files say {got[key]} fen, the legs {want[key]} fen")
     if dict(tides_rows) != dict(legs_by_op):
         fail(f"TIDES rows per operator {dict(tides_rows)}, legs per operator {dict(legs_by_op)}")
+    if got_riders != want_riders:
+        diff = (got_riders - want_riders) + (want_riders - got_riders)
+        fail(f"riders in operators' and funders' files are not the legs' tokens' pseudonyms: "
+             f"{len(diff)} (party, pseudonym) pairs differ, e.g. {list(diff.items())[:3]}")
     if paid != positive_nets:
         fail(f"pain.001 transfers {paid} fen, operators' positive nets {positive_nets} fen")
     payers = sum(v for k, v in want.items() if not k.startswith("operator-"))

@@ -17,7 +17,7 @@ METRICS=http://127.0.0.1:9700
 echo "== tapgate demo: fresh store in $STORE (demo data only)"
 rm -rf "$STORE" "$RATED" var/settle var/outbox
 mkdir -p var
-chmod 600 config/dev-validators.keys config/dev-qr-platform.key # git keeps no modes: the gateway refuses a key others can read
+chmod 600 config/dev-validators.keys config/dev-qr-platform.key config/dev-settle.key # git keeps no modes: the gateway refuses a key others can read
 "$BIN/tapgate" -c "$CONF" >var/gateway.log 2>&1 &
 GW=$!
 trap 'kill -9 $GW 2>/dev/null || true' EXIT INT TERM

@@ -70,6 +70,7 @@ struct app {
 	struct fare_db *rated;
 	struct settle_db *db;
 	struct settle_ctx ctx;
+	uint8_t secret[SETTLE_SECRET_BYTES];
 };
 
 static int parse_day(const char *s, uint32_t *day)
@@ -114,6 +115,37 @@ static int open_all(struct app *a, bool rate, bool write)
 				     .write_off_fen = a->cfg.settle_write_off_fen, .retry_count = a->cfg.settle_retry_count,
 				     .retry_days = a->cfg.settle_retry_days};
 	return 0;
+}
+
+/*
+ * The settlement secret ([settle] secret_file), checked as a key file and
+ * read: close, run, resend and reconcile name riders by it. Returns 0, or
+ * -1 with "PATH: why" in err.
+ */
+static int secret_load(struct app *a, char *err, size_t err_len)
+{
+	int why;
+	FILE *f = proc_secret_open(a->cfg.settle_secret_file, 4096, &why, err, err_len);
+	if (!f)
+		return -1;
+	int rc = settle_secret_read(f, a->cfg.settle_secret_file, a->secret, err, err_len);
+	fclose(f);
+	if (rc != 0)
+		return -1;
+	a->ctx.secret = a->secret;
+	return 0;
+}
+
+/* open_all, and the secret: the commands that write or recompute riders' pseudonyms. */
+static int open_all_secret(struct app *a, bool rate, bool write)
+{
+	char err[SETTLE_ERR_MAX];
+	int rc = open_all(a, rate, write);
+	if (rc == 0 && secret_load(a, err, sizeof(err)) != 0) {
+		fprintf(stderr, "tapsettle: settle.secret_file: %s\n", err);
+		rc = EXIT_INPUT;
+	}
+	return rc;
 }
 
 static void close_all(struct app *a)
@@ -307,6 +339,12 @@ static int cmd_check(struct app *a, const struct settings *st)
 		       a->cfg.fares_timezone, a->cfg.fares_day_cutoff);
 		return EXIT_CONFIG;
 	}
+	char where[CFG_PATH_MAX + 64];
+	if (secret_load(a, err, sizeof(err)) != 0) {
+		cfg_key_origin(st->path, st->sets, st->nsets, "settle", "secret_file", where, sizeof(where));
+		printf("tapsettle: check failed: %s: %s\n", where, err);
+		return EXIT_CONFIG;
+	}
 	int rc = check_path(st, "fares", "rated_path", a->cfg.fares_rated_path, true);
 	if (rc == 0)
 		rc = check_path(st, "settle", "path", a->cfg.settle_path, true);
@@ -369,7 +407,7 @@ static int settle_failed(int r, const char *err, bool input_possible)
 static int sub_run(struct app *a, int argc, char **argv)
 {
 	(void)argc, (void)argv;
-	int rc = open_all(a, true, true);
+	int rc = open_all_secret(a, true, true);
 	return rc == 0 ? cmd_run(a) : rc;
 }
 
@@ -377,7 +415,7 @@ static int sub_close(struct app *a, int argc, char **argv)
 {
 	uint32_t day = 0;
 	int rc = day_option(argc, argv, &day);
-	if (rc == 0 && (rc = open_all(a, true, true)) == 0 && day > closable_day(a) && !force) {
+	if (rc == 0 && (rc = open_all_secret(a, true, true)) == 0 && day > closable_day(a) && !force) {
 		fprintf(stderr, "tapsettle: business day %u is not over: it ends at its cutoff (%s local) plus "
 				"fares.grace_s (%u s) for late uploads; close it after that, or with --force\n",
 			day, a->cfg.fares_day_cutoff, a->cfg.fares_grace_s);
@@ -402,7 +440,7 @@ static int sub_reconcile(struct app *a, int argc, char **argv)
 {
 	uint32_t day = 0;
 	int rc = day_option(argc, argv, &day);
-	if (rc == 0 && (rc = open_all(a, false, false)) == 0) {
+	if (rc == 0 && (rc = open_all_secret(a, false, false)) == 0) {
 		char rerr[SETTLE_ERR_MAX];
 		int r = settle_reconcile(&a->ctx, day, stdout, rerr, sizeof(rerr));
 		if (r == SETTLE_ERR_MISMATCH)
@@ -436,7 +474,7 @@ static int sub_resend(struct app *a, int argc, char **argv)
 		usage(stderr);
 		return EXIT_USAGE;
 	}
-	int rc = open_all(a, false, true), r;
+	int rc = open_all_secret(a, false, true), r;
 	if (rc == 0 && (r = settle_resend(&a->ctx, argv[2], stdout, err, sizeof(err))) != 0)
 		rc = settle_failed(r, err, true);
 	return rc;
