@@ -49,3 +49,21 @@ stop_gateway
 n=$("$BIN/tapdump" -s "$T/store" counts | awk '$1 == "log_taps" { print $2 }')
 [ "$n" -eq $((n_backup + 5000)) ] || fail "the restored store holds $n taps, expected $n_backup + 5000"
 echo "ok: restored from the backup, the gateway took 5000 new taps on top ($n in all)"
+
+# 4. Upgrade (section 7): a store that records another format version is refused, and left as it was.
+set_schema() { printf 'schema_version\n\\%02x\\00\\00\\00\n' "$2" | mdb_load -s meta -T "$1"; }
+set_schema "$T/store" 2
+sum_before=$(md5sum <"$T/store/data.mdb")
+if "$BIN/tapdump" -s "$T/store" counts >"$T/v2.out" 2>&1; then fail "tapdump read a store of format version 2: $(cat "$T/v2.out")"; fi
+grep -q "another schema version" "$T/v2.out" || fail "tapdump did not say why it refused a version-2 store: $(cat "$T/v2.out")"
+if "$BIN/tapgate" -c config/tapgate.conf -s "store.path=$T/store" -s "settle.path=$T/settle" -s "gateway.listen_port=$PORT" \
+	-s "gateway.metrics_port=$METRICS_PORT" >"$T/v2gw.out" 2>&1; then fail "the gateway started on a store of format version 2"; fi
+grep -q "another schema version" "$T/v2gw.out" || fail "the gateway did not say why it refused a version-2 store: $(cat "$T/v2gw.out")"
+[ "$(md5sum <"$T/store/data.mdb")" = "$sum_before" ] || fail "refusing a version-2 store changed it"
+set_schema "$T/store" 1
+"$BIN/tapdump" -s "$T/store" verify >/dev/null || fail "the store does not verify once its version is 1 again"
+mkdir "$T/rated"
+set_schema "$T/rated" 2
+if "$BIN/tapfare" -c config/tapgate.conf -s "$T/store" -r "$T/rated" rate >"$T/v2fare.out" 2>&1; then fail "tapfare rated into a rated store of format version 2"; fi
+grep -q "written in format version 2; this tapfare reads version 1" "$T/v2fare.out" || fail "tapfare did not say why: $(cat "$T/v2fare.out")"
+echo "ok: stores of another format version are refused by tapdump, tapgate and tapfare, and left unchanged"
