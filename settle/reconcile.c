@@ -82,6 +82,8 @@ static int cmp_u64(const void *a, const void *b)
 
 static size_t uniq(struct u64s *a)
 {
+	if (a->n == 0)
+		return 0; /* a->v may be NULL: qsort's argument must not be */
 	qsort(a->v, a->n, sizeof(*a->v), cmp_u64);
 	size_t k = 0;
 	for (size_t i = 0; i < a->n; i++)

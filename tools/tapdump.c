@@ -301,7 +301,8 @@ static int cmd_export(struct st_env *env, bool full)
 	       full ? ",seq,recv_time_us,kind,category,operator,route,stop,vehicle,fields" : "");
 	struct walk w = {.fn = export_visit, .arg = &s};
 	int rc = walk_log(env, 1, &w);
-	qsort(s.rows, s.count, sizeof(*s.rows), row_cmp);
+	if (s.count > 0) /* full exports print as they walk and keep no rows */
+		qsort(s.rows, s.count, sizeof(*s.rows), row_cmp);
 	for (uint64_t i = 0; rc == 0 && i < s.count; i++) {
 		const struct id_row *r = &s.rows[i];
 		printf("%u,%u,%s,%016" PRIx64 "%016" PRIx64 ",%" PRIu64 ",%u\n", r->validator_id, r->tap_id,
