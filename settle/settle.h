@@ -89,6 +89,7 @@ struct settle_close_stats {
 	uint32_t round;       /* the round written, or the last one when nothing was new */
 	bool new_round;       /* false: every leg of the day was in a batch already */
 	uint64_t legs, batches, files;
+	uint64_t held_unrated, held_written_off; /* legs the round held out of its batches (unrated, written off) */
 };
 
 /*
@@ -129,6 +130,16 @@ int settle_resend(struct settle_ctx *c, const char *id, FILE *out, char *err, si
  * responses are ingested like any). Returns 0 or SETTLE_ERR_*.
  */
 int settle_recover(struct settle_ctx *c, uint32_t day, FILE *out, char *err, size_t err_len);
+/*
+ * Write off unrated legs of a closed day (docs/SETTLEMENT.md section 2.1):
+ * leg `seq` (its first tap's log sequence), or with seq 0 every open one.
+ * Recorded in the settle store; no revision of a written-off leg is settled
+ * from the day's next round on. Idempotent: a leg written off already is
+ * said so. Returns 0, SETTLE_ERR_INVALID (not closed, a round pending, no
+ * such open unrated leg: err says), SETTLE_ERR_*.
+ */
+int settle_write_off_unrated(struct settle_ctx *c, uint32_t day, uint64_t seq, FILE *out, char *err, size_t err_len);
+
 /* Print the deny list. */
 int settle_deny_print(struct settle_ctx *c, FILE *out, char *err, size_t err_len);
 
