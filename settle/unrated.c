@@ -508,23 +508,28 @@ void settle_held_check_tides(struct settle_report *r, const struct batch *b, cha
 			   (unsigned long long)other_currency, currency);
 }
 
-/* Open unrated legs by operator, as "op1=3 op2=5". */
+static bool leg_open(const struct unrated_leg *l, const struct settle_writeoffs *w)
+{
+	return l->open && !settle_writeoff_find(w, l->first_seq);
+}
+
+/* Open unrated legs by operator, as " by operator: op1=3 op2=5" ("" when none). */
 static void open_by_operator(const struct unrated_day *u, const struct settle_writeoffs *w, char *out, size_t cap)
 {
 	size_t len = 0;
 	out[0] = '\0';
 	for (size_t i = 0; i < u->n; i++) {
 		uint16_t op = u->v[i].operator_id;
-		bool seen = false, open = u->v[i].open && !settle_writeoff_find(w, u->v[i].first_seq);
+		bool seen = false;
 		for (size_t j = 0; j < i && !seen; j++)
-			seen = u->v[j].operator_id == op;
-		if (seen || !open)
+			seen = u->v[j].operator_id == op && leg_open(&u->v[j], w);
+		if (seen || !leg_open(&u->v[i], w))
 			continue;
 		unsigned n = 0;
 		for (size_t j = i; j < u->n; j++)
-			n += u->v[j].operator_id == op && u->v[j].open && !settle_writeoff_find(w, u->v[j].first_seq);
+			n += u->v[j].operator_id == op && leg_open(&u->v[j], w);
 		if (len < cap)
-			len += (size_t)snprintf(out + len, cap - len, "%sop%u=%u", len ? " " : "", op, n);
+			len += (size_t)snprintf(out + len, cap - len, "%sop%u=%u", len ? " " : ", by operator: ", op, n);
 	}
 }
 
@@ -575,9 +580,9 @@ int settle_unrated_reconcile(struct settle_ctx *c, uint32_t day, struct settle_r
 	}
 	open_by_operator(&u, &w, by_op, sizeof(by_op));
 	settle_say(r, stray != 0,
-		   "unrated legs: %zu (no rule priced a revision); %llu open, held out of every batch%s%s%s; %llu written off; "
+		   "unrated legs: %zu (no rule priced a revision); %llu open (held out of every batch%s); %llu written off; "
 		   "%llu priced by a later revision; %llu write-offs name no unrated leg%s",
-		   u.n, (unsigned long long)open, open ? " (" : "", by_op, open ? ")" : "", (unsigned long long)written_off,
+		   u.n, (unsigned long long)open, by_op, (unsigned long long)written_off,
 		   (unsigned long long)priced, (unsigned long long)stray,
 		   listed > UNRATED_LISTED_MAX ? " (the first 200 listed above)" : "");
 	free(u.v);
