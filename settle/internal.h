@@ -10,6 +10,7 @@
 #include <lmdb.h>
 #include <openssl/evp.h>
 #include <pthread.h>
+#include <stdlib.h>
 
 #define BATCH_ID_MAX 128u
 #define PARTY_MAX 96u /* "funder-" + a GTFS id, "acquirer-" + an id of the counterparties file */
@@ -297,6 +298,24 @@ int settle_deny_add(struct settle_db *db, MDB_txn *txn, const struct deny_entry 
 int settle_deny_remove(struct settle_db *db, MDB_txn *txn, uint8_t medium, uint64_t token, bool *was);
 /* The deny list's version, in a transaction of the caller's (deny.c). */
 uint32_t settle_deny_version(struct settle_db *db, MDB_txn *txn);
+/*
+ * Room for one more element in a growable array (*v of *cap elements of
+ * elem bytes, n used): doubled from `first`. Returns 0, or -1 when out of
+ * memory (*v is left as it was).
+ */
+static inline int settle_array_room(void *v, size_t *cap, size_t n, size_t elem, size_t first)
+{
+	if (n < *cap)
+		return 0;
+	size_t c = *cap ? *cap * 2 : first;
+	void *g = realloc(*(void **)v, c * elem);
+	if (!g)
+		return -1;
+	*(void **)v = g;
+	*cap = c;
+	return 0;
+}
+
 /* YYYYMMDD plus n days. */
 static inline uint32_t settle_day_add(uint32_t day, unsigned n)
 {

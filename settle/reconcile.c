@@ -371,7 +371,7 @@ struct day_check {
 	struct batch_money m;
 	struct held_legs held; /* every round's */
 	struct batch *ops;     /* the operators' batches (their TIDES files are checked against held) */
-	unsigned nops, capops;
+	size_t nops, capops;
 };
 
 /* The legs round rd held out (h) join the day's; its held counts against its record. Returns 0 or SETTLE_ERR_NOMEM. */
@@ -390,14 +390,8 @@ static int add_held(struct settle_report *r, struct settle_ctx *c, const struct 
 
 static int keep_operator_batch(struct day_check *d, const struct batch *b)
 {
-	if (d->nops == d->capops) {
-		unsigned cap = d->capops ? d->capops * 2 : 16;
-		struct batch *g = realloc(d->ops, cap * sizeof(*g));
-		if (!g)
-			return SETTLE_ERR_NOMEM;
-		d->ops = g;
-		d->capops = cap;
-	}
+	if (settle_array_room(&d->ops, &d->capops, d->nops, sizeof(*d->ops), 16) != 0)
+		return SETTLE_ERR_NOMEM;
 	d->ops[d->nops++] = *b;
 	return 0;
 }
@@ -452,7 +446,7 @@ static int check_round(struct settle_report *r, struct settle_ctx *c, const stru
 static void check_held_in_files(struct settle_report *r, struct settle_ctx *c, struct day_check *d)
 {
 	settle_held_sort(&d->held);
-	for (unsigned i = 0; i < d->nops; i++) {
+	for (size_t i = 0; i < d->nops; i++) {
 		char path[900];
 		size_t len;
 		snprintf(path, sizeof(path), "%s/%s/%s", c->outbox, d->ops[i].party, d->ops[i].file);

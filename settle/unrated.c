@@ -96,14 +96,9 @@ static int writeoffs_read(struct settle_db *db, MDB_txn *txn, uint32_t day, stru
 	for (rc = rc ? rc : mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
 		if (k.mv_size != sizeof(k0) || memcmp(k.mv_data, k0, 4) != 0 || v.mv_size != sizeof(struct writeoff))
 			break;
-		if (w->n == cap) {
-			cap = cap ? cap * 2 : 16;
-			struct writeoff *g = realloc(w->v, cap * sizeof(*g));
-			if (!g) {
-				rc = ENOMEM;
-				break;
-			}
-			w->v = g;
+		if (settle_array_room(&w->v, &cap, w->n, sizeof(*w->v), 16) != 0) {
+			rc = ENOMEM;
+			break;
 		}
 		memcpy(&w->v[w->n++], v.mv_data, sizeof(struct writeoff));
 	}
@@ -170,14 +165,8 @@ int settle_held_add(struct held_legs *h, const struct fare_leg *l, enum settle_h
 		h->counts.written_off++;
 		h->written_off_operator_fen += l->operator_fen;
 	}
-	if (h->n == h->cap) {
-		size_t cap = h->cap ? h->cap * 2 : 256;
-		struct held_leg *g = realloc(h->v, cap * sizeof(*g));
-		if (!g)
-			return SETTLE_ERR_NOMEM;
-		h->v = g;
-		h->cap = cap;
-	}
+	if (settle_array_room(&h->v, &h->cap, h->n, sizeof(*h->v), 256) != 0)
+		return SETTLE_ERR_NOMEM;
 	h->v[h->n++] = (struct held_leg){.first_seq = l->first_seq, .rev = l->rev, .hold = (uint8_t)why,
 					 .operator_id = l->operator_id};
 	return 0;
@@ -201,14 +190,8 @@ static int scan_flush(struct scan *s)
 	for (size_t i = 0; i < s->ntok; i++) {
 		if (!s->has_unrated[i])
 			continue;
-		if (s->u->n == s->u->cap) {
-			size_t cap = s->u->cap ? s->u->cap * 2 : 256;
-			struct unrated_leg *g = realloc(s->u->v, cap * sizeof(*g));
-			if (!g)
-				return SETTLE_ERR_NOMEM;
-			s->u->v = g;
-			s->u->cap = cap;
-		}
+		if (settle_array_room(&s->u->v, &s->u->cap, s->u->n, sizeof(*s->u->v), 256) != 0)
+			return SETTLE_ERR_NOMEM;
 		s->u->v[s->u->n++] = s->tok[i];
 	}
 	s->ntok = 0;
