@@ -206,7 +206,7 @@ static int unrated_token_days(struct run *r, MDB_txn *txn, struct fare_tap **out
 		if (i == nseen && nseen < TOKEN_DAY_LEGS_MAX)
 			seen[nseen++] = (struct latest_rev){.first_seq = l.first_seq};
 		if (i < nseen && l.rev >= seen[i].rev) /* revisions come in order: the last one stays */
-			seen[i].rev = l.rev, seen[i].unrated = (l.flags & FARE_LEG_NORULE) != 0;
+			seen[i].rev = l.rev, seen[i].unrated = (l.flags & (FARE_LEG_NORULE | FARE_LEG_VANISHED)) == FARE_LEG_NORULE;
 		prev = l;
 	}
 	if ((rc == 0 || rc == MDB_NOTFOUND) && nseen > 0 && any_open_unrated(seen, nseen))

@@ -11,7 +11,10 @@
  * far, round n (an adjustment batch of that day) the legs rated after round
  * n-1. A round is fixed by a range of rating-run numbers (fare_leg.run), so
  * every leg is in exactly one round, and a round that crashed is redone
- * from the same range, with the same creation time: the same files.
+ * from the same range, with the same creation time: the same files. In its
+ * round a leg is in the batches, or held out: unrated (no rule prices it),
+ * or a revision of a leg written off (settle_write_off_unrated). Files carry
+ * the currency of the feed that rated the day, with its minor units.
  */
 #ifndef TAPGATE_SETTLE_H
 #define TAPGATE_SETTLE_H

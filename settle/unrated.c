@@ -228,7 +228,8 @@ static int scan_leg(void *arg, const struct fare_leg *l, const struct fare_feed 
 		rc = scan_grow(s);
 	if (rc != 0)
 		return rc;
-	bool unrated = (l->flags & FARE_LEG_NORULE) != 0;
+	/* a vanished leg's adjustment keeps its first revision's flags: it is a leg gone, not one unrated */
+	bool unrated = (l->flags & (FARE_LEG_NORULE | FARE_LEG_VANISHED)) == FARE_LEG_NORULE;
 	if (i == s->ntok) {
 		s->ntok++;
 		s->has_unrated[i] = false;
