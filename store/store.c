@@ -226,24 +226,36 @@ static int dbs_open(struct st_env *e, MDB_txn *txn)
 	return rc;
 }
 
+int st_mdb_schema(MDB_txn *txn, unsigned meta_dbi, uint32_t version, bool read_only, uint32_t *found)
+{
+	MDB_val k = {sizeof(SCHEMA_KEY) - 1, SCHEMA_KEY}, v;
+	int rc = mdb_get(txn, meta_dbi, &k, &v);
+	*found = 1;
+	if (rc == MDB_NOTFOUND && read_only)
+		return 0; /* never written to, or written before versions: version 1 */
+	if (rc == MDB_NOTFOUND) {
+		*found = version;
+		v = (MDB_val){sizeof(version), &version};
+		return mdb_put(txn, meta_dbi, &k, &v, 0);
+	}
+	if (rc != 0)
+		return rc;
+	*found = 0;
+	if (v.mv_size == sizeof(*found))
+		memcpy(found, v.mv_data, sizeof(*found));
+	return *found == version ? 0 : MDB_VERSION_MISMATCH;
+}
+
 /* Check (or, in a new writable store, record) the schema version. Returns 0, ST_ERR_SCHEMA, ST_ERR_IO. */
 static int schema_check(struct st_env *e, MDB_txn *txn)
 {
-	MDB_val k = {sizeof(SCHEMA_KEY) - 1, SCHEMA_KEY}, v;
-	uint32_t version = ST_SCHEMA_VERSION;
-	int rc = mdb_get(txn, e->meta, &k, &v);
-	if (rc == MDB_NOTFOUND && e->read_only)
-		return ST_OK; /* created but never committed to: an empty store */
-	if (rc == MDB_NOTFOUND) {
-		v = (MDB_val){sizeof(version), &version};
-		return mdb_put(txn, e->meta, &k, &v, 0) == 0 ? ST_OK : ST_ERR_IO;
-	}
-	if (rc != 0)
-		return open_err(rc);
-	if (v.mv_size != sizeof(version))
+	uint32_t found;
+	int rc = st_mdb_schema(txn, e->meta, ST_SCHEMA_VERSION, e->read_only, &found);
+	if (rc == MDB_VERSION_MISMATCH)
 		return ST_ERR_SCHEMA;
-	memcpy(&version, v.mv_data, sizeof(version));
-	return version == ST_SCHEMA_VERSION ? ST_OK : ST_ERR_SCHEMA;
+	if (rc == MDB_MAP_FULL || rc == MDB_TXN_FULL)
+		return ST_ERR_IO; /* recording it in a new store */
+	return rc == 0 ? ST_OK : open_err(rc);
 }
 
 /*

@@ -220,5 +220,14 @@ int st_mdb_grow(struct MDB_env *env, uint64_t *now_bytes);
  */
 #define ST_DISK_FULL_BYTES (1ull << 20)
 bool st_mdb_why(const char *dir, int rc, char *why, size_t cap);
+/*
+ * A store's on-disk format version, under "schema_version" (u32) in its meta
+ * DB: recorded by a writable open that finds none (a new store, or one
+ * written before its module versioned it, which is version 1), checked
+ * otherwise. Returns 0; MDB_VERSION_MISMATCH when the store records another
+ * version (*found says which) — the caller refuses it, touching nothing; or
+ * LMDB's code. A read-only open of a store with no version reads it as 1.
+ */
+int st_mdb_schema(struct MDB_txn *txn, unsigned meta_dbi, uint32_t version, bool read_only, uint32_t *found);
 
 #endif
