@@ -14,8 +14,12 @@ any tapgate code:
     summaries), payout = the operators' positive nets;
   * every pain.001 file is valid against the schema (xmllint) and its group
     header's NbOfTxs and CtrlSum match its transfers;
-  * money is conserved: riders + funders = operators.
-Usage: settle_check.py OUTBOX DAY LEGS_FILE XSD
+  * money is conserved: riders + funders = operators;
+  * legs held out of settlement are in no file: an unrated leg carrying no
+    money, and every revision of a leg named in WRITTEN_OFF (lines "TOKEN #LEG");
+  * every file is in CURRENCY (default CNY), its amounts with MINOR decimals
+    (default 2): the CSV headers, the TIDES currency_type, pain.001's Ccy.
+Usage: settle_check.py OUTBOX DAY LEGS_FILE XSD [CURRENCY MINOR [WRITTEN_OFF]]
 """
 import collections
 import hashlib
@@ -33,11 +37,26 @@ def fail(msg):
     sys.exit(1)
 
 
-def fen(yuan):
-    neg = yuan.startswith("-")
-    whole, _, frac = yuan.lstrip("-").partition(".")
-    v = int(whole) * 100 + int((frac + "00")[:2])
+CURRENCY, MINOR, WRITTEN_OFF = "CNY", 2, set()
+
+
+def fen(units):
+    """Decimal text in the currency's units to its minor units, exactly MINOR decimals (none for 0)."""
+    neg = units.startswith("-")
+    whole, dot, frac = units.lstrip("-").partition(".")
+    if (MINOR == 0 and dot) or (MINOR > 0 and len(frac) != MINOR):
+        fail(f"amount {units}: not {MINOR} decimals of {CURRENCY}")
+    v = int(whole) * 10**MINOR + (int(frac) if frac else 0)
     return -v if neg else v
+
+
+def held(f, d):
+    """A leg line held out of settlement: unrated with no money, or a revision of a written-off leg."""
+    if f[1] + " " + f[3] in WRITTEN_OFF:
+        return True
+    money = ("nominal", "concession", "transfer", "cap", "promotion", "subsidy", "rider")
+    return "unrated" in f and all(int(d[k]) == 0 for k in money) and all(
+        int(v) == 0 for k, v in d.items() if re.fullmatch(r"op\d+", k))
 
 
 def legs_totals(path, day):
@@ -48,11 +67,13 @@ def legs_totals(path, day):
         f = line.split()
         if not f or f[0] != day:
             continue
-        n += 1
         token = f[1]
         kv = [x.split("=", 1) for x in f[5:] if "=" in x]
         keys = [k for k, _ in kv]
         d = dict(kv)
+        if held(f, d):
+            continue
+        n += 1
         rider = int(d["rider"])
         medium = token.split(":")[0]
         if medium == "quickpass":
@@ -88,7 +109,7 @@ def check_clearing_csv(path, day):
     name = os.path.basename(path)[:-4]
     lines = open(path).read().splitlines()
     h, t, d = lines[0].split(","), lines[-1].split(","), [x.split(",") for x in lines[1:-1]]
-    if h[0] != "H" or h[1] != name or h[4] != day or h[6] != "CNY":
+    if h[0] != "H" or h[1] != name or h[4] != day or h[6] != CURRENCY:
         fail(f"{path}: header {lines[0]}")
     if t[0] != "T" or any(r[0] != "D" for r in d):
         fail(f"{path}: records are not H, D..., T")
@@ -109,7 +130,10 @@ def check_pain001(path, xsd):
         fail(f"{path}: not valid against {xsd}: {r.stderr.strip()}")
     ns = {"p": "urn:iso:std:iso:20022:tech:xsd:pain.001.001.10"}
     root = ET.parse(path).getroot()
-    amounts = [fen(a.text) for a in root.findall(".//p:CdtTrfTxInf/p:Amt/p:InstdAmt", ns)]
+    instd = root.findall(".//p:CdtTrfTxInf/p:Amt/p:InstdAmt", ns)
+    if any(a.get("Ccy") != CURRENCY for a in instd):
+        fail(f"{path}: a transfer not in {CURRENCY}")
+    amounts = [fen(a.text) for a in instd]
     hdr = root.find("p:CstmrCdtTrfInitn/p:GrpHdr", ns)
     if int(hdr.find("p:NbOfTxs", ns).text) != len(amounts) or fen(hdr.find("p:CtrlSum", ns).text) != sum(amounts):
         fail(f"{path}: group header says {hdr.find('p:NbOfTxs', ns).text} / {hdr.find('p:CtrlSum', ns).text}, "
@@ -121,7 +145,12 @@ def check_pain001(path, xsd):
 
 
 def main():
+    global CURRENCY, MINOR, WRITTEN_OFF
     outbox, day, legs_file, xsd = sys.argv[1:5]
+    if len(sys.argv) > 6:
+        CURRENCY, MINOR = sys.argv[5], int(sys.argv[6])
+    if len(sys.argv) > 7:
+        WRITTEN_OFF = {line.strip() for line in open(sys.argv[7]) if line.strip()}
     want, legs_by_op, nlegs = legs_totals(legs_file, day)
     got = collections.Counter()
     tides_rows = collections.Counter()
@@ -152,6 +181,8 @@ def main():
                     fail(f"{path}: not a TIDES fare_transactions header")
                 for row in rows[1:]:
                     c = row.split(",")
+                    if c[4] != CURRENCY:
+                        fail(f"{path}: currency_type {c[4]}, not {CURRENCY}")
                     got[party] += fen(c[3])
                     tides_rows[party] += 1
             elif name.endswith("-summary.csv"):
