@@ -1042,6 +1042,8 @@ static void specials_queue(struct gen *g)
 		struct fp_tap *t = &g->taps[s].tap;
 		*t = (struct fp_tap){.medium = FP_MEDIUM_QR, .kind = g->v[vi].kind, .tap_id = ++g->v[vi].tap_id,
 				     .tap_time_us = fp_now_us() - 1000000u, .stop_id = g->v[vi].stop_base};
+		if (g->o.spread_s) /* on the days the others are on, so a rating run meets them */
+			t->tap_time_us -= rnd(g) % (g->o.spread_s * 1000000u);
 		qr_fill(g, (uint32_t)(rnd(g) % g->riders_count), t);
 		t->u.qr.signature[rnd(g) % FP_QR_SIGNATURE_BYTES] ^= (uint8_t)(1u << (rnd(g) % 8));
 		g->taps[s].key = fp_tap_identity(t, g->v[vi].id);
@@ -1215,12 +1217,13 @@ static int cmp_key(const void *a, const void *b)
 	return x->key.lo < y->key.lo ? -1 : x->key.lo > y->key.lo;
 }
 
-/* The unique taps acknowledged stored or duplicate, in tapdump's export form. */
+/* The unique taps acknowledged stored or duplicate, in tapdump's export form (forged codes too,
+ * when after_commit acknowledges them stored: they are in the log, and quarantined beside it). */
 static int out_write(const struct gen *g, const char *path)
 {
-	struct tap_slot **sorted = malloc(g->normal_generated * sizeof(*sorted) + 1);
+	struct tap_slot **sorted = malloc(g->taps_used * sizeof(*sorted) + 1);
 	uint64_t n = 0;
-	for (uint64_t t = 0; t < g->normal_generated; t++)
+	for (uint64_t t = 0; t < g->taps_used; t++)
 		if (g->taps[t].state == TAP_DONE &&
 		    (g->taps[t].status == FP_STATUS_STORED || g->taps[t].status == FP_STATUS_DUPLICATE))
 			sorted[n++] = &g->taps[t];
