@@ -805,6 +805,10 @@ static int batch_commit(struct fp_pipeline *p)
 				atomic_load_explicit(&p->stopping, PX_RELAXED);
 	if (flush_validators)
 		rc = validators_flush(p);
+	/* before_ack, nothing left to verify: this commit's taps have their verdicts (verify.c) */
+	bool frontier = fp_qv_writer_frontier(p->qr_verdicts);
+	if (rc == 0 && frontier)
+		rc = st_qr_frontier_put(p->txn, p->seq_next - 1);
 	if (rc == 0)
 		rc = st_wtxn_commit(p->txn);
 	else
@@ -827,6 +831,8 @@ static int batch_commit(struct fp_pipeline *p)
 	/* pending first: the background verifier reads log_next_seq (acquire), then verifies up to it */
 	ctr_add(p->ctr->qr_pending_added, p->txn_qr_unverified);
 	atomic_store_explicit(&p->ctr->log_next_seq, p->seq_next, memory_order_release);
+	if (frontier)
+		ctr_set(p->ctr->qr_frontier, p->seq_next - 1);
 	p->seq_committed_next = p->seq_next;
 	p->txn_taps = 0;
 	p->txn_qr_unverified = 0;

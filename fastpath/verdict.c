@@ -24,8 +24,8 @@
  * insert), so each tap gets its verdict exactly once in the store.
  *
  * In before_ack mode the taps of this run were verified before their ack: the
- * stage verifies only what an after_commit run left beyond the frontier, then
- * moves the frontier along the log without reading it.
+ * stage verifies only what an after_commit run left beyond the frontier; from
+ * then on the writer moves the frontier in its own commits.
  */
 #include "fastpath/internal.h"
 #include "base/assert.h"
@@ -68,6 +68,7 @@ struct fp_qv {
 	bool after_commit;
 	uint64_t verified_from; /* before_ack: taps from this seq on were verified before their ack */
 	_Atomic bool stopping;
+	_Atomic bool writer_frontier; /* before_ack, nothing left to verify: the writer moves the frontier */
 	/* keys: a reload writes them, the coordinator copies them into the round */
 	pthread_mutex_t key_lock;
 	uint8_t key[2][32]; /* in force, and the one it replaced */
@@ -196,10 +197,8 @@ static bool qv_round(struct fp_qv *qv)
 	uint64_t end = atomic_load_explicit(&qv->ctr->log_next_seq, memory_order_acquire) - 1;
 	if (qv->frontier >= end || qv->forged_n + QV_BATCH > QV_FORGED_MAX)
 		return false; /* nothing new, or the forged taps found wait for their commit first */
-	if (!qv->after_commit && qv->frontier + 1 >= qv->verified_from) {
-		qv->frontier = end; /* this run's taps: verified before their ack */
-		return true;
-	}
+	if (!qv->after_commit && qv->frontier + 1 >= qv->verified_from)
+		return false; /* this run's taps were verified before their ack: the writer moves the frontier */
 	uint64_t before = qv->frontier;
 	struct collect c = {.qv = qv, .end = end, .through = before};
 	int rc = st_log_scan(qv->env, qv->frontier + 1, false, collect_visit, &c);
@@ -239,6 +238,23 @@ static void forged_say(const struct fp_qv *qv)
 				" (tapdump quarantine lists them all)\n", qv->forged_n - QV_LOG_FORGED_MAX, qv->frontier);
 }
 
+/*
+ * In before_ack mode, once the durable frontier has reached the first tap of
+ * this run, every later tap was verified before its ack: from then on the
+ * writer records the frontier in each of its commits (st_qr_frontier_put), so
+ * rating never waits on this thread, and this thread writes no more.
+ */
+static void writer_frontier_check(struct fp_qv *qv)
+{
+	if (!qv->after_commit && qv->frontier_durable + 1 >= qv->verified_from)
+		atomic_store(&qv->writer_frontier, true);
+}
+
+bool fp_qv_writer_frontier(const struct fp_qv *qv)
+{
+	return qv != NULL && atomic_load_explicit(&qv->writer_frontier, memory_order_acquire);
+}
+
 /* Record the verdicts found so far. A failure keeps them for the next attempt. */
 static void qv_commit(struct fp_qv *qv)
 {
@@ -257,6 +273,7 @@ static void qv_commit(struct fp_qv *qv)
 	qv->frontier_durable = qv->frontier;
 	qv->verdicts_waiting = 0;
 	qv->forged_n = 0;
+	writer_frontier_check(qv);
 }
 
 static bool commit_due(const struct fp_qv *qv, uint64_t now_us)
@@ -284,10 +301,6 @@ static void *coordinator_main(void *arg)
 			nanosleep(&ts, NULL);
 		}
 	}
-	/* The writer has stopped: in before_ack mode this run's last taps need no verdict either. */
-	uint64_t end = atomic_load_explicit(&qv->ctr->log_next_seq, memory_order_acquire) - 1;
-	if (!qv->after_commit && qv->frontier + 1 >= qv->verified_from && qv->frontier < end)
-		qv->frontier = end;
 	if (qv->frontier != qv->frontier_durable)
 		qv_commit(qv);
 	uint64_t pending = atomic_load(&qv->ctr->qr_pending_added) - atomic_load(&qv->ctr->qr_verdicts);
@@ -321,7 +334,13 @@ static int qv_resume(struct fp_qv *qv, uint64_t seq_next)
 		fprintf(stderr, "tapgate: QR verifier: reading the verified frontier failed: %s\n", st_strerror(rc));
 		return FP_PIPE_ERR_STORE;
 	}
+	/* Recorded now, before any tap of this run: an absent key would mean "all verified". */
+	if ((rc = st_qr_verdicts_commit(qv->env, qv->frontier, NULL, 0)) != 0) {
+		fprintf(stderr, "tapgate: QR verifier: recording the verified frontier failed: %s\n", st_strerror(rc));
+		return FP_PIPE_ERR_STORE;
+	}
 	qv->frontier_durable = qv->frontier;
+	writer_frontier_check(qv);
 	atomic_store(&qv->ctr->qr_frontier, qv->frontier);
 	atomic_fetch_add(&qv->ctr->qr_pending_added, c.qr);
 	if (c.qr > 0)

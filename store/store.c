@@ -238,27 +238,6 @@ static int dbs_open(struct st_env *e, MDB_txn *txn)
 static int log_last_seq(struct st_env *e, MDB_txn *txn, uint64_t *seq);
 static int frontier_get(struct st_env *e, MDB_txn *txn, uint64_t *seq);
 
-/*
- * A writable open records the QR verified frontier if the store has none: a
- * store written before after_commit existed verified every signature before
- * its ack, so its whole log has its verdicts. Recorded at open, before any
- * tap of this run, so an absent key always means that. Returns an LMDB code.
- */
-static int frontier_init(struct st_env *e, MDB_txn *txn)
-{
-	MDB_val k = {sizeof(FRONTIER_KEY) - 1, FRONTIER_KEY}, v;
-	int rc = mdb_get(txn, e->meta, &k, &v);
-	if (rc != MDB_NOTFOUND || e->read_only)
-		return rc == MDB_NOTFOUND ? 0 : rc;
-	uint64_t last = 0;
-	e->have_dbs = true; /* log_last_seq reads the log opened just now */
-	rc = log_last_seq(e, txn, &last);
-	e->have_dbs = false;
-	if (rc != 0)
-		return MDB_CORRUPTED;
-	v = (MDB_val){sizeof(last), &last};
-	return mdb_put(txn, e->meta, &k, &v, 0);
-}
 
 /* Check (or, in a new writable store, record) the schema version. Returns 0, ST_ERR_SCHEMA, ST_ERR_IO. */
 static int schema_check(struct st_env *e, MDB_txn *txn)
@@ -297,8 +276,6 @@ static int dbs_prepare(struct st_env *e)
 		return ST_OK;
 	}
 	rc = rc == 0 ? schema_check(e, txn) : open_err(rc);
-	if (rc == 0)
-		rc = frontier_init(e, txn) == 0 ? ST_OK : ST_ERR_IO;
 	if (rc != 0) {
 		txn_end(e, txn);
 		return rc;
@@ -1116,6 +1093,14 @@ int st_qr_verdicts_commit(struct st_env *e, uint64_t frontier, const struct st_q
 											 : MAP_BYTES_MAX) != 0)
 			return ST_ERR_MAP_FULL;
 	}
+}
+
+int st_qr_frontier_put(struct st_wtxn *t, uint64_t seq)
+{
+	struct st_env *e = t->env;
+	TG_ASSERT(e->have_forged);
+	MDB_val k = {sizeof(FRONTIER_KEY) - 1, FRONTIER_KEY}, v = {sizeof(seq), &seq};
+	return write_err(mdb_put(t->txn, e->meta, &k, &v, 0));
 }
 
 int st_qr_forged_scan(struct st_env *e, uint64_t from_seq, st_visit_fn fn, void *arg)

@@ -8,7 +8,8 @@
  *   log         commit sequence (u64, MDB_INTEGERKEY) -> meta + record, append-only
  *   quarantine  identity key (16) + content hash (8) -> meta + record
  *   validators  validator id (u32, MDB_INTEGERKEY) -> struct st_validator_state
- *   meta        "schema_version" -> u32; "qr_verified_seq" -> u64 (the QR verified frontier)
+ *   meta        "schema_version" -> u32; "qr_verified_seq" -> u64 (the QR verified frontier:
+ *               written by the background verifier, and in before_ack mode by the writer)
  *   qr_forged   commit sequence (u64, MDB_INTEGERKEY) -> meta + record: QR taps of the log whose
  *               signature was found forged after their commit (gateway.qr_verify = after_commit),
  *               quarantined with reason qr_signature: never rated
@@ -206,7 +207,7 @@ int st_counts(struct st_env *env, struct st_counts *out);
  * (a copy of its log record, by seq). Rating reads only through the frontier
  * and never a forged tap. A store with no frontier recorded (written before
  * this existed: every signature verified before its ack) has its whole log
- * verified; a writable open records one, so the gateway never leaves it out.
+ * verified; the gateway records one at start-up, before any tap of its run.
  */
 struct st_qr_forged {
 	uint64_t seq;
@@ -223,6 +224,9 @@ int st_qr_frontier(struct st_env *env, uint64_t *seq);
  * ST_ERR_MAP_FULL (at the bound), ST_ERR_INVALID (a record length).
  */
 int st_qr_verdicts_commit(struct st_env *env, uint64_t frontier, const struct st_qr_forged *forged, size_t n);
+/* The frontier at seq, in the writer's txn: in before_ack mode, once nothing is left for the
+ * background verifier, every commit moves it to its own last tap. Returns 0, ST_ERR_MAP_FULL, ST_ERR_IO. */
+int st_qr_frontier_put(struct st_wtxn *t, uint64_t seq);
 /* Visit the forged taps from seq from_seq up, with their seq. Returns what st_log_scan returns. */
 int st_qr_forged_scan(struct st_env *env, uint64_t from_seq, st_visit_fn fn, void *arg);
 
