@@ -227,6 +227,9 @@ struct fare_run_stats {
 	uint64_t taps_scanned, taps_rated, taps_late, taps_undecodable;
 	uint64_t days_rated, legs_written, adjustment_legs, audit_lines, norule_legs;
 	uint64_t tokens_rerated;
+	uint64_t taps_forged;  /* QR taps the gateway found forged after their commit: skipped, never rated */
+	uint64_t taps_waiting; /* taps beyond the QR verified frontier: left for a later run */
+	uint64_t qr_frontier;  /* the gateway's verified frontier this run read through */
 };
 
 /*

@@ -291,6 +291,7 @@ static void run_free(struct run *r)
 	free(r->daymin_days.days);
 	free(r->daymin_seq);
 	free(r->taps);
+	free(r->forged);
 	free(r->groups);
 	free(r->legs);
 }

@@ -89,6 +89,8 @@ struct log_scan {
 	struct fare_clock *clk;
 	uint32_t day;
 	struct u64s seqs;
+	struct u64s forged; /* the day's QR taps found forged after their commit, ascending */
+	size_t forged_next;
 	uint64_t quarantined;
 	bool nomem;
 	char fault[200]; /* the log is not sound: where (reconciliation fails, naming it) */
@@ -103,6 +105,10 @@ static int on_log(void *arg, uint64_t seq, const struct st_tap_meta *meta, const
 		snprintf(s->fault, sizeof(s->fault), "seq %llu: %s", (unsigned long long)seq, fp_tap_stored_text(bad));
 		return 1;
 	}
+	while (s->forged_next < s->forged.n && s->forged.v[s->forged_next] < seq)
+		s->forged_next++;
+	if (s->forged_next < s->forged.n && s->forged.v[s->forged_next] == seq)
+		return 0; /* quarantined: counted there, never rated */
 	if (t.day == s->day && push(&s->seqs, seq) != 0)
 		s->nomem = true;
 	return s->nomem;
@@ -122,6 +128,18 @@ static int on_quarantine(void *arg, uint64_t seq, const struct st_tap_meta *meta
 	if (fare_tap_from_log(s->clk, seq, meta, record, &t) == 0 && t.day == s->day)
 		s->quarantined++;
 	return 0;
+}
+
+/* A forged QR tap of the day (gateway.qr_verify = after_commit): in the log, but quarantined. */
+static int on_forged(void *arg, uint64_t seq, const struct st_tap_meta *meta, const uint8_t *record)
+{
+	struct log_scan *s = arg;
+	struct fare_tap t;
+	if (fare_tap_from_log(s->clk, seq, meta, record, &t) != 0 || t.day != s->day)
+		return 0;
+	s->quarantined++;
+	s->nomem = push(&s->forged, seq) != 0;
+	return s->nomem;
 }
 
 struct leg_scan {
@@ -322,7 +340,9 @@ static int scan_day(struct settle_ctx *c, uint32_t day, struct log_scan *ls, str
 {
 	char ferr[FARE_ERR_MAX];
 	struct fare_query q = {.day = day};
-	int rc = st_log_check(c->log, 1, on_log, on_log_fault, ls);
+	int rc = st_qr_forged_scan(c->log, 1, on_forged, ls);
+	if (rc == 0 && !ls->nomem)
+		rc = st_log_check(c->log, 1, on_log, on_log_fault, ls);
 	if (ls->fault[0]) {
 		snprintf(err, err_len, "the gateway's log is not sound: %s (tapdump verify lists every fault)", ls->fault);
 		rc = SETTLE_ERR_STORE;
@@ -355,7 +375,7 @@ static void say_taps_and_legs(struct settle_report *r, struct log_scan *ls, stru
 	}
 	settle_say(r, ls->seqs.n != both || gs->seqs.n != both,
 	    "taps: %zu recorded in the log for the day, %zu rated (covered by legs), %zu both; %llu quarantined "
-	    "(conflicts, not settled); every record of the log sound",
+	    "(conflicts and forged QR codes, not settled); every record of the log sound",
 	    ls->seqs.n, gs->seqs.n, both, (unsigned long long)ls->quarantined);
 	settle_say(r, gs->unbatched != 0, "legs: %llu, %llu in no round%s", (unsigned long long)gs->legs,
 	    (unsigned long long)gs->unbatched, gs->unbatched ? " (rated after the last close: run tapsettle close)" : "");
@@ -527,6 +547,7 @@ int settle_reconcile(struct settle_ctx *c, uint32_t day, FILE *out, char *err, s
 	if (rc == 0 && r.mismatches)
 		rc = SETTLE_ERR_MISMATCH;
 	free(ls.seqs.v);
+	free(ls.forged.v);
 	free(gs.seqs.v);
 	free(d.held.v);
 	free(d.ops);

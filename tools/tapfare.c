@@ -193,12 +193,15 @@ static int cmd_rate(struct args *a)
 		rc = rc == FARE_ERR_INVALID ? EXIT_INPUT : EXIT_SYSTEM;
 	} else {
 		printf("rated %llu taps (%llu read, %llu late, %llu undecodable), %llu days, %llu legs, "
-		       "%llu adjustment legs for %llu token-days, %llu unrated legs, %llu audit lines\n",
+		       "%llu adjustment legs for %llu token-days, %llu unrated legs, %llu audit lines; "
+		       "%llu forged QR taps not rated, %llu taps after seq %llu waiting for their QR verdicts\n",
 		       (unsigned long long)st.taps_rated, (unsigned long long)st.taps_scanned,
 		       (unsigned long long)st.taps_late, (unsigned long long)st.taps_undecodable,
 		       (unsigned long long)st.days_rated, (unsigned long long)st.legs_written,
 		       (unsigned long long)st.adjustment_legs, (unsigned long long)st.tokens_rerated,
-		       (unsigned long long)st.norule_legs, (unsigned long long)st.audit_lines);
+		       (unsigned long long)st.norule_legs, (unsigned long long)st.audit_lines,
+		       (unsigned long long)st.taps_forged, (unsigned long long)st.taps_waiting,
+		       (unsigned long long)st.qr_frontier);
 	}
 	fare_db_close(db);
 out_close_log:
