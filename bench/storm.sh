@@ -9,11 +9,17 @@
 #                Ed25519 verification bound measured in the same round (bench/ed25519_bound,
 #                one thread per CPU)
 #   latency      ack latency p50/p99 at half of the mixed 32/frame maximum
+#   each of storm, qrstorm and latency twice, side by side: gateway.qr_verify = before_ack
+#                (signatures verified before the ack) and after_commit (verified in the
+#                background after the commit; the storm rows then also give the seconds until
+#                the background verifier has given every QR tap its verdict, from the storm's start)
 #   postgres     PostgreSQL 15 (Debian's) in its own directory on a free port, the same
 #                number of taps as batched INSERT ... ON CONFLICT DO NOTHING, 4096 rows a
 #                statement, synchronous_commit = on: rows/s, and the gateway's ratio to it
 # Medians over BENCH_STORM_ROUNDS (default BENCH_ROUNDS, 3). Same store settings as the
 # other rows: sync full, commit batch 4096. Only public tools; figures from the programs.
+# BENCH_STORM_ONLY narrows it to some of: mix storm qrstorm latency postgres (default: all;
+# latency needs mix); BENCH_STORM_MODES to some of: before_ack after_commit.
 set -eu
 BUILD=${BUILD:-build}
 BIN=$BUILD/bin
@@ -24,7 +30,10 @@ STORM_TAPS=${BENCH_STORM_TAPS:-10000000}
 STORM_VALIDATORS=${BENCH_STORM_VALIDATORS:-10000}
 QR_STORM_TAPS=${BENCH_QR_STORM_TAPS:-1000000}
 PG_ROWS=${BENCH_PG_ROWS:-1000000}
+ONLY=${BENCH_STORM_ONLY:-mix storm qrstorm latency postgres}
+MODES=${BENCH_STORM_MODES:-before_ack after_commit}
 PORT=$((40000 + $$ % 10000))
+MPORT=$((PORT + 2))
 D=$(mktemp -d /var/tmp/tapgate-storm.XXXXXX)
 GW=""
 PG=""
@@ -40,9 +49,11 @@ median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 ratio() { echo "$1 $2" | awk '{ printf "%.3f\n", ($2 > 0 ? $1 / $2 : 0) }'; }
 
 "$BIN/tapgen" --write-keys "$D/fleet.keys" --validators "$STORM_VALIDATORS"
-gateway_start() { # gateway_start NAME: a fresh store $D/NAME, log $D/NAME.log
+wants() { case " $ONLY " in *" $1 "*) return 0 ;; esac; return 1; }
+gateway_start() { # gateway_start NAME [QR_VERIFY]: a fresh store $D/NAME, log $D/NAME.log
 	"$BIN/tapgate" -c config/tapgate.conf -s "store.path=$D/$1" -s "gateway.listen_port=$PORT" \
-		-s gateway.metrics_port=0 -s store.sync=full -s store.commit_batch_taps=4096 \
+		-s gateway.metrics_port=$MPORT -s store.sync=full -s store.commit_batch_taps=4096 \
+		-s "gateway.qr_verify=${2:-before_ack}" \
 		-s dedup.taps_max=16777216 -s "keys.validator_key_file=$D/fleet.keys" >"$D/$1.log" 2>&1 &
 	GW=$!
 	until grep -q "ingress" "$D/$1.log" 2>/dev/null; do
@@ -62,6 +73,16 @@ tapgen_run() { # tapgen_run NAME [options]: $D/NAME.json
 	"$BIN/tapgen" --gateway "127.0.0.1:$PORT" --keys "$D/fleet.keys" --json "$D/$name.json" "$@" \
 		>"$D/$name.out" 2>&1 || { cat "$D/$name.out"; echo "bench: tapgen failed" >&2; exit 1; }
 }
+# verified_s START_NS END_NS JSON: seconds from the storm's first send (tapgen's own start-up,
+# generating the taps, taken off: its wall time less its "seconds") until the gateway reports no
+# QR signature pending. In before_ack mode that is the drain.
+pending() { curl -sf --max-time 10 "http://127.0.0.1:$MPORT/metrics" |
+	awk '$1 == "tapgate_qr_signatures_pending" { print $2 }'; }
+verified_s() {
+	until [ "$(pending)" = 0 ]; do sleep 0.1; done
+	echo "$1 $2 $(date +%s%N) $(jget seconds "$3")" |
+		awk '{ setup = ($2 - $1) / 1e9 - $4; printf "%.1f\n", ($3 - $1) / 1e9 - setup }'
+}
 # The gateway's stop line: "... taps N stored, M duplicate, ...".
 dups_per_tap() { sed -n 's/.* taps \([0-9]*\) stored, \([0-9]*\) duplicate.*/\2 \1/p' "$D/$1.log" |
 	awk '{ printf "%.4f\n", ($2 > 0 ? $1 / $2 : 0) }'; }
@@ -73,38 +94,59 @@ run_mix() { # run_mix NAME MIX TPF TAPS
 	jget taps_per_s "$D/$1.json" >>"$D/$5"
 }
 
-echo "tapgate storm bench: $ROUNDS rounds, in $D"
+echo "tapgate storm bench: $ROUNDS rounds, in $D (rows: $ONLY; modes: $MODES)"
 for r in $(seq "$ROUNDS"); do
-	run_mix "mix32-$r" 60,30,10 32 "$MIX32_TAPS" mix32
-	run_mix "mix1-$r" 60,30,10 1 "$MIX1_TAPS" mix1
-	run_mix "qrh32-$r" 20,20,60 32 "$MIX32_TAPS" qrh32
-	run_mix "qrh1-$r" 20,20,60 1 "$MIX1_TAPS" qrh1
-	gateway_start "storm-$r"
-	tapgen_run "storm-$r" --validators "$STORM_VALIDATORS" --window 4 --taps-per-frame 32 --taps "$STORM_TAPS" \
-		--backlog --give-up-s 120
-	gateway_stop "storm-$r"
-	jget seconds "$D/storm-$r.json" >>"$D/storm_s"
-	dups_per_tap "storm-$r" >>"$D/storm_dups"
-	bound=$("$BIN/ed25519_bound" -s 3 | sed -n 's/.*verifies_per_s=\([0-9]*\).*/\1/p')
-	echo "$bound" >>"$D/ed_bound"
-	gateway_start "qrstorm-$r"
-	tapgen_run "qrstorm-$r" --validators "$STORM_VALIDATORS" --window 4 --taps-per-frame 32 --medium qr \
-		--taps "$QR_STORM_TAPS" --backlog --give-up-s 120
-	gateway_stop "qrstorm-$r"
-	q=$(jget taps_per_s "$D/qrstorm-$r.json")
-	echo "$q" >>"$D/qrstorm"
-	ratio "$q" "$bound" >>"$D/qrstorm_ratio"
-	printf '  round %s: mixed %s/s (1/frame %s)  QR-heavy %s/s (1/frame %s)  storm %s s, %s dup/tap  QR storm %s/s of %s verifies/s\n' \
-		"$r" "$(tail -n 1 "$D/mix32")" "$(tail -n 1 "$D/mix1")" "$(tail -n 1 "$D/qrh32")" "$(tail -n 1 "$D/qrh1")" \
-		"$(tail -n 1 "$D/storm_s")" "$(tail -n 1 "$D/storm_dups")" "$q" "$bound"
+	if wants mix; then
+		run_mix "mix32-$r" 60,30,10 32 "$MIX32_TAPS" mix32
+		run_mix "mix1-$r" 60,30,10 1 "$MIX1_TAPS" mix1
+		run_mix "qrh32-$r" 20,20,60 32 "$MIX32_TAPS" qrh32
+		run_mix "qrh1-$r" 20,20,60 1 "$MIX1_TAPS" qrh1
+		printf '  round %s: mixed %s/s (1/frame %s)  QR-heavy %s/s (1/frame %s)\n' "$r" "$(tail -n 1 "$D/mix32")" \
+			"$(tail -n 1 "$D/mix1")" "$(tail -n 1 "$D/qrh32")" "$(tail -n 1 "$D/qrh1")"
+	fi
+	for m in $MODES; do
+		if wants storm; then
+			gateway_start "storm-$m-$r" "$m"
+			start_ns=$(date +%s%N)
+			tapgen_run "storm-$m-$r" --validators "$STORM_VALIDATORS" --window 4 --taps-per-frame 32 \
+				--taps "$STORM_TAPS" --backlog --give-up-s 120
+			verified_s "$start_ns" "$(date +%s%N)" "$D/storm-$m-$r.json" >>"$D/storm_verified_s.$m"
+			gateway_stop "storm-$m-$r"
+			jget seconds "$D/storm-$m-$r.json" >>"$D/storm_s.$m"
+			dups_per_tap "storm-$m-$r" >>"$D/storm_dups.$m"
+			printf '  round %s, %s: storm %s s to drain, %s dup/tap, every QR verdict after %s s\n' "$r" "$m" \
+				"$(tail -n 1 "$D/storm_s.$m")" "$(tail -n 1 "$D/storm_dups.$m")" "$(tail -n 1 "$D/storm_verified_s.$m")"
+		fi
+		if wants qrstorm; then
+			bound=$("$BIN/ed25519_bound" -s 3 | sed -n 's/.*verifies_per_s=\([0-9]*\).*/\1/p')
+			echo "$bound" >>"$D/ed_bound"
+			gateway_start "qrstorm-$m-$r" "$m"
+			start_ns=$(date +%s%N)
+			tapgen_run "qrstorm-$m-$r" --validators "$STORM_VALIDATORS" --window 4 --taps-per-frame 32 --medium qr \
+				--taps "$QR_STORM_TAPS" --backlog --give-up-s 120
+			verified_s "$start_ns" "$(date +%s%N)" "$D/qrstorm-$m-$r.json" >>"$D/qrstorm_verified_s.$m"
+			gateway_stop "qrstorm-$m-$r"
+			q=$(jget taps_per_s "$D/qrstorm-$m-$r.json")
+			echo "$q" >>"$D/qrstorm.$m"
+			ratio "$q" "$bound" >>"$D/qrstorm_ratio.$m"
+			printf '  round %s, %s: QR storm %s/s of %s verifies/s, every QR verdict after %s s\n' "$r" "$m" "$q" \
+				"$bound" "$(tail -n 1 "$D/qrstorm_verified_s.$m")"
+		fi
+	done
 done
-M32=$(median <"$D/mix32")
-half=$(echo "$M32" | awk '{ printf "%d", $1 / 2 }')
-gateway_start latency
-tapgen_run latency --validators 256 --window 8 --taps-per-frame 32 --taps "$(echo "$half" | awk '{ printf "%d", $1 * 5 }')" \
-	--rate "$half" --linger-ms 20
-gateway_stop latency
+if wants mix; then M32=$(median <"$D/mix32"); fi
+if wants latency && wants mix; then
+	half=$(echo "$M32" | awk '{ printf "%d", $1 / 2 }')
+	for m in $MODES; do
+		gateway_start "latency-$m" "$m"
+		tapgen_run "latency-$m" --validators 256 --window 8 --taps-per-frame 32 \
+			--taps "$(echo "$half" | awk '{ printf "%d", $1 * 5 }')" --rate "$half" --linger-ms 20
+		gateway_stop "latency-$m"
+	done
+fi
 
+pg_rows_s=""
+if wants postgres; then
 # PostgreSQL 15: its own cluster, as a non-root user (initdb refuses root).
 PG_BIN=/usr/lib/postgresql/15/bin
 PG_AS=""
@@ -136,24 +178,43 @@ $PG_AS "$PG_BIN/pg_ctl" -D "$D/pg" -m fast stop >/dev/null
 PG=""
 pg_rows_s=$(echo "$rows $start $end" | awk '{ printf "%.0f\n", $1 / ($3 - $2) }')
 
+fi
 echo
 echo "== tapgate storm bench (medians of $ROUNDS rounds; latency in microseconds)"
 row() { printf '%-58s %12s %10s %s\n' "$1" "$2" "$3" "$4"; }
 met() { awk -v v="$1" -v t="$2" -v op="$3" 'BEGIN { print ((op == ">=" ? v >= t : v <= t) ? "yes" : "NO") }'; }
 row "measure" "value" "target" "met"
-row "acked taps/s, mix 60/30/10, 32 taps/frame" "$M32" "" ""
-row "acked taps/s, mix 60/30/10, 1 tap/frame" "$(median <"$D/mix1")" "" ""
-row "acked taps/s, QR-heavy 20/20/60, 32 taps/frame" "$(median <"$D/qrh32")" "" ""
-row "acked taps/s, QR-heavy 20/20/60, 1 tap/frame" "$(median <"$D/qrh1")" "" ""
-S=$(median <"$D/storm_s"); SD=$(median <"$D/storm_dups")
-row "storm: $STORM_TAPS taps, $STORM_VALIDATORS validators, seconds" "$S" "<=15" "$(met "$S" 15 "<=")"
-row "storm: duplicates processed per unique tap" "$SD" "<=0.1" "$(met "$SD" 0.1 "<=")"
-row "Ed25519 verifies/s, all cores (bench/ed25519_bound)" "$(median <"$D/ed_bound")" "" ""
-row "QR-only storm: $QR_STORM_TAPS taps, acked taps/s" "$(median <"$D/qrstorm")" "" ""
-QR=$(median <"$D/qrstorm_ratio")
-row "QR-only storm / verification bound" "$QR" ">=0.8" "$(met "$QR" 0.8 ">=")"
-P99=$(jget latency_p99_us "$D/latency.json")
-row "ack latency p50 at half of mixed max, 32/frame" "$(jget latency_p50_us "$D/latency.json")" "" ""
-row "ack latency p99 at half of mixed max, 32/frame" "$P99" "<=2000" "$(met "$P99" 2000 "<=")"
-row "PostgreSQL 15 rows/s (INSERT ON CONFLICT, 4096/stmt, sync)" "$pg_rows_s" "" ""
-row "gateway mixed 32/frame / PostgreSQL" "$(ratio "$M32" "$pg_rows_s")" "" ""
+if wants mix; then
+	row "acked taps/s, mix 60/30/10, 32 taps/frame" "$M32" "" ""
+	row "acked taps/s, mix 60/30/10, 1 tap/frame" "$(median <"$D/mix1")" "" ""
+	row "acked taps/s, QR-heavy 20/20/60, 32 taps/frame" "$(median <"$D/qrh32")" "" ""
+	row "acked taps/s, QR-heavy 20/20/60, 1 tap/frame" "$(median <"$D/qrh1")" "" ""
+fi
+if wants qrstorm; then row "Ed25519 verifies/s, all cores (bench/ed25519_bound)" "$(median <"$D/ed_bound")" "" ""; fi
+for m in $MODES; do
+	if wants storm; then
+		S=$(median <"$D/storm_s.$m"); SD=$(median <"$D/storm_dups.$m")
+		row "[$m] storm: $STORM_TAPS taps, $STORM_VALIDATORS validators, s to drain" "$S" "<=15" "$(met "$S" 15 "<=")"
+		row "[$m] storm: duplicates processed per unique tap" "$SD" "<=0.1" "$(met "$SD" 0.1 "<=")"
+		row "[$m] storm: s from first send to every QR verdict" "$(median <"$D/storm_verified_s.$m")" "" ""
+	fi
+	if wants qrstorm; then
+		row "[$m] QR-only storm: $QR_STORM_TAPS taps, acked taps/s" "$(median <"$D/qrstorm.$m")" "" ""
+		QR=$(median <"$D/qrstorm_ratio.$m")
+		if [ "$m" = before_ack ]; then
+			row "[$m] QR-only storm / verification bound" "$QR" ">=0.8" "$(met "$QR" 0.8 ">=")"
+		else # acks no longer wait for verification: the ratio says how far past the bound they go
+			row "[$m] QR-only storm / verification bound" "$QR" "" ""
+		fi
+		row "[$m] QR-only storm: s from first send to every verdict" "$(median <"$D/qrstorm_verified_s.$m")" "" ""
+	fi
+	if wants latency && wants mix; then
+		P99=$(jget latency_p99_us "$D/latency-$m.json")
+		row "[$m] ack latency p50 at half of mixed max, 32/frame" "$(jget latency_p50_us "$D/latency-$m.json")" "" ""
+		row "[$m] ack latency p99 at half of mixed max, 32/frame" "$P99" "<=2000" "$(met "$P99" 2000 "<=")"
+	fi
+done
+if wants postgres; then
+	row "PostgreSQL 15 rows/s (INSERT ON CONFLICT, 4096/stmt, sync)" "$pg_rows_s" "" ""
+	if wants mix; then row "gateway mixed 32/frame / PostgreSQL" "$(ratio "$M32" "$pg_rows_s")" "" ""; fi
+fi

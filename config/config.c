@@ -39,10 +39,12 @@ struct cfg_row {
 static const char *const ingress_names[] = {"io_uring", "recvmmsg", "dpdk", NULL};
 static const char *const switch_names[] = {"off", "on", NULL};
 static const char *const sync_names[] = {"full", "nometasync", "none", NULL};
+static const char *const qr_verify_names[] = {"before_ack", "after_commit", NULL};
 
 #define NAMES_COUNT(a) (sizeof(a) / sizeof((a)[0]) - 1) /* without the NULL */
 static_assert(NAMES_COUNT(ingress_names) == CFG_INGRESS_DPDK + 1, "a name for every enum cfg_ingress, in order");
 static_assert(NAMES_COUNT(sync_names) == CFG_SYNC_NONE + 1, "a name for every enum cfg_sync, in order");
+static_assert(NAMES_COUNT(qr_verify_names) == CFG_QR_VERIFY_AFTER_COMMIT + 1, "a name for every enum cfg_qr_verify");
 
 #define FIELD(f) offsetof(struct cfg, f), sizeof(((struct cfg *)0)->f)
 
@@ -56,6 +58,7 @@ static const struct cfg_row rows[] = {
 	{"gateway", "stop_timeout_s", KIND_U32, FIELD(stop_timeout_s), 1, 3600, "30", NULL, false, false},
 	{"gateway", "verify_threads", KIND_U32, FIELD(verify_threads), 0, 64, "0", NULL, false, false},
 	{"gateway", "shed_backlog_ms", KIND_U32, FIELD(shed_backlog_ms), 0, 10000, "100", NULL, false, false},
+	{"gateway", "qr_verify", KIND_ENUM, FIELD(qr_verify), 0, 0, "before_ack", qr_verify_names, false, false},
 	{"store", "path", KIND_STRING, FIELD(store_path), 0, 0, "var/store", NULL, false, false},
 	{"store", "map_size_mb", KIND_U64, FIELD(map_size_mb), 1, 1u << 24, "1024", NULL, false, false},
 	{"store", "sync", KIND_ENUM, FIELD(sync), 0, 0, "full", sync_names, false, false},

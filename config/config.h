@@ -22,6 +22,11 @@ enum cfg_ingress {
 	CFG_INGRESS_DPDK = 2,
 };
 
+enum cfg_qr_verify {
+	CFG_QR_VERIFY_BEFORE_ACK = 0,   /* a QR signature is verified before the tap's ack */
+	CFG_QR_VERIFY_AFTER_COMMIT = 1, /* after its commit, in the background, before any rating */
+};
+
 enum cfg_sync {
 	CFG_SYNC_FULL = 0,
 	CFG_SYNC_NOMETASYNC = 1,
@@ -39,6 +44,7 @@ struct cfg {
 	uint32_t stop_timeout_s;
 	uint32_t verify_threads;  /* QR signature verifier threads; 0: one per CPU */
 	uint32_t shed_backlog_ms; /* busy replies when queued work exceeds this; 0: never */
+	uint32_t qr_verify;       /* enum cfg_qr_verify */
 	/* [store] */
 	char store_path[CFG_PATH_MAX];
 	uint64_t map_size_mb;

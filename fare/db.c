@@ -31,6 +31,7 @@
 
 #define RATED_MAP_BYTES_INITIAL (1ull << 30) /* 1 GiB; doubled when full */
 #define RATED_DBS 10u
+#define RATED_SCHEMA_VERSION 1u /* docs/OPERATIONS.md section 7: a new format is a new version */
 
 int fare_db_fail(struct fare_db *db, char *err, size_t err_len, const char *what, int rc)
 {
@@ -51,8 +52,9 @@ int fare_db_grow(struct fare_db *db, uint64_t *now_bytes)
 	return st_mdb_grow(db->env, now_bytes);
 }
 
-/* Open the environment and its databases. Returns an LMDB or errno code. */
-static int db_open_env(struct fare_db *db, const char *path, bool read_only)
+/* Open the environment and its databases, and check its format version (*found). Returns an LMDB or
+ * errno code (MDB_VERSION_MISMATCH: another version). */
+static int db_open_env(struct fare_db *db, const char *path, bool read_only, uint32_t *found)
 {
 	MDB_txn *txn = NULL;
 	unsigned create = read_only ? 0 : MDB_CREATE;
@@ -70,6 +72,8 @@ static int db_open_env(struct fare_db *db, const char *path, bool read_only)
 	};
 	for (size_t i = 0; rc == 0 && i < sizeof(dbs) / sizeof(dbs[0]); i++)
 		rc = mdb_dbi_open(txn, dbs[i].name, create, dbs[i].dbi);
+	if (rc == 0)
+		rc = st_mdb_schema(txn, db->meta, RATED_SCHEMA_VERSION, read_only, found);
 	if (rc == 0)
 		rc = mdb_txn_commit(txn);
 	else if (txn)
@@ -90,7 +94,15 @@ int fare_db_open(struct fare_db **out, const char *path, bool read_only, char *e
 		free(db);
 		return rc;
 	}
-	int rc = db_open_env(db, path, read_only);
+	uint32_t found = 0;
+	int rc = db_open_env(db, path, read_only, &found);
+	if (rc == MDB_VERSION_MISMATCH) {
+		snprintf(err, err_len, "rated store %s: written in format version %u; this tapfare reads version %u "
+			 "(docs/OPERATIONS.md section 7): nothing was changed", path, found, RATED_SCHEMA_VERSION);
+		mdb_env_close(db->env);
+		free(db);
+		return FARE_ERR_STORE;
+	}
 	if (rc != 0) {
 		int frc = fare_db_fail(db, err, err_len, rc == MDB_NOTFOUND ? "nothing rated yet" : "cannot open", rc);
 		if (db->env)

@@ -132,6 +132,8 @@ int fare_feed_load_files_opts(struct fare_feed **out, const char *label, const s
 			      const struct fare_load_opts *opts, struct fare_feed_report *rep);
 /* The feed's ISO 4217 currency ("" when it has no product) and its minor units. */
 const char *fare_feed_currency(const struct fare_feed *f, unsigned *minor_units);
+/* The minor units of an ISO 4217 code (JPY 0, CNY 2, KWD 3), or -1 for a code that is not one. */
+int fare_currency_minor_units(const char *code);
 /* The feed's agency_timezone ("" when agency.txt is absent). */
 const char *fare_feed_timezone(const struct fare_feed *f);
 void fare_feed_free(struct fare_feed *f);
@@ -216,6 +218,8 @@ void fare_db_close(struct fare_db *db);
 
 struct fare_run_options {
 	uint32_t through_day; /* rate every unrated day up to this business day */
+	uint32_t rerate_unrated_day; /* 0, or a rated day: rate again, with this run's feed, its token-days that
+					hold an unrated leg no later revision priced (the differences: adjustment legs) */
 	bool quiet;           /* no progress lines on stderr */
 };
 
@@ -223,6 +227,9 @@ struct fare_run_stats {
 	uint64_t taps_scanned, taps_rated, taps_late, taps_undecodable;
 	uint64_t days_rated, legs_written, adjustment_legs, audit_lines, norule_legs;
 	uint64_t tokens_rerated;
+	uint64_t taps_forged;  /* QR taps the gateway found forged after their commit: skipped, never rated */
+	uint64_t taps_waiting; /* taps beyond the QR verified frontier: left for a later run */
+	uint64_t qr_frontier;  /* the gateway's verified frontier this run read through */
 };
 
 /*
@@ -255,6 +262,7 @@ struct fare_query {
 	uint8_t medium;    /* 0: every token */
 	uint32_t issuer;
 	uint64_t token_id;
+	bool unrated_only; /* fare_print_legs: only the legs flagged unrated (FARE_LEG_NORULE) */
 };
 
 /*

@@ -89,6 +89,7 @@ struct fare_join_rule {
 	int32_t from_network, to_network;
 	int32_t from_stop, to_stop; /* -1: any (then the legs must meet at one station) */
 	uint32_t line;              /* in fare_leg_join_rules.txt, for quote's explanations */
+	bool excluded;              /* a row refused by check, kept so the legs it would join are unrated */
 };
 
 struct fare_timeframe {

@@ -694,27 +694,31 @@ enum { /* the columns of fare_leg_join_rules, in its column table */
 	JOIN_RULE_TO_STOP_ID
 };
 
+/* As leg rules: each field checked on its own, and with exclude_bad_rows a refused row is kept as excluded
+ * (its bad fields as wildcards), so every pair of legs it could have joined is unrated, not priced apart. */
 static int join_rule_row(struct loader *ld, const struct csv_row *r, const int *c)
 {
 	struct fare_feed *f = ld->f;
-	struct fare_join_rule j;
-	int rc;
-	if ((rc = fare_get_ref(ld, r, c[JOIN_RULE_FROM_NETWORK_ID], &f->networks, "network_id", true, &j.from_network)) != 0)
-		return rc;
-	if ((rc = fare_get_ref(ld, r, c[JOIN_RULE_TO_NETWORK_ID], &f->networks, "network_id", true, &j.to_network)) != 0)
-		return rc;
-	if ((rc = fare_get_ref(ld, r, c[JOIN_RULE_FROM_STOP_ID], &f->stops, "stop_id", false, &j.from_stop)) != 0)
-		return rc;
-	if ((rc = fare_get_ref(ld, r, c[JOIN_RULE_TO_STOP_ID], &f->stops, "stop_id", false, &j.to_stop)) != 0)
-		return rc;
-	if ((j.from_stop < 0) != (j.to_stop < 0))
-		return fare_fail(ld, r->line, (j.from_stop < 0 ? c[JOIN_RULE_FROM_STOP_ID] : c[JOIN_RULE_TO_STOP_ID]) + 1, "from_stop_id and to_stop_id go together");
-	j.line = r->line;
+	struct fare_join_rule j = {.line = r->line};
+	int bad = 0;
+	bad |= fare_get_ref(ld, r, c[JOIN_RULE_FROM_NETWORK_ID], &f->networks, "network_id", true, &j.from_network);
+	bad |= fare_get_ref(ld, r, c[JOIN_RULE_TO_NETWORK_ID], &f->networks, "network_id", true, &j.to_network);
+	bad |= fare_get_ref(ld, r, c[JOIN_RULE_FROM_STOP_ID], &f->stops, "stop_id", false, &j.from_stop);
+	bad |= fare_get_ref(ld, r, c[JOIN_RULE_TO_STOP_ID], &f->stops, "stop_id", false, &j.to_stop);
+	if (!bad && (j.from_stop < 0) != (j.to_stop < 0))
+		bad |= fare_fail(ld, r->line, (j.from_stop < 0 ? c[JOIN_RULE_FROM_STOP_ID] : c[JOIN_RULE_TO_STOP_ID]) + 1,
+				 "from_stop_id and to_stop_id go together");
+	if (bad && !ld->opts->exclude_bad_rows)
+		return FARE_ERR_FEED;
+	if (bad && j.from_stop != j.to_stop && (j.from_stop < 0 || j.to_stop < 0))
+		j.from_stop = j.to_stop = -1; /* one of the pair refused: any station where the legs meet */
+	j.excluded = bad != 0;
 	struct fare_join_rule *p = PUSH(f->join_rules, f->njoin_rules);
 	if (!p)
 		return FARE_ERR_NOMEM;
 	*p = j;
-	return 0;
+	f->nexcluded += j.excluded;
+	return bad ? FARE_ERR_FEED : 0;
 }
 LOAD(load_fare_leg_join_rules, join_rule_row,
 	[JOIN_RULE_FROM_NETWORK_ID] = {"from_network_id", true},

@@ -115,12 +115,14 @@ int fare_legs_each(struct fare_db *db, const struct fare_query *q, fare_leg_fn f
 struct print_arg {
 	FILE *out;
 	struct fare_clock *clk;
-	bool no_version;
+	bool no_version, unrated_only;
 };
 
 static int print_one(void *arg, const struct fare_leg *l, const struct fare_feed *f)
 {
 	struct print_arg *a = arg;
+	if (a->unrated_only && !(l->flags & FARE_LEG_NORULE))
+		return 0;
 	print_leg(a->out, a->clk, f, l, a->no_version);
 	return 0;
 }
@@ -128,7 +130,7 @@ static int print_one(void *arg, const struct fare_leg *l, const struct fare_feed
 int fare_print_legs(struct fare_db *db, struct fare_clock *clk, const struct fare_query *q, bool no_version,
 		    FILE *out, char *err, size_t err_len)
 {
-	struct print_arg a = {.out = out, .clk = clk, .no_version = no_version};
+	struct print_arg a = {.out = out, .clk = clk, .no_version = no_version, .unrated_only = q->unrated_only};
 	return fare_legs_each(db, q, print_one, &a, err, err_len);
 }
 

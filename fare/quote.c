@@ -131,7 +131,10 @@ static void hms(struct quote *q, uint64_t us, char out[16])
 static void why_unrated(struct quote *q, const struct rate_leg *rl, FILE *out)
 {
 	const struct fare_feed *f = q->f;
-	if (rl->alone.excluded || rl->as_transfer.excluded)
+	if (rl->refused_join >= 0)
+		fprintf(out, " why=\"fare_leg_join_rules.txt:%u was refused by check (--exclude-bad-rows): the legs it "
+			     "would join are unrated\"", f->join_rules[rl->refused_join].line);
+	else if (rl->alone.excluded || rl->as_transfer.excluded)
 		fprintf(out, " why=\"fare_leg_rules.txt:%u was refused by check (--exclude-bad-rows): its legs are unrated\"",
 			f->leg_rules[rl->alone.excluded ? rl->alone.rule : rl->as_transfer.rule].line);
 	else if (rl->as_transfer.found)

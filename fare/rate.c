@@ -268,7 +268,7 @@ static void leg_init(struct rate_ctx *ctx, struct rate_leg *rl, const struct far
 	memset(rl, 0, sizeof(*rl));
 	rl->group = -1;
 	rl->promotion = -1;
-	rl->rule = rl->transfer_rule = -1;
+	rl->rule = rl->transfer_rule = rl->refused_join = -1;
 	rl->alone.rule = rl->as_transfer.rule = -1;
 	rl->route_ix = route_ix(ctx, a);
 	rl->from_ix = stop_ix(ctx, a);
@@ -470,6 +470,16 @@ static void join_run(struct rate_ctx *ctx, struct rate_leg *legs, unsigned head,
 	}
 }
 
+/* Legs head .. last that a refused join rule would join: unrated, each, never priced apart. */
+static void refuse_run(struct rate_leg *legs, unsigned head, unsigned last, int32_t rule)
+{
+	static const struct rule_match none = {.rule = -1, .product = -1, .group = -1};
+	for (unsigned i = head; i <= last; i++) {
+		price_match(&legs[i], &none);
+		legs[i].refused_join = rule;
+	}
+}
+
 /* Runs of consecutive legs each joined to the next by a join rule become one effective fare leg each. */
 static void join_legs(struct rate_ctx *ctx, struct rate_leg *legs, unsigned n)
 {
@@ -478,10 +488,16 @@ static void join_legs(struct rate_ctx *ctx, struct rate_leg *legs, unsigned n)
 		return;
 	for (unsigned i = 0; i < n;) {
 		unsigned k = i;
+		int32_t j, refused = -1;
 		while (k + 1 < n && k - i < JOIN_RUN_MAX && joinable(&legs[k]) && joinable(&legs[k + 1]) &&
-		       fare_rate_join_rule(f, &legs[k], &legs[k + 1]) >= 0)
+		       (j = fare_rate_join_rule(f, &legs[k], &legs[k + 1])) >= 0) {
+			if (f->join_rules[j].excluded && refused < 0)
+				refused = j;
 			k++;
-		if (k > i)
+		}
+		if (refused >= 0)
+			refuse_run(legs, i, k, refused);
+		else if (k > i)
 			join_run(ctx, legs, i, k);
 		i = k + 1;
 	}
@@ -510,7 +526,7 @@ static bool transfer_from(const struct rate_leg *rl)
 
 static bool transfer_to(const struct rate_leg *rl)
 {
-	return !(rl->leg.flags & (FARE_LEG_PURCHASE | FARE_LEG_INCOMPLETE)) &&
+	return !(rl->leg.flags & (FARE_LEG_PURCHASE | FARE_LEG_INCOMPLETE)) && rl->refused_join < 0 &&
 	       (rl->alone.found || rl->as_transfer.found);
 }
 

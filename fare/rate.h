@@ -50,6 +50,7 @@ struct rate_leg {
 	uint32_t route_ix, from_ix, to_ix; /* feed indices, FARE_NO_INDEX when the code maps to nothing */
 	struct rule_match alone, as_transfer; /* the leg's rule on its own, and reached by a transfer */
 	int32_t rule, transfer_rule;          /* what priced it (-1 none), for quote's explanation */
+	int32_t refused_join;                 /* a refused join rule (exclude_bad_rows) would join it: unrated; -1 */
 	int32_t media, category;              /* feed indices it was priced for */
 };
 

@@ -251,6 +251,38 @@ __attribute__((format(printf, 2, 3))) void fare_run_progress(const struct run *r
 	va_end(ap);
 }
 
+/*
+ * A day rated again (rerate_unrated_day) must be rated, and by a feed of the
+ * run's currency: its adjustments are settled with its earlier legs, in one
+ * currency. Returns 0, FARE_ERR_INVALID (err says why), FARE_ERR_VERSION, FARE_ERR_STORE.
+ */
+static int rerate_check(struct run *r, MDB_txn *txn, uint32_t day)
+{
+	uint8_t dk[4];
+	struct day_state ds;
+	struct fare_feed *was = NULL;
+	be32_put(dk, day);
+	MDB_val k = {.mv_size = 4, .mv_data = dk}, v;
+	if (!fare_run_set_has(&r->rated, day) || mdb_get(txn, r->db->days, &k, &v) != 0 || v.mv_size != sizeof(ds)) {
+		snprintf(r->err, r->err_len, "business day %u is not rated: there is nothing to rate again", day);
+		return FARE_ERR_INVALID;
+	}
+	memcpy(&ds, v.mv_data, sizeof(ds));
+	int rc = fare_db_feed(r->db, txn, ds.version, &was, r->err, r->err_len);
+	if (rc != 0)
+		return rc;
+	const char *old_cur = fare_feed_currency(was, NULL), *new_cur = fare_feed_currency(r->feed, NULL);
+	if (old_cur[0] && new_cur[0] && strcmp(old_cur, new_cur) != 0) {
+		snprintf(r->err, r->err_len,
+			 "business day %u was rated in %s (feed version %016llx); feed %016llx is in %s: a day is rated in "
+			 "one currency", day, old_cur, (unsigned long long)ds.version,
+			 (unsigned long long)r->feed->version, new_cur);
+		rc = FARE_ERR_INVALID;
+	}
+	fare_feed_free(was);
+	return rc;
+}
+
 static void run_free(struct run *r)
 {
 	free(r->ctx.memo);
@@ -259,6 +291,7 @@ static void run_free(struct run *r)
 	free(r->daymin_days.days);
 	free(r->daymin_seq);
 	free(r->taps);
+	free(r->forged);
 	free(r->groups);
 	free(r->legs);
 }
@@ -296,6 +329,8 @@ int fare_run(struct fare_db *db, struct st_env *log, const struct fare_feed *fee
 		rc = fare_run_fail_store(&r, "beginning a read", rc);
 	if (rc == 0)
 		rc = load_state(&r, txn);
+	if (rc == 0 && opt->rerate_unrated_day)
+		rc = rerate_check(&r, txn, opt->rerate_unrated_day);
 	if (rc == 0)
 		rc = fare_run_scan_log(&r);
 	if (rc == 0)

@@ -59,6 +59,10 @@ struct run {
 	bool week_cascade[4], month_cascade[4]; /* a late tap re-rates the rest of the week / month */
 	uint64_t now_us;
 	int scan_rc; /* why the log walk stopped early: FARE_ERR_LOG, FARE_ERR_NOMEM (err says) */
+	/* the gateway's QR verdicts: rate only through the frontier, never a forged tap */
+	uint64_t qr_frontier;
+	uint64_t *forged; /* seqs of the forged taps from the scan's start, ascending */
+	size_t forged_n, forged_cap, forged_next;
 };
 
 /* Run one write step (a whole transaction); on MDB_MAP_FULL the map is doubled and it runs again. */

@@ -136,6 +136,85 @@ static int add_token_day(struct run *r, MDB_txn *txn, const struct token_day *td
 	return rc;
 }
 
+/* The legs of one token-day seen so far by unrated_scan: each identity's latest revision. */
+struct latest_rev {
+	uint64_t first_seq;
+	uint16_t rev;
+	bool unrated;
+};
+
+#define TOKEN_DAY_LEGS_MAX 1024u
+
+/* Whether a token-day's legs leave some leg unrated: its latest revision flagged norule. */
+static bool any_open_unrated(const struct latest_rev *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (v[i].unrated)
+			return true;
+	return false;
+}
+
+/* A tap that names a token-day (never rated: it only says which token-day to rate again). */
+static int push_marker(struct fare_tap **out, size_t *n, size_t *cap, const struct fare_leg *l)
+{
+	if (*n == *cap) {
+		size_t c = *cap ? *cap * 2 : 64;
+		struct fare_tap *g = realloc(*out, c * sizeof(*g));
+		if (!g)
+			return ENOMEM;
+		*out = g;
+		*cap = c;
+	}
+	(*out)[(*n)++] = (struct fare_tap){.day = l->day, .medium = l->medium, .issuer = l->issuer,
+					  .token_id = l->token_id, .pad = 1};
+	return 0;
+}
+
+/*
+ * The token-days of r->opt->rerate_unrated_day holding a leg whose latest
+ * revision is unrated (FARE_LEG_NORULE): one marker tap each in *out (free
+ * it). Legs come in key order, so a token-day's revisions are together.
+ * Returns 0 or an LMDB / errno code.
+ */
+static int unrated_token_days(struct run *r, MDB_txn *txn, struct fare_tap **out, size_t *n)
+{
+	uint8_t prefix[4];
+	struct latest_rev seen[TOKEN_DAY_LEGS_MAX];
+	size_t nseen = 0, cap = 0;
+	struct fare_leg prev = {0};
+	MDB_cursor *c;
+	be32_put(prefix, r->opt->rerate_unrated_day);
+	MDB_val k = {.mv_size = 4, .mv_data = prefix}, v;
+	int rc = mdb_cursor_open(txn, r->db->legs, &c);
+	for (rc = rc ? rc : mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		struct fare_leg l;
+		if (k.mv_size != LEG_KEY_BYTES || memcmp(k.mv_data, prefix, 4) != 0)
+			break;
+		if (v.mv_size != sizeof(l)) {
+			rc = MDB_CORRUPTED;
+			break;
+		}
+		memcpy(&l, v.mv_data, sizeof(l));
+		if (nseen > 0 && (l.medium != prev.medium || l.issuer != prev.issuer || l.token_id != prev.token_id)) {
+			if (any_open_unrated(seen, nseen) && (rc = push_marker(out, n, &cap, &prev)) != 0)
+				break;
+			nseen = 0;
+		}
+		size_t i = 0;
+		while (i < nseen && seen[i].first_seq != l.first_seq)
+			i++;
+		if (i == nseen && nseen < TOKEN_DAY_LEGS_MAX)
+			seen[nseen++] = (struct latest_rev){.first_seq = l.first_seq};
+		if (i < nseen && l.rev >= seen[i].rev) /* revisions come in order: the last one stays */
+			seen[i].rev = l.rev, seen[i].unrated = (l.flags & (FARE_LEG_NORULE | FARE_LEG_VANISHED)) == FARE_LEG_NORULE;
+		prev = l;
+	}
+	if ((rc == 0 || rc == MDB_NOTFOUND) && nseen > 0 && any_open_unrated(seen, nseen))
+		rc = push_marker(out, n, &cap, &prev);
+	mdb_cursor_close(c);
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
 /*
  * The token-days to rate again: each late tap's, and on a medium with a
  * weekly cap, the token's later rated days of the same week (their week total
@@ -143,20 +222,32 @@ static int add_token_day(struct run *r, MDB_txn *txn, const struct token_day *td
  */
 int fare_run_add_old_taps(struct run *r, MDB_txn *txn)
 {
-	size_t nlate = r->ntaps, n = 0;
-	if (r->st->taps_late == 0)
+	size_t nlate = r->ntaps, n = 0, nmarkers = 0;
+	struct fare_tap *markers = NULL;
+	int rc = r->opt->rerate_unrated_day ? unrated_token_days(r, txn, &markers, &nmarkers) : 0;
+	if (rc != 0) {
+		free(markers);
+		return fare_run_fail_store(r, "reading the unrated legs of the day to rate again", rc);
+	}
+	if (r->st->taps_late == 0 && nmarkers == 0)
 		return 0;
-	if (fare_run_sort_taps(r) != 0)
-		return FARE_ERR_NOMEM;
-	struct token_day *tds = malloc((nlate * 31 + 1) * sizeof(*tds));
-	if (!tds)
-		return FARE_ERR_NOMEM;
-	struct fare_tap *late = malloc(nlate * sizeof(*late) + 1);
-	if (!late) {
-		free(tds);
+	if (fare_run_sort_taps(r) != 0) {
+		free(markers);
 		return FARE_ERR_NOMEM;
 	}
-	memcpy(late, r->taps, nlate * sizeof(*late)); /* fare_run_push_tap moves r->taps */
+	nlate += nmarkers; /* the markers are late taps for this phase only: they are never rated */
+	struct token_day *tds = malloc((nlate * 31 + 1) * sizeof(*tds));
+	struct fare_tap *late = malloc(nlate * sizeof(*late) + 1);
+	if (!tds || !late) {
+		free(tds);
+		free(late);
+		free(markers);
+		return FARE_ERR_NOMEM;
+	}
+	memcpy(late, r->taps, r->ntaps * sizeof(*late)); /* fare_run_push_tap moves r->taps */
+	if (nmarkers)
+		memcpy(late + r->ntaps, markers, nmarkers * sizeof(*late));
+	free(markers);
 	for (size_t i = 0; i < nlate; i++) {
 		const struct fare_tap *t = &late[i];
 		if (t->pad != 1 || (i > 0 && fare_run_same_token_day(&late[i - 1], t) && late[i - 1].pad == 1))
@@ -172,7 +263,6 @@ int fare_run_add_old_taps(struct run *r, MDB_txn *txn)
 		}
 	}
 	qsort(tds, n, sizeof(*tds), cmp_token_day);
-	int rc = 0;
 	for (size_t i = 0; i < n && rc == 0; i++)
 		if (i == 0 || cmp_token_day(&tds[i - 1], &tds[i]) != 0)
 			rc = add_token_day(r, txn, &tds[i]);

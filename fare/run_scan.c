@@ -15,11 +15,25 @@ static bool to_rate(const struct run *r, uint32_t day)
 	return day <= r->opt->through_day && !fare_run_set_has(&r->rated, day);
 }
 
+/* Is the tap at seq one the gateway found forged? The scan asks in ascending seq order. */
+static bool forged(struct run *r, uint64_t seq)
+{
+	while (r->forged_next < r->forged_n && r->forged[r->forged_next] < seq)
+		r->forged_next++;
+	return r->forged_next < r->forged_n && r->forged[r->forged_next] == seq;
+}
+
 static int on_tap(void *arg, uint64_t seq, const struct st_tap_meta *meta, const uint8_t *record)
 {
 	struct run *r = arg;
 	struct fare_tap t;
+	if (seq > r->qr_frontier)
+		return 1; /* a QR tap from here on may have no verdict yet: a later run reads on */
 	r->last_seq = seq;
+	if (forged(r, seq)) {
+		r->st->taps_forged++;
+		return 0;
+	}
 	r->st->taps_scanned++;
 	if (!r->opt->quiet && r->st->taps_scanned % PROGRESS_TAPS == 0)
 		fprintf(stderr, "tapfare: read %llu taps of the log (seq %llu)\n",
@@ -65,6 +79,51 @@ static int on_log_fault(void *arg, const struct st_log_fault *f)
 	return 1;
 }
 
+static int on_forged(void *arg, uint64_t seq, const struct st_tap_meta *meta, const uint8_t *record)
+{
+	struct run *r = arg;
+	(void)meta, (void)record;
+	if (r->forged_n == r->forged_cap) {
+		size_t cap = r->forged_cap ? r->forged_cap * 2 : 256;
+		uint64_t *grown = realloc(r->forged, cap * sizeof(*grown));
+		if (!grown) {
+			r->scan_rc = FARE_ERR_NOMEM;
+			return 1;
+		}
+		r->forged = grown;
+		r->forged_cap = cap;
+	}
+	r->forged[r->forged_n++] = seq;
+	return 0;
+}
+
+/*
+ * The gateway's QR verdicts (gateway.qr_verify = after_commit): the verified
+ * frontier, and the forged taps from `from` on. Taps beyond the frontier are
+ * left to a later run, with a line saying how many. Returns 0 or FARE_ERR_*.
+ */
+static int qr_verdicts_load(struct run *r, uint64_t from)
+{
+	uint64_t next = 0;
+	int rc = st_qr_frontier(r->log, &r->qr_frontier);
+	if (rc == 0)
+		rc = st_qr_forged_scan(r->log, from, on_forged, r);
+	if (r->scan_rc != 0)
+		return r->scan_rc;
+	if (rc == 0)
+		rc = st_log_next_seq(r->log, &next);
+	if (rc != 0)
+		return fare_run_fail_log(r, "reading the QR verdicts from", from, rc);
+	r->st->qr_frontier = r->qr_frontier;
+	r->st->taps_waiting = next - 1 > r->qr_frontier ? next - 1 - r->qr_frontier : 0;
+	if (r->st->taps_waiting > 0 && !r->opt->quiet)
+		fprintf(stderr,
+			"tapfare: %llu taps after seq %llu wait for the gateway to verify their QR signatures "
+			"(tapgate_qr_signatures_pending): the next run rates them\n",
+			(unsigned long long)r->st->taps_waiting, (unsigned long long)r->qr_frontier);
+	return 0;
+}
+
 int fare_run_scan_log(struct run *r)
 {
 	uint64_t from = r->cursor + 1;
@@ -72,7 +131,10 @@ int fare_run_scan_log(struct run *r)
 		if (to_rate(r, r->daymin_days.days[i]) && r->daymin_seq[i] < from)
 			from = r->daymin_seq[i];
 	r->last_seq = r->cursor;
-	int rc = st_log_check(r->log, from, on_tap, on_log_fault, r);
+	int rc = qr_verdicts_load(r, from);
+	if (rc != 0)
+		return rc;
+	rc = st_log_check(r->log, from, on_tap, on_log_fault, r);
 	if (r->scan_rc != 0)
 		return r->scan_rc;
 	if (rc != 0)

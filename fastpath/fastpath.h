@@ -165,6 +165,13 @@ struct fp_counters {
 	_Atomic uint64_t taps_duplicate;
 	_Atomic uint64_t taps_conflict;
 	_Atomic uint64_t qr_signatures_verified; /* Ed25519 verifications done (each costs ~110 us) */
+	/* gateway.qr_verify = after_commit: QR taps committed with no verdict yet (the writer, and at
+	 * start-up those found beyond the frontier), verdicts recorded durably and forged taps among
+	 * them (the background verifier); pending = qr_pending_added - qr_verdicts */
+	_Atomic uint64_t qr_pending_added;
+	_Atomic uint64_t qr_verdicts;
+	_Atomic uint64_t qr_forged;
+	_Atomic uint64_t qr_frontier; /* the verified frontier, as last committed */
 	_Atomic uint64_t taps_rejected[FP_REASON_COUNT];
 	_Atomic uint64_t frames_dropped[FP_DROP_COUNT];
 	_Atomic uint64_t frames_acked;
@@ -217,6 +224,7 @@ struct fp_pipeline_options {
 	uint32_t amount_fen_max;
 	uint8_t qr_public_key[32];
 	uint32_t verify_threads;  /* verifier lanes for QR signatures, 1 .. 64 */
+	bool qr_verify_after_commit; /* QR signatures verified after the commit, in the background */
 	uint32_t shed_backlog_ms; /* refuse frames (busy) when the queued work exceeds this; 0: never */
 	bool log_rebuild_progress;
 	/* While stopping, how long the writer retries a store that refuses to

@@ -50,6 +50,30 @@ struct fp_job {
 
 /* Verify the QR signature of tap i straight from the wire bytes. True if it verifies. */
 bool fp_job_signature_ok(const struct fp_job *job, unsigned i, const uint8_t public_key[32]);
+/* The same for a QR tap record as it arrived and as the log keeps it (a QR record is FP_QR_BYTES). */
+bool fp_qr_record_signature_ok(const uint8_t *record, const uint8_t public_key[32]);
+
+/*
+ * The background QR verifier (fastpath/verdict.c), for gateway.qr_verify =
+ * after_commit: it walks the log's committed taps beyond the verified
+ * frontier in order, verifies each QR signature on low-priority threads, and
+ * commits the verdicts (frontier, forged taps) in batches. In before_ack mode
+ * it verifies only what an earlier after_commit run left pending; then the
+ * writer moves the frontier with each commit (fp_qv_writer_frontier). It reads the writer's progress from
+ * ctr->log_next_seq; nothing it does holds the ingress or the writer up
+ * except its own commits (a few a second) on LMDB's writer lock.
+ */
+struct fp_qv;
+/* Start it. seq_next: the log's next seq now (before any tap of this run).
+ * Returns 0, FP_PIPE_ERR_NOMEM, FP_PIPE_ERR_STORE, FP_PIPE_ERR_THREAD. */
+int fp_qv_create(struct fp_qv **out, struct st_env *env, struct fp_counters *ctr, bool after_commit,
+		 uint64_t seq_next, unsigned threads, const uint8_t qr_public_key[32]);
+/* True once the writer records the frontier in its commits (before_ack, nothing left to verify). */
+bool fp_qv_writer_frontier(const struct fp_qv *qv);
+/* A reload: codes are checked against this key, and the one it replaces (a rotation). */
+void fp_qv_key_set(struct fp_qv *qv, const uint8_t qr_public_key[32]);
+/* Stop it after the writer has stopped: commit the verdicts it has, then free it. */
+void fp_qv_destroy(struct fp_qv *qv);
 
 /*
  * The verifier stage: lanes of verifier threads, each with a bounded FIFO of

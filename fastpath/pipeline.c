@@ -70,6 +70,7 @@ struct fp_pipeline {
 	struct fp_keys *keys;  /* owned; replaced between bursts by auth_take() */
 	_Atomic(struct auth_update *) auth_next; /* a reload waiting for the next burst */
 	struct fp_vf_stage *verifiers;
+	struct fp_qv *qr_verdicts; /* the background verifier: verdicts after the commit */
 	/* busy replies: they leave before the acks, without passing the writer */
 	uint32_t busy_head, busy_tail, busy_peeked;
 	struct fp_ack_out *busy;
@@ -83,6 +84,7 @@ struct fp_pipeline {
 	uint64_t validators_flushed_mono_us;
 	struct st_wtxn *txn;
 	uint32_t txn_taps;
+	uint32_t txn_qr_unverified; /* after_commit: QR taps of this txn, their signatures not verified */
 	uint64_t txn_first_mono_us;
 	uint64_t txn_busy_us;  /* time the writer worked on this txn's jobs */
 	uint64_t txn_job_taps; /* taps of those jobs, whatever their status */
@@ -175,6 +177,10 @@ static void tap_screen(const struct fp_pipeline *p, struct fp_job *job, unsigned
 	job->screen[i] = SCREEN_INSERT;
 	if (tap.medium != FP_MEDIUM_QR)
 		return;
+	if (p->opt.qr_verify_after_commit) { /* the signature waits for the background verifier (verdict.c) */
+		job->reason[i] = (uint8_t)qr_expiry_check(p, &tap);
+		return;
+	}
 	if (fp_dedup_find(p->dedup, job->key[i], job->content[i], job->hdr.validator_id) == FP_DEDUP_DUPLICATE) {
 		job->screen[i] = SCREEN_DUPLICATE;
 		return;
@@ -532,6 +538,7 @@ int fp_pipeline_auth_replace(struct fp_pipeline *p, struct fp_keys *keys, const 
 	}
 	u->keys = keys;
 	memcpy(u->qr_public_key, qr_public_key, sizeof(u->qr_public_key));
+	fp_qv_key_set(p->qr_verdicts, qr_public_key);
 	/* A reload the ingress has not taken yet is overtaken: only one can be taken. */
 	struct auth_update *old = atomic_exchange(&p->auth_next, u);
 	if (old != NULL) {
@@ -747,6 +754,7 @@ static int job_write(struct fp_pipeline *p, const struct fp_job *job)
 				return rc;
 			p->seq_next++;
 			p->txn_taps++;
+			p->txn_qr_unverified += p->opt.qr_verify_after_commit && job->medium[i] == FP_MEDIUM_QR;
 		} else {
 			rc = st_quarantine_put(p->txn, &meta, rec);
 			if (rc != 0 && rc != ST_ERR_EXISTS)
@@ -797,6 +805,10 @@ static int batch_commit(struct fp_pipeline *p)
 				atomic_load_explicit(&p->stopping, PX_RELAXED);
 	if (flush_validators)
 		rc = validators_flush(p);
+	/* before_ack, nothing left to verify: this commit's taps have their verdicts (verify.c) */
+	bool frontier = fp_qv_writer_frontier(p->qr_verdicts);
+	if (rc == 0 && frontier)
+		rc = st_qr_frontier_put(p->txn, p->seq_next - 1);
 	if (rc == 0)
 		rc = st_wtxn_commit(p->txn);
 	else
@@ -816,9 +828,14 @@ static int batch_commit(struct fp_pipeline *p)
 	ctr_add(p->ctr->commit_batch_hist[fp_hist_bucket(p->txn_taps)], 1);
 	ctr_add(p->ctr->commit_latency_hist[fp_hist_bucket(latency_us)], 1);
 	ctr_add(p->ctr->commit_latency_us_sum, latency_us);
-	ctr_set(p->ctr->log_next_seq, p->seq_next);
+	/* pending first: the background verifier reads log_next_seq (acquire), then verifies up to it */
+	ctr_add(p->ctr->qr_pending_added, p->txn_qr_unverified);
+	atomic_store_explicit(&p->ctr->log_next_seq, p->seq_next, memory_order_release);
+	if (frontier)
+		ctr_set(p->ctr->qr_frontier, p->seq_next - 1);
 	p->seq_committed_next = p->seq_next;
 	p->txn_taps = 0;
+	p->txn_qr_unverified = 0;
 	publish_committed(p, p->written);
 	return 0;
 }
@@ -834,6 +851,7 @@ static void batch_failed(struct fp_pipeline *p, int rc, unsigned *failures)
 		st_wtxn_abort(p->txn);
 	p->txn = NULL;
 	p->txn_taps = 0;
+	p->txn_qr_unverified = 0;
 	p->txn_busy_us = p->txn_job_taps = 0;
 	p->written = atomic_load_explicit(&p->committed, PX_RELAXED);
 	p->seq_next = p->seq_committed_next;
@@ -1065,6 +1083,9 @@ int fp_pipeline_create(struct fp_pipeline **out, const struct fp_pipeline_option
 		rc = dedup_rebuild(p);
 	p->seq_committed_next = p->seq_next;
 	ctr_set(ctr->log_next_seq, p->seq_next);
+	if (rc == 0)
+		rc = fp_qv_create(&p->qr_verdicts, env, ctr, opt->qr_verify_after_commit, p->seq_next,
+				  opt->verify_threads, opt->qr_public_key);
 	ctr_set(ctr->map_size_bytes, st_env_map_size(env));
 	ctr_set(ctr->dedup_capacity, opt->dedup_taps_max);
 	if (rc == 0 && pthread_create(&p->writer, NULL, writer_main, p) != 0)
@@ -1094,6 +1115,7 @@ void fp_pipeline_destroy(struct fp_pipeline *p)
 		fp_pipeline_stop(p);
 		pthread_join(p->writer, NULL);
 	}
+	fp_qv_destroy(p->qr_verdicts); /* after the writer: its last verdicts cover every commit */
 	fp_vf_destroy(p->verifiers);
 	struct auth_update *u = atomic_exchange(&p->auth_next, NULL);
 	if (u != NULL) {

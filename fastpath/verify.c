@@ -62,11 +62,16 @@ struct fp_vf_stage {
 	struct fp_vf_lane lane[VF_LANES_MAX];
 };
 
-bool fp_job_signature_ok(const struct fp_job *job, unsigned i, const uint8_t public_key[32])
+bool fp_qr_record_signature_ok(const uint8_t *record, const uint8_t public_key[32])
 {
-	const uint8_t *signed_bytes = job->frame + job->rec_off[i] + FP_TAP_COMMON_BYTES;
+	const uint8_t *signed_bytes = record + FP_TAP_COMMON_BYTES;
 	return crypto_sign_verify_detached(signed_bytes + FP_QR_PAYLOAD_BYTES, signed_bytes, FP_QR_PAYLOAD_BYTES,
 					   public_key) == 0;
+}
+
+bool fp_job_signature_ok(const struct fp_job *job, unsigned i, const uint8_t public_key[32])
+{
+	return fp_qr_record_signature_ok(job->frame + job->rec_off[i], public_key);
 }
 
 static void lane_verify(struct fp_vf_lane *l, struct fp_job *job)

@@ -109,6 +109,7 @@ static void pipeline_options(const struct cfg *c, struct fp_pipeline_options *o)
 		.amount_fen_max = c->amount_fen_max,
 		.verify_threads = c->verify_threads,
 		.shed_backlog_ms = c->shed_backlog_ms,
+		.qr_verify_after_commit = c->qr_verify == CFG_QR_VERIFY_AFTER_COMMIT,
 		.log_rebuild_progress = true,
 		/* A store refusing every commit gets a third of the stop's bound. */
 		.stop_retry_us = (uint64_t)c->stop_timeout_s * 1000000u / 3u,

@@ -285,6 +285,13 @@ static size_t metrics_render(const struct metrics_server *m, char *buf)
 	counter(&t, "taps_conflict_total", "Taps with a known identity and other content, quarantined.", &c->taps_conflict);
 	counter(&t, "qr_signatures_verified_total", "QR code signatures verified (once per unique tap, never for a copy).",
 		&c->qr_signatures_verified);
+	uint64_t verdicts = get(&c->qr_verdicts); /* first: pending_added only grows, and never lags verdicts */
+	gauge(&t, "qr_signatures_pending", "QR taps committed and acknowledged whose signature has no verdict yet "
+	      "(gateway.qr_verify = after_commit): rating waits for them.", get(&c->qr_pending_added) - verdicts);
+	counter(&t, "qr_forged_total", "QR taps found forged after their commit (after_commit): quarantined with "
+		"reason qr_signature, never rated.", &c->qr_forged);
+	gauge(&t, "qr_verified_seq", "The verified frontier: every QR tap of the log at or below it has its verdict.",
+	      get(&c->qr_frontier));
 	labelled(&t, "taps_rejected_total", "Taps rejected, by reason.", "reason", c->taps_rejected,
 		 FP_REASON_COUNT, fp_reason_name, 1);
 	labelled(&t, "frames_dropped_total", "Frames dropped without acknowledgement, by reason.", "reason",

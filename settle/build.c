@@ -73,6 +73,12 @@ struct builder {
 	const char *funder[2];
 	struct settle_pseudonym pseudonyms; /* the settlement secret's key schedule */
 	uint64_t rider;                     /* the current leg's rider, as funders and operators see it */
+	struct settle_writeoffs writeoffs; /* the day's: their legs' revisions are held out */
+	struct held_legs *held;            /* what the round holds out (NULL: not wanted) */
+	uint64_t held_legs;
+	char currency[8];       /* the round's ISO 4217 currency: its legs' feeds' */
+	unsigned minor_units;   /* its minor units: the decimals of every amount written in units */
+	uint64_t currency_version; /* the feed version that set it (for the message when another differs) */
 	char *err;
 	size_t err_len;
 	int rc;
@@ -122,10 +128,12 @@ static struct writer *writer_for(struct builder *bd, enum writer_kind kind, cons
 		return w; /* pain.001: written whole by finish() */
 	char created[32];
 	settle_utc_text(bd->rd.created_us, created);
-	if (kind == W_TIDES)
+	if (kind == W_TIDES) {
 		write_tides_header(&w->o);
-	else
-		settle_out_printf(&w->o, "H,%s,%s,%s,%u,%u,CNY\n", w->b.id, created, party, bd->rd.day, bd->rd.round);
+	} else {
+		settle_out_printf(&w->o, "H,%s,%s,%s,%u,%u,%s\n", w->b.id, created, party, bd->rd.day, bd->rd.round,
+				  bd->currency);
+	}
 	return w;
 }
 
@@ -159,8 +167,8 @@ enum column {
 	COL_TRANSACTION_ID,  /* TIDES: SEQ-REV, the log sequence of the leg's first tap and the revision */
 	COL_SERVICE_DATE,    /* TIDES: the business day, YYYY-MM-DD */
 	COL_EVENT_TIMESTAMP, /* TIDES: the leg's end, UTC */
-	COL_AMOUNT_YUAN,     /* TIDES: the operator's share in yuan */
-	COL_CURRENCY,        /* TIDES: CNY */
+	COL_AMOUNT_UNITS,    /* TIDES: the operator's share in the currency's units (yuan), to its minor unit */
+	COL_CURRENCY,        /* TIDES: the round's ISO 4217 currency */
 	COL_FARE_ACTION,     /* TIDES: Purchase, Adjust, Exit, Enter */
 	COL_STOP_ID,         /* TIDES: the exit stop of a journey, else the boarding stop */
 	COL_FARE_MEDIA,      /* TIDES: the medium's fare_media_id */
@@ -185,7 +193,7 @@ static const char *const tides_fields[] = {
 	"scheduled_stop_sequence", "vehicle_id", "device_id", "fare_id", "stop_id", "num_riders", "fare_media_id",
 	"rider_category", "fare_product", "fare_period", "fare_capped", "token_id", "balance"};
 static const enum column tides_columns[] = {
-	COL_TRANSACTION_ID, COL_SERVICE_DATE, COL_EVENT_TIMESTAMP, COL_EMPTY, COL_AMOUNT_YUAN, COL_CURRENCY,
+	COL_TRANSACTION_ID, COL_SERVICE_DATE, COL_EVENT_TIMESTAMP, COL_EMPTY, COL_AMOUNT_UNITS, COL_CURRENCY,
 	COL_FARE_ACTION, COL_EMPTY, COL_EMPTY, COL_EMPTY, COL_EMPTY,
 	COL_EMPTY, COL_EMPTY, COL_EMPTY, COL_EMPTY, COL_STOP_ID, COL_NUM_RIDERS, COL_FARE_MEDIA,
 	COL_RIDER_CATEGORY, COL_FARE_PRODUCT, COL_EMPTY, COL_FARE_CAPPED, COL_RIDER, COL_EMPTY};
@@ -216,6 +224,7 @@ static uint64_t absv(int64_t v)
 
 static void write_tides_header(struct out_file *o)
 {
+	TG_ASSERT(tides_columns[SETTLE_TIDES_CURRENCY_FIELD] == COL_CURRENCY); /* where reconcile reads it */
 	struct settle_line ln = {.n = 0};
 	for (size_t i = 0; i < sizeof(tides_fields) / sizeof(tides_fields[0]); i++) {
 		if (i > 0)
@@ -267,8 +276,8 @@ static void put_column(struct settle_line *ln, enum column col, const struct row
 		break;
 	case COL_SERVICE_DATE: settle_line_str(ln, r->bd->service_date); break;
 	case COL_EVENT_TIMESTAMP: settle_line_utc(ln, l->end_us); break;
-	case COL_AMOUNT_YUAN: settle_line_yuan(ln, l->operator_fen); break;
-	case COL_CURRENCY: settle_line_str(ln, "CNY"); break;
+	case COL_AMOUNT_UNITS: settle_line_units(ln, l->operator_fen, r->bd->minor_units); break;
+	case COL_CURRENCY: settle_line_str(ln, r->bd->currency); break;
 	case COL_FARE_ACTION: settle_line_str(ln, fare_action(l)); break;
 	case COL_STOP_ID: settle_line_u64(ln, l->ntaps == 2 ? l->to_stop : l->from_stop); break;
 	case COL_FARE_MEDIA: settle_line_str(ln, tides_media[l->medium <= 3 ? l->medium : 0]); break;
@@ -464,17 +473,55 @@ static void leg_conserved(const struct fare_leg *l)
 	TG_ASSERT((int64_t)l->rider_fen + l->promotion_funder_fen + l->subsidy_funder_fen == (int64_t)l->operator_fen);
 }
 
-/* One leg of the day (fare_legs_each): those of the round's rating runs become items. */
+/*
+ * The round's currency is its day's legs' feeds': one per day (the files
+ * carry one, and adjustments are settled with the legs they adjust), so a
+ * leg of the day rated by a feed of another currency stops the round. A feed
+ * with no fare product states none; its legs (purchases only) are taken as
+ * CNY, 2 minor units, the demo network's. Returns 0 or SETTLE_ERR_INVALID.
+ */
+static int round_currency(struct builder *bd, const struct fare_leg *l, const struct fare_feed *f)
+{
+	unsigned minor = 2;
+	const char *cur = fare_feed_currency(f, &minor);
+	if (!cur[0])
+		cur = "CNY", minor = 2;
+	if (!bd->currency[0]) {
+		snprintf(bd->currency, sizeof(bd->currency), "%s", cur);
+		bd->minor_units = minor;
+		bd->currency_version = l->version;
+		return 0;
+	}
+	if (strcmp(bd->currency, cur) == 0)
+		return 0;
+	snprintf(bd->err, bd->err_len,
+		 "day %u round %u would mix currencies: %s (feed version %016llx) and %s (feed version %016llx, "
+		 "leg %llu r%u); a day is settled in one currency",
+		 bd->rd.day, bd->rd.round, bd->currency, (unsigned long long)bd->currency_version, cur,
+		 (unsigned long long)l->version, (unsigned long long)l->first_seq, l->rev);
+	return SETTLE_ERR_INVALID;
+}
+
+/* One leg of the day (fare_legs_each): those of the round's rating runs become items, unless held out. */
 static int on_leg(void *arg, const struct fare_leg *l, const struct fare_feed *f)
 {
 	struct builder *bd = arg;
+	/* every leg of the day, in or out of the round: the day is settled in one currency (reconciliation's
+	   dry build goes on: it reports a second currency as a mismatch) */
+	int rc = round_currency(bd, l, f);
+	if (rc != 0 && !bd->dry)
+		return rc;
 	if (l->run <= bd->rd.run_lo || l->run > bd->rd.run_hi)
 		return 0;
+	enum settle_hold hold = settle_leg_hold(&bd->writeoffs, l, bd->rd.round);
+	if (hold != SETTLE_HOLD_NONE) { /* unrated, or written off: in no batch (section 2.1) */
+		bd->held_legs++;
+		return settle_held_add(bd->held, l, hold);
+	}
 	if (!bd->dry) /* a dry build is reconciliation's: it reports a broken leg instead */
 		leg_conserved(l);
 	bd->rd.legs++;
 	bd->rider = settle_pseudonym(&bd->pseudonyms, l->medium, l->issuer, l->token_id);
-	int rc = 0;
 	if (l->medium == FARE_EPURSE) {
 		flush_agg(bd);
 		rc = issuer_item(bd, l, f);
@@ -486,6 +533,28 @@ static int on_leg(void *arg, const struct fare_leg *l, const struct fare_feed *f
 	if (rc == 0)
 		rc = operator_item(bd, l, f);
 	return rc ? rc : bd->rc;
+}
+
+static int currency_of_leg(void *arg, const struct fare_leg *l, const struct fare_feed *f)
+{
+	return round_currency(arg, l, f);
+}
+
+int settle_day_currency(struct settle_ctx *c, const struct round *rd, char *err, size_t err_len)
+{
+	struct builder *bd = calloc(1, sizeof(*bd));
+	if (!bd)
+		return SETTLE_ERR_NOMEM;
+	*bd = (struct builder){.c = c, .rd = *rd, .err = err, .err_len = err_len};
+	struct fare_query q = {.day = rd->day};
+	char ferr[FARE_ERR_MAX];
+	int rc = fare_legs_each(c->rated, &q, currency_of_leg, bd, ferr, sizeof(ferr));
+	if (rc < 0 && rc > -500) { /* a fare error */
+		snprintf(err, err_len, "rated store: %s", ferr);
+		rc = SETTLE_ERR_STORE;
+	}
+	free(bd);
+	return rc;
 }
 
 static int cmp_op(const void *a, const void *b)
@@ -522,7 +591,8 @@ static int write_payout(struct builder *bd)
 		batch_item(&w->b, -tx[i].amount_fen, 0);
 	if (bd->dry)
 		return 0;
-	struct pain001 msg = {.created_us = bd->rd.created_us, .debtor = &bd->c->parties->clearing, .tx = tx, .n = ntx};
+	struct pain001 msg = {.created_us = bd->rd.created_us, .debtor = &bd->c->parties->clearing, .tx = tx, .n = ntx,
+			      .currency = bd->currency, .minor_units = bd->minor_units};
 	snprintf(msg.msg_id, sizeof(msg.msg_id), "TG%u%02uPAYOUT", bd->rd.day, bd->rd.round);
 	msg.exec_date = settle_day_add(bd->rd.day, 1);
 	return settle_pain001_write(&w->o, &msg, bd->err, bd->err_len);
@@ -646,6 +716,15 @@ static int cmp_writer(const void *a, const void *b)
 int settle_build_round(struct settle_ctx *c, struct round *rd, bool dry, struct batch **out, unsigned *nout,
 		       char *err, size_t err_len)
 {
+	struct held_legs held = {0};
+	int rc = settle_build_round_held(c, rd, dry, out, nout, &held, err, err_len);
+	free(held.v);
+	return rc;
+}
+
+int settle_build_round_held(struct settle_ctx *c, struct round *rd, bool dry, struct batch **out, unsigned *nout,
+			    struct held_legs *held, char *err, size_t err_len)
+{
 	if (!c->secret) {
 		snprintf(err, err_len, "no settlement secret loaded ([settle] secret_file): operators' and funders' files "
 			 "name riders by a pseudonym made with it");
@@ -655,6 +734,12 @@ int settle_build_round(struct settle_ctx *c, struct round *rd, bool dry, struct 
 	if (!bd)
 		return SETTLE_ERR_NOMEM;
 	settle_pseudonym_init(&bd->pseudonyms, c->secret);
+	int rc = settle_writeoffs_load(c->db, rd->day, &bd->writeoffs, err, err_len);
+	if (rc != 0) {
+		free(bd);
+		return rc;
+	}
+	bd->held = held;
 	bd->c = c;
 	bd->rd = *rd;
 	bd->rd.legs = 0;
@@ -665,8 +750,9 @@ int settle_build_round(struct settle_ctx *c, struct round *rd, bool dry, struct 
 	bd->err_len = err_len;
 	struct fare_query q = {.day = rd->day};
 	char ferr[FARE_ERR_MAX];
-	int rc = dry ? 0 : st_reader_open(c->log, &bd->reader);
+	rc = dry ? 0 : st_reader_open(c->log, &bd->reader);
 	if (rc != 0) {
+		settle_writeoffs_free(&bd->writeoffs);
 		free(bd);
 		snprintf(err, err_len, "the gateway's log: %s", st_strerror(rc));
 		return SETTLE_ERR_STORE;
@@ -693,6 +779,7 @@ int settle_build_round(struct settle_ctx *c, struct round *rd, bool dry, struct 
 		rd->legs = bd->rd.legs;
 	}
 	builder_free(bd); /* every file committed or aborted: the writer has nothing of them left */
+	settle_writeoffs_free(&bd->writeoffs);
 	if (!dry)
 		settle_writer_stop(&bd->writer);
 	free(bd);

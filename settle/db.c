@@ -85,7 +85,7 @@ static int env_open(struct settle_db *db, bool read_only)
 	MDB_txn *txn = NULL;
 	unsigned create = read_only ? 0 : MDB_CREATE;
 	int rc;
-	if ((rc = mdb_env_create(&db->env)) != 0 || (rc = mdb_env_set_maxdbs(db->env, 8)) != 0 ||
+	if ((rc = mdb_env_create(&db->env)) != 0 || (rc = mdb_env_set_maxdbs(db->env, 16)) != 0 ||
 	    (rc = mdb_env_open(db->env, db->path, read_only ? MDB_RDONLY : 0, 0640)) != 0 ||
 	    (rc = st_mdb_map_open(db->env, SETTLE_MAP_BYTES_INITIAL, read_only)) != 0 ||
 	    (rc = settle_txn_begin(db, read_only ? MDB_RDONLY : 0, &txn)) != 0)
@@ -94,7 +94,8 @@ static int env_open(struct settle_db *db, bool read_only)
 	    (rc = mdb_dbi_open(txn, "rounds", create, &db->rounds)) != 0 ||
 	    (rc = mdb_dbi_open(txn, "batches", create, &db->batches)) != 0 ||
 	    (rc = mdb_dbi_open(txn, "deny", create, &db->deny)) != 0 ||
-	    (rc = mdb_dbi_open(txn, "denylog", create, &db->denylog)) != 0) {
+	    (rc = mdb_dbi_open(txn, "denylog", create, &db->denylog)) != 0 ||
+	    (rc = settle_unrated_dbs_open(db, txn, create)) != 0) {
 		mdb_txn_abort(txn);
 		return rc;
 	}
@@ -215,8 +216,8 @@ int settle_pending_put(struct settle_db *db, const struct round *p, char *err, s
 }
 
 /* The round's record and batches, and the pending record gone: one transaction. */
-int settle_round_put(struct settle_db *db, const struct round *rd, const struct batch *b, unsigned n, char *err,
-		     size_t err_len)
+int settle_round_put(struct settle_db *db, const struct round *rd, const struct batch *b, unsigned n,
+		     const struct round_held *held, char *err, size_t err_len)
 {
 	MDB_txn *txn;
 	uint8_t rk[6];
@@ -229,6 +230,8 @@ int settle_round_put(struct settle_db *db, const struct round *rd, const struct 
 	rc = mdb_put(txn, db->rounds, &k, &v, 0);
 	for (unsigned i = 0; i < n && rc == 0; i++)
 		rc = settle_batch_put_txn(db, txn, &b[i]);
+	if (rc == 0 && held)
+		rc = settle_round_held_put_txn(db, txn, rd->day, rd->round, held);
 	if (rc == 0 && (rc = mdb_del(txn, db->meta, &pk, NULL)) == MDB_NOTFOUND)
 		rc = 0;
 	if (rc != 0) {

@@ -11,8 +11,10 @@
 #include <openssl/evp.h>
 #include <pthread.h>
 #include <sodium.h>
+#include <stdlib.h>
 
 #define BATCH_ID_MAX 128u
+#define SETTLE_TIDES_CURRENCY_FIELD 5u /* currency_type's index (from 0) in a TIDES fare_transactions row */
 #define PARTY_MAX 96u /* "funder-" + a GTFS id, "acquirer-" + an id of the counterparties file */
 #define FILE_NAME_MAX (BATCH_ID_MAX + 32u)
 
@@ -23,12 +25,16 @@
  *   batches  batch id (text) -> struct batch
  *   deny     medium (1) token (8, BE) -> struct deny_entry: the deny list
  *   denylog  version (4, BE) -> struct deny_change; meta "denyver" -> u32 the list's version
+ *   held     day (4, BE) round (2, BE) -> struct round_held: the unrated legs a round held out (unrated.c)
+ *   writeoff day (4, BE) first_seq (8, BE) -> struct writeoff: an unrated leg written off (unrated.c)
  */
 #define SETTLE_PATH_MAX 512u
 
 struct settle_db {
 	MDB_env *env;
 	MDB_dbi meta, rounds, batches, deny, denylog;
+	MDB_dbi held, writeoff; /* unrated.c */
+	bool have_unrated_dbs;  /* false: a store written before them, opened read only (nothing held yet) */
 	int lock_fd; /* tapsettle.lock, held (flock) by the one writing process; -1 read only */
 	char path[SETTLE_PATH_MAX]; /* for messages */
 };
@@ -50,6 +56,110 @@ struct round {
 	uint64_t created_us;     /* the files' creation time (fixed when the round starts) */
 	uint64_t legs;
 };
+
+/* What a round held out of its batches (docs/SETTLEMENT.md section 2.1). */
+struct round_held {
+	uint64_t unrated;     /* legs no rule prices, carrying no money */
+	uint64_t written_off; /* revisions of legs written off before the round */
+};
+
+/* An unrated leg written off by `tapsettle write-off-unrated`: no revision of it is settled from round_from on. */
+struct writeoff {
+	uint64_t first_seq; /* the leg's identity: the log sequence of its first tap */
+	uint64_t token, at_us;
+	uint32_t day, issuer;
+	uint16_t round_from; /* the day's next round when it was written off */
+	uint16_t rev, leg_no, operator_id; /* the unrated revision written off, its leg number, its operator */
+	uint8_t medium, pad[7];
+};
+
+/* The write-offs of one day, by first_seq (unrated.c). */
+struct settle_writeoffs {
+	struct writeoff *v;
+	size_t n;
+};
+
+enum settle_hold { SETTLE_HOLD_NONE = 0, SETTLE_HOLD_UNRATED = 1, SETTLE_HOLD_WRITTEN_OFF = 2 };
+
+/* A leg revision a round held out: its identity and revision (a TIDES transaction_id, SEQ-REV), and why. */
+struct held_leg {
+	uint64_t first_seq;
+	uint16_t rev;
+	uint8_t hold; /* enum settle_hold */
+	uint8_t pad;
+	uint16_t operator_id;
+};
+
+struct held_legs {
+	struct held_leg *v;
+	size_t n, cap;
+	struct round_held counts;
+	int64_t written_off_operator_fen; /* what the held revisions of written-off legs would have paid operators */
+};
+
+/* Open (or, with MDB_CREATE, create) the held and writeoff databases. Returns an LMDB code. */
+int settle_unrated_dbs_open(struct settle_db *db, MDB_txn *txn, unsigned flags);
+/* The write-offs of `day` (free with settle_writeoffs_free). Returns 0 or SETTLE_ERR_*. */
+int settle_writeoffs_load(struct settle_db *db, uint32_t day, struct settle_writeoffs *w, char *err, size_t err_len);
+void settle_writeoffs_free(struct settle_writeoffs *w);
+const struct writeoff *settle_writeoff_find(const struct settle_writeoffs *w, uint64_t first_seq);
+/*
+ * Whether round `round` holds leg l out of its batches: a revision of a leg
+ * written off before the round (round_from <= round), or a leg no rule
+ * prices that carries no money (FARE_LEG_NORULE; a norule revision that
+ * takes back an earlier fare carries money and is settled like any
+ * adjustment). A function of the leg and the write-offs only, so a round
+ * built again holds out the same legs.
+ */
+enum settle_hold settle_leg_hold(const struct settle_writeoffs *w, const struct fare_leg *l, uint16_t round);
+/* Record a held leg in h (NULL: only nothing). Returns 0 or SETTLE_ERR_NOMEM. */
+int settle_held_add(struct held_legs *h, const struct fare_leg *l, enum settle_hold why);
+/* What a round held out, as recorded when it was closed (zero when none). Returns 0 or SETTLE_ERR_*. */
+int settle_round_held_get(struct settle_db *db, uint32_t day, uint16_t round, struct round_held *out, bool *have,
+			  char *err, size_t err_len);
+/* The held record of a round, in the caller's write transaction. Returns an LMDB code. */
+int settle_round_held_put_txn(struct settle_db *db, MDB_txn *txn, uint32_t day, uint16_t round,
+			      const struct round_held *h);
+
+/* A leg of a day that some revision left unrated (unrated.c). */
+struct unrated_leg {
+	uint64_t first_seq, token;
+	uint32_t issuer, unrated_run, latest_run; /* the rating runs of its first unrated and its latest revision */
+	uint16_t operator_id, leg_no, unrated_rev, latest_rev;
+	uint8_t medium;
+	bool open; /* its latest revision is unrated: no revision priced it since */
+};
+
+struct unrated_day {
+	struct unrated_leg *v;
+	size_t n, cap;
+};
+
+/* Every leg of `day` that a revision left unrated, in leg key order (free u->v). Returns 0 or SETTLE_ERR_*. */
+int settle_unrated_scan(struct settle_ctx *c, uint32_t day, struct unrated_day *u, char *err, size_t err_len);
+
+/* A reconciliation report (reconcile.c): printed, kept for the outbox, its mismatches counted. */
+struct settle_report {
+	FILE *out;
+	char *buf;     /* the report, also written to the outbox */
+	size_t len, cap;
+	unsigned mismatches;
+};
+/* One line of the report; bad: a mismatch ("MISMATCH " before it). */
+__attribute__((format(printf, 3, 4))) void settle_say(struct settle_report *r, bool bad, const char *fmt, ...);
+
+struct batch;
+/* reconcile.c's checks of held legs (unrated.c): sort a held list for the checks; a round's held counts against
+ * its record; an operator's TIDES file against the held legs and the currency; the day's unrated legs. */
+void settle_held_sort(struct held_legs *h);
+void settle_held_reconcile_round(struct settle_ctx *c, const struct round *rd, const struct round_held *h,
+				 struct settle_report *r);
+void settle_held_check_tides(struct settle_report *r, const struct batch *b, char *data, const struct held_legs *held,
+			     const char *currency);
+int settle_unrated_reconcile(struct settle_ctx *c, uint32_t day, struct settle_report *r, char *err, size_t err_len);
+
+/* Every write-off (tapsettle status). Returns 0 or SETTLE_ERR_*. */
+int settle_writeoffs_print(struct settle_ctx *c, FILE *out, char *err, size_t err_len);
 
 enum batch_state { BATCH_OPEN = 0, BATCH_CLOSED = 1, BATCH_SENT = 2, BATCH_ACKNOWLEDGED = 3, BATCH_SETTLED = 4 };
 
@@ -92,6 +202,7 @@ void settle_line_u64(struct settle_line *l, uint64_t v);
 void settle_line_i64(struct settle_line *l, int64_t v);
 void settle_line_hex(struct settle_line *l, uint64_t v, unsigned digits);
 void settle_line_yuan(struct settle_line *l, int64_t fen);      /* -1234 -> -12.34 */
+void settle_line_units(struct settle_line *l, int64_t minor, unsigned minor_units); /* 3 units: -1234 -> -1.234 */
 void settle_line_utc(struct settle_line *l, uint64_t us);       /* 2026-03-02T00:00:00Z */
 void settle_line_token(struct settle_line *l, uint8_t medium, uint32_t issuer, uint64_t token); /* as tapfare writes it */
 
@@ -151,6 +262,11 @@ void settle_out_abort(struct out_file *o);
  */
 int settle_build_round(struct settle_ctx *c, struct round *rd, bool dry, struct batch **out, unsigned *nout,
 		       char *err, size_t err_len);
+/* Every leg of round rd's day in one currency (else SETTLE_ERR_INVALID, naming both): checked before a round begins. */
+int settle_day_currency(struct settle_ctx *c, const struct round *rd, char *err, size_t err_len);
+/* The same, and what the round holds out (held: its legs and counts; filled, caller frees held->v). */
+int settle_build_round_held(struct settle_ctx *c, struct round *rd, bool dry, struct batch **out, unsigned *nout,
+			    struct held_legs *held, char *err, size_t err_len);
 
 /*
  * settle/'s one mapping of LMDB and errno codes (rc, never 0): "settle store
@@ -172,8 +288,8 @@ int settle_pending_put(struct settle_db *db, const struct round *p, char *err, s
 /* Forget the pending round (a round with no legs). Returns 0 or SETTLE_ERR_*. */
 int settle_pending_drop(struct settle_db *db, char *err, size_t err_len);
 /* The round's record and its batches, and the pending record gone: one transaction. Returns 0 or SETTLE_ERR_*. */
-int settle_round_put(struct settle_db *db, const struct round *rd, const struct batch *b, unsigned n, char *err,
-		     size_t err_len);
+int settle_round_put(struct settle_db *db, const struct round *rd, const struct batch *b, unsigned n,
+		     const struct round_held *held, char *err, size_t err_len);
 
 /* The rounds of a day, in order (free *out). Returns 0 or SETTLE_ERR_*. */
 int settle_rounds(struct settle_db *db, uint32_t day, struct round **out, unsigned *n, char *err, size_t err_len);
@@ -184,6 +300,24 @@ int settle_deny_add(struct settle_db *db, MDB_txn *txn, const struct deny_entry 
 int settle_deny_remove(struct settle_db *db, MDB_txn *txn, uint8_t medium, uint64_t token, bool *was);
 /* The deny list's version, in a transaction of the caller's (deny.c). */
 uint32_t settle_deny_version(struct settle_db *db, MDB_txn *txn);
+/*
+ * Room for one more element in a growable array (*v of *cap elements of
+ * elem bytes, n used): doubled from `first`. Returns 0, or -1 when out of
+ * memory (*v is left as it was).
+ */
+static inline int settle_array_room(void *v, size_t *cap, size_t n, size_t elem, size_t first)
+{
+	if (n < *cap)
+		return 0;
+	size_t c = *cap ? *cap * 2 : first;
+	void *g = realloc(*(void **)v, c * elem);
+	if (!g)
+		return -1;
+	*(void **)v = g;
+	*cap = c;
+	return 0;
+}
+
 /* YYYYMMDD plus n days. */
 static inline uint32_t settle_day_add(uint32_t day, unsigned n)
 {
@@ -217,6 +351,8 @@ const char *settle_medium_name(uint8_t medium);
 
 /* Fen as yuan text, exactly: -1234 -> "-12.34". */
 void settle_fen_text(int64_t fen, char out[32]);
+/* Minor units as text in a currency of minor_units decimals: 1234 -> "1234" (0), "12.34" (2), "1.234" (3). */
+void settle_units_text(int64_t minor, unsigned minor_units, char out[32]);
 /* A UTC time as ISO 8601 text: 2026-03-02T00:00:00Z. */
 void settle_utc_text(uint64_t us, char out[32]);
 

@@ -17,8 +17,13 @@ static void line_text(const struct settle_line *l, char out[32])
 
 void settle_fen_text(int64_t fen, char out[32])
 {
+	settle_units_text(fen, 2, out);
+}
+
+void settle_units_text(int64_t minor, unsigned minor_units, char out[32])
+{
 	struct settle_line l = {.n = 0};
-	settle_line_yuan(&l, fen);
+	settle_line_units(&l, minor, minor_units);
 	line_text(&l, out);
 }
 
@@ -96,6 +101,26 @@ void settle_line_hex(struct settle_line *l, uint64_t v, unsigned digits)
 	static const char hexd[] = "0123456789abcdef";
 	while (digits-- > 0)
 		settle_line_chr(l, hexd[(v >> (4 * digits)) & 15]);
+}
+
+/* Minor units as the currency's units, to the minor unit: 2 decimals "-12.34", 0 "1234", 3 "1.234". */
+void settle_line_units(struct settle_line *l, int64_t minor, unsigned minor_units)
+{
+	if (minor_units == 2) {
+		settle_line_yuan(l, minor); /* the common case, kept as fast as it was */
+		return;
+	}
+	uint64_t a = minor < 0 ? (uint64_t)0 - (uint64_t)minor : (uint64_t)minor, scale = 1;
+	for (unsigned i = 0; i < minor_units; i++)
+		scale *= 10;
+	if (minor < 0)
+		settle_line_chr(l, '-');
+	settle_line_u64(l, a / scale);
+	if (minor_units == 0)
+		return;
+	settle_line_chr(l, '.');
+	for (uint64_t d = scale / 10; d > 0; d /= 10)
+		settle_line_chr(l, (char)('0' + a / d % 10));
 }
 
 void settle_line_yuan(struct settle_line *l, int64_t fen)

@@ -115,18 +115,18 @@ static bool write_headers(xmlTextWriterPtr w, const struct pain001 *p, const cha
 }
 
 /* One credit transfer to an operator. */
-static bool write_transfer(xmlTextWriterPtr w, const struct pain001_tx *tx)
+static bool write_transfer(xmlTextWriterPtr w, const struct pain001 *p, const struct pain001_tx *tx)
 {
 	bool ok = true;
 	char amount[32];
-	settle_fen_text(tx->amount_fen, amount);
+	settle_units_text(tx->amount_fen, p->minor_units, amount);
 	W(xmlTextWriterStartElement(w, BAD_CAST "CdtTrfTxInf"));
 	W(xmlTextWriterStartElement(w, BAD_CAST "PmtId"));
 	W(xmlTextWriterWriteElement(w, BAD_CAST "EndToEndId", BAD_CAST tx->end_to_end_id));
 	W(xmlTextWriterEndElement(w));
 	W(xmlTextWriterStartElement(w, BAD_CAST "Amt"));
 	W(xmlTextWriterStartElement(w, BAD_CAST "InstdAmt"));
-	W(xmlTextWriterWriteAttribute(w, BAD_CAST "Ccy", BAD_CAST "CNY"));
+	W(xmlTextWriterWriteAttribute(w, BAD_CAST "Ccy", BAD_CAST p->currency));
 	W(xmlTextWriterWriteString(w, BAD_CAST amount));
 	W(xmlTextWriterEndElement(w));
 	W(xmlTextWriterEndElement(w));
@@ -154,13 +154,13 @@ int settle_pain001_write(struct out_file *o, const struct pain001 *p, char *err,
 	int64_t sum = 0;
 	for (unsigned i = 0; i < p->n; i++)
 		sum += p->tx[i].amount_fen;
-	settle_fen_text(sum, total);
+	settle_units_text(sum, p->minor_units, total);
 	snprintf(count, sizeof(count), "%u", p->n);
 	xmlTextWriterSetIndent(w, 1);
 	xmlTextWriterSetIndentString(w, BAD_CAST "  ");
 	bool ok = write_headers(w, p, count, total);
 	for (unsigned i = 0; i < p->n && ok; i++)
-		ok = write_transfer(w, &p->tx[i]);
+		ok = write_transfer(w, p, &p->tx[i]);
 	if (xmlTextWriterEndDocument(w) < 0)
 		ok = false;
 	xmlFreeTextWriter(w);

@@ -11,7 +11,7 @@
 
 struct pain001_tx {
 	const struct settle_party *creditor;
-	int64_t amount_fen; /* > 0 */
+	int64_t amount_fen; /* > 0, in the message's minor units */
 	char end_to_end_id[36];
 	char remittance[141];
 };
@@ -23,6 +23,8 @@ struct pain001 {
 	const struct settle_party *debtor;
 	const struct pain001_tx *tx;
 	unsigned n;
+	const char *currency;  /* ISO 4217: InstdAmt's Ccy */
+	unsigned minor_units;  /* the decimals of InstdAmt and CtrlSum */
 };
 
 /* The first element child of n named name (NULL for none, or n NULL): reading pain.001 and pain.002. */

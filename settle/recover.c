@@ -5,6 +5,7 @@
  */
 #include "settle/internal.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 /* One recovery run: its two batches (0 the acquirer's, 1 the QR platform's) and what it did. */
@@ -19,6 +20,7 @@ struct recovery {
 	struct batch b[2];
 	struct out_file o[2];
 	bool open[2];
+	char currency[2][8]; /* each batch's: its debts' (the currency of the batches they were declined in) */
 	unsigned presented, exhausted;
 };
 
@@ -36,6 +38,36 @@ static unsigned recovery_number(const struct recovery *r)
 			break;
 	}
 	return n;
+}
+
+/*
+ * The currency of a debt: that of the batch it was declined in, as its
+ * file's header says (H,...,CURRENCY). Returns 0, or SETTLE_ERR_INVALID with
+ * err naming the batch when its file cannot say.
+ */
+static int debt_currency(struct recovery *r, const struct deny_entry *e, char cur[8])
+{
+	struct batch b;
+	char path[900];
+	size_t len = 0;
+	int rc = settle_batch_get(r->c->db, e->batch, &b, r->err, r->err_len);
+	if (rc != 0)
+		return rc;
+	snprintf(path, sizeof(path), "%s/%s/%s", r->c->outbox, b.party, b.file);
+	char *data = settle_read_whole(path, &len);
+	char *eol = data ? memchr(data, '\n', len) : NULL;
+	if (eol)
+		*eol = '\0';
+	const char *last = eol && data[0] == 'H' ? strrchr(data, ',') : NULL;
+	if (last && strlen(last + 1) >= 3 && strlen(last + 1) < 8 && fare_currency_minor_units(last + 1) >= 0)
+		snprintf(cur, 8, "%s", last + 1);
+	else
+		rc = SETTLE_ERR_INVALID;
+	free(data);
+	if (rc != 0)
+		snprintf(r->err, r->err_len, "the debt of %s:%llu: %s: no H record naming a currency (the batch it was "
+			 "declined in)", settle_medium_name(e->medium), (unsigned long long)e->token, path);
+	return rc;
 }
 
 /* Open batch w's file and write its header. Returns 0 or SETTLE_ERR_*. */
@@ -57,7 +89,7 @@ static int recovery_open(struct recovery *r, int w)
 		return rc;
 	r->open[w] = true;
 	snprintf(created, sizeof(created), "%04u-%02u-%02uT00:00:00Z", r->day / 10000, r->day / 100 % 100, r->day % 100);
-	settle_out_printf(&r->o[w], "H,%s,%s,%s,%u,%u,CNY\n", b->id, created, b->party, r->day, r->n);
+	settle_out_printf(&r->o[w], "H,%s,%s,%s,%u,%u,%s\n", b->id, created, b->party, r->day, r->n, r->currency[w]);
 	return 0;
 }
 
@@ -72,6 +104,16 @@ static int recovery_present(struct recovery *r, struct deny_entry *e)
 		return 0;
 	}
 	int w = e->medium == FARE_QUICKPASS ? 0 : 1, rc;
+	char cur[8];
+	if ((rc = debt_currency(r, e, cur)) != 0)
+		return rc;
+	if (r->open[w] && strcmp(cur, r->currency[w]) != 0) {
+		snprintf(r->err, r->err_len, "recovery batch %s: the debt of %s:%llu is in %s, the batch in %s (one currency "
+			 "a batch)", r->b[w].id, settle_medium_name(e->medium), (unsigned long long)e->token, cur,
+			 r->currency[w]);
+		return SETTLE_ERR_INVALID;
+	}
+	memcpy(r->currency[w], cur, sizeof(cur));
 	if (!r->open[w] && (rc = recovery_open(r, w)) != 0)
 		return rc;
 	batch_item(&r->b[w], e->owed_fen, e->token);

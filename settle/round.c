@@ -36,24 +36,30 @@ static int write_round(struct settle_ctx *c, struct round *rd, struct settle_clo
 {
 	struct batch *b = NULL;
 	unsigned n = 0;
+	struct held_legs held = {0};
 	progress(c, "day %u round %u: writing the batches of rating runs %u..%u", rd->day, rd->round, rd->run_lo + 1,
 		 rd->run_hi);
-	int rc = settle_build_round(c, rd, false, &b, &n, err, err_len);
-	if (rc == 0 && rd->legs == 0) {
+	int rc = settle_build_round_held(c, rd, false, &b, &n, &held, err, err_len);
+	free(held.v);
+	if (rc == 0 && rd->legs == 0 && held.n == 0) {
 		/* runs that rated nothing of this day: no round; the pending record goes */
 		free(b);
 		return settle_pending_drop(c->db, err, err_len);
 	}
 	if (rc == 0)
-		rc = settle_round_put(c->db, rd, b, n, err, err_len);
+		rc = settle_round_put(c->db, rd, b, n, &held.counts, err, err_len);
 	if (rc == 0 && st) {
 		st->round = rd->round;
 		st->new_round = true;
 		st->legs = rd->legs;
 		st->batches = n;
+		st->held_unrated = held.counts.unrated;
+		st->held_written_off = held.counts.written_off;
 	}
 	if (rc == 0)
-		progress(c, "day %u round %u: %llu legs in %u batches", rd->day, rd->round, (unsigned long long)rd->legs, n);
+		progress(c, "day %u round %u: %llu legs in %u batches; held out: %llu unrated, %llu written off", rd->day,
+			 rd->round, (unsigned long long)rd->legs, n, (unsigned long long)held.counts.unrated,
+			 (unsigned long long)held.counts.written_off);
 	free(b);
 	return rc;
 }
@@ -97,7 +103,8 @@ int settle_close(struct settle_ctx *c, uint32_t day, struct settle_close_stats *
 	/* the files' creation time: when the round's last rating run began, so that
 	   the same rated legs always give the same bytes */
 	rd.created_us = last_at_us;
-	if ((rc = settle_pending_put(c->db, &rd, err, err_len)) != 0)
+	/* a day in two currencies is refused before its round is pending: a pending round is written again until done */
+	if ((rc = settle_day_currency(c, &rd, err, err_len)) != 0 || (rc = settle_pending_put(c->db, &rd, err, err_len)) != 0)
 		return rc;
 	return write_round(c, &rd, st, err, err_len);
 }
@@ -125,6 +132,14 @@ int settle_status(struct settle_ctx *c, FILE *out, char *err, size_t err_len)
 			settle_utc_text(p.created_us, when);
 			fprintf(out, "day %u round %u: %llu legs, rating runs %u..%u, files dated %s\n", p.day, p.round,
 				(unsigned long long)p.legs, p.run_lo + 1, p.run_hi, when);
+			struct round_held h = {0};
+			MDB_val hv; /* the held record's key is the round's: day, round */
+			if (c->db->have_unrated_dbs && mdb_get(txn, c->db->held, &k, &hv) == 0 && hv.mv_size == sizeof(h))
+				memcpy(&h, hv.mv_data, sizeof(h));
+			if (h.unrated || h.written_off)
+				fprintf(out, "held out: day %u round %u: %llu unrated legs, %llu revisions of written-off legs "
+					     "(in no batch)\n", p.day, p.round, (unsigned long long)h.unrated,
+					(unsigned long long)h.written_off);
 		}
 		mdb_cursor_close(cur);
 	}
@@ -139,7 +154,9 @@ int settle_status(struct settle_ctx *c, FILE *out, char *err, size_t err_len)
 		mdb_cursor_close(cur);
 	}
 	mdb_txn_abort(txn);
-	return rc == 0 || rc == MDB_NOTFOUND ? 0 : settle_store_fail(c->db, err, err_len, "reading", rc);
+	if (rc != 0 && rc != MDB_NOTFOUND)
+		return settle_store_fail(c->db, err, err_len, "reading", rc);
+	return settle_writeoffs_print(c, out, err, err_len);
 }
 
 int settle_resend(struct settle_ctx *c, const char *id, FILE *out, char *err, size_t err_len)

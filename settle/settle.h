@@ -11,7 +11,10 @@
  * far, round n (an adjustment batch of that day) the legs rated after round
  * n-1. A round is fixed by a range of rating-run numbers (fare_leg.run), so
  * every leg is in exactly one round, and a round that crashed is redone
- * from the same range, with the same creation time: the same files.
+ * from the same range, with the same creation time: the same files. In its
+ * round a leg is in the batches, or held out: unrated (no rule prices it),
+ * or a revision of a leg written off (settle_write_off_unrated). Files carry
+ * the currency of the feed that rated the day, with its minor units.
  */
 #ifndef TAPGATE_SETTLE_H
 #define TAPGATE_SETTLE_H
@@ -100,6 +103,7 @@ struct settle_close_stats {
 	uint32_t round;       /* the round written, or the last one when nothing was new */
 	bool new_round;       /* false: every leg of the day was in a batch already */
 	uint64_t legs, batches, files;
+	uint64_t held_unrated, held_written_off; /* legs the round held out of its batches (unrated, written off) */
 };
 
 /*
@@ -140,6 +144,16 @@ int settle_resend(struct settle_ctx *c, const char *id, FILE *out, char *err, si
  * responses are ingested like any). Returns 0 or SETTLE_ERR_*.
  */
 int settle_recover(struct settle_ctx *c, uint32_t day, FILE *out, char *err, size_t err_len);
+/*
+ * Write off unrated legs of a closed day (docs/SETTLEMENT.md section 2.1):
+ * leg `seq` (its first tap's log sequence), or with seq 0 every open one.
+ * Recorded in the settle store; no revision of a written-off leg is settled
+ * from the day's next round on. Idempotent: a leg written off already is
+ * said so. Returns 0, SETTLE_ERR_INVALID (not closed, a round pending, no
+ * such open unrated leg: err says), SETTLE_ERR_*.
+ */
+int settle_write_off_unrated(struct settle_ctx *c, uint32_t day, uint64_t seq, FILE *out, char *err, size_t err_len);
+
 /* Print the deny list. */
 int settle_deny_print(struct settle_ctx *c, FILE *out, char *err, size_t err_len);
 

@@ -1,5 +1,6 @@
 /*
- * store.c - the gateway's LMDB environment: tap log, quarantine, validators.
+ * store.c - the gateway's LMDB environment: tap log, quarantine, validators,
+ * the QR verdicts (forged codes, the verified frontier).
  *
  * The log is append-only by commit sequence (MDB_APPEND into an
  * MDB_INTEGERKEY database), because sequence-keyed appends are an order of
@@ -53,6 +54,8 @@ static_assert(ST_RECORD_BYTES_MAX <= UINT16_MAX, "record_len is 16 bits");
 #define QUARANTINE_KEY_BYTES 24u    /* id_lo, id_hi, content_hash */
 #define SCAN_KEY_BYTES_MAX QUARANTINE_KEY_BYTES
 #define SCHEMA_KEY "schema_version"
+#define FRONTIER_KEY "qr_verified_seq"
+#define VERDICT_GROWS_MAX 8u /* map doublings one verdict commit may ask for */
 #define LOCK_FILE "tapgate.lock"
 #define LOCK_PATH_BYTES_MAX 4096u
 
@@ -63,8 +66,9 @@ struct st_wtxn {
 
 struct st_env {
 	MDB_env *env;
-	MDB_dbi log, quarantine, validators, meta;
+	MDB_dbi log, quarantine, validators, meta, qr_forged;
 	bool read_only;
+	bool have_forged; /* false: a read-only open of a store from before the QR verdicts */
 	int lock_fd;    /* writable opens: PATH/tapgate.lock, flock()ed; -1 otherwise */
 	bool have_dbs;  /* false: a read-only open before any gateway created the DBs */
 	bool unmapped;  /* a remap failed: LMDB has no map left, refuse every txn */
@@ -223,27 +227,48 @@ static int dbs_open(struct st_env *e, MDB_txn *txn)
 		rc = mdb_dbi_open(txn, "validators", create | MDB_INTEGERKEY, &e->validators);
 	if (rc == 0)
 		rc = mdb_dbi_open(txn, "meta", create, &e->meta);
+	if (rc == 0) { /* absent in a store written before the QR verdicts: nothing forged */
+		int forged_rc = mdb_dbi_open(txn, "qr_forged", create | MDB_INTEGERKEY, &e->qr_forged);
+		e->have_forged = forged_rc == 0;
+		rc = forged_rc == MDB_NOTFOUND && e->read_only ? 0 : forged_rc;
+	}
 	return rc;
 }
+
+int st_mdb_schema(MDB_txn *txn, unsigned meta_dbi, uint32_t version, bool read_only, uint32_t *found)
+{
+	MDB_val k = {sizeof(SCHEMA_KEY) - 1, SCHEMA_KEY}, v;
+	int rc = mdb_get(txn, meta_dbi, &k, &v);
+	*found = 1;
+	if (rc == MDB_NOTFOUND && read_only)
+		return 0; /* never written to, or written before versions: version 1 */
+	if (rc == MDB_NOTFOUND) {
+		*found = version;
+		v = (MDB_val){sizeof(version), &version};
+		return mdb_put(txn, meta_dbi, &k, &v, 0);
+	}
+	if (rc != 0)
+		return rc;
+	*found = 0;
+	if (v.mv_size == sizeof(*found))
+		memcpy(found, v.mv_data, sizeof(*found));
+	return *found == version ? 0 : MDB_VERSION_MISMATCH;
+}
+
+static int log_last_seq(struct st_env *e, MDB_txn *txn, uint64_t *seq);
+static int frontier_get(struct st_env *e, MDB_txn *txn, uint64_t *seq);
+
 
 /* Check (or, in a new writable store, record) the schema version. Returns 0, ST_ERR_SCHEMA, ST_ERR_IO. */
 static int schema_check(struct st_env *e, MDB_txn *txn)
 {
-	MDB_val k = {sizeof(SCHEMA_KEY) - 1, SCHEMA_KEY}, v;
-	uint32_t version = ST_SCHEMA_VERSION;
-	int rc = mdb_get(txn, e->meta, &k, &v);
-	if (rc == MDB_NOTFOUND && e->read_only)
-		return ST_OK; /* created but never committed to: an empty store */
-	if (rc == MDB_NOTFOUND) {
-		v = (MDB_val){sizeof(version), &version};
-		return mdb_put(txn, e->meta, &k, &v, 0) == 0 ? ST_OK : ST_ERR_IO;
-	}
-	if (rc != 0)
-		return open_err(rc);
-	if (v.mv_size != sizeof(version))
+	uint32_t found;
+	int rc = st_mdb_schema(txn, e->meta, ST_SCHEMA_VERSION, e->read_only, &found);
+	if (rc == MDB_VERSION_MISMATCH)
 		return ST_ERR_SCHEMA;
-	memcpy(&version, v.mv_data, sizeof(version));
-	return version == ST_SCHEMA_VERSION ? ST_OK : ST_ERR_SCHEMA;
+	if (rc == MDB_MAP_FULL || rc == MDB_TXN_FULL)
+		return ST_ERR_IO; /* recording it in a new store */
+	return rc == 0 ? ST_OK : open_err(rc);
 }
 
 /*
@@ -992,10 +1017,112 @@ int st_counts(struct st_env *e, struct st_counts *out)
 			out->quarantine = st.ms_entries;
 		if (rc == 0 && (rc = mdb_stat(txn, e->validators, &st)) == 0)
 			out->validators = st.ms_entries;
+		if (rc == 0 && e->have_forged && (rc = mdb_stat(txn, e->qr_forged, &st)) == 0)
+			out->qr_forged = st.ms_entries;
 		rc = rc == 0 ? log_last_seq(e, txn, &out->last_seq) : st_err(rc);
+		if (rc == 0)
+			rc = frontier_get(e, txn, &out->qr_frontier);
 	}
 	txn_end(e, txn);
 	return read_err(rc);
+}
+
+/* ------------------------------------------------------------ QR verdicts */
+
+/* The frontier in an open txn: the key, or the whole log when there is none. Returns an st_error. */
+static int frontier_get(struct st_env *e, MDB_txn *txn, uint64_t *seq)
+{
+	MDB_val k = {sizeof(FRONTIER_KEY) - 1, FRONTIER_KEY}, v;
+	int rc = e->have_dbs ? mdb_get(txn, e->meta, &k, &v) : MDB_NOTFOUND;
+	if (rc == MDB_NOTFOUND)
+		return log_last_seq(e, txn, seq);
+	if (rc != 0)
+		return st_err(rc);
+	if (v.mv_size != sizeof(*seq))
+		return ST_ERR_CORRUPT;
+	memcpy(seq, v.mv_data, sizeof(*seq));
+	return ST_OK;
+}
+
+int st_qr_frontier(struct st_env *e, uint64_t *seq)
+{
+	MDB_txn *txn;
+	*seq = 0;
+	int rc = txn_begin(e, MDB_RDONLY, &txn);
+	if (rc != 0)
+		return read_err(rc);
+	rc = frontier_get(e, txn, seq);
+	txn_end(e, txn);
+	return read_err(rc);
+}
+
+/* One verdict commit's transaction. Returns an LMDB code, or ST_ERR_INVALID. */
+static int verdicts_put(struct st_env *e, MDB_txn *txn, uint64_t frontier, const struct st_qr_forged *forged,
+			size_t n)
+{
+	uint64_t before = 0;
+	int rc = frontier_get(e, txn, &before);
+	if (rc != 0)
+		return MDB_CORRUPTED;
+	TG_ASSERT(frontier >= before); /* the verifier only moves forward */
+	for (size_t i = 0; i < n; i++) {
+		/* every forged tap is in the log, beyond the frontier: found by walking it */
+		TG_ASSERT(forged[i].seq > before && forged[i].seq <= frontier);
+		MDB_val k = {sizeof(forged[i].seq), (void *)&forged[i].seq};
+		struct st_wtxn t = {.env = e, .txn = txn};
+		if ((rc = value_put(&t, e->qr_forged, &k, &forged[i].meta, forged[i].record, 0)) != 0)
+			return rc;
+	}
+	MDB_val k = {sizeof(FRONTIER_KEY) - 1, FRONTIER_KEY}, v = {sizeof(frontier), &frontier};
+	return mdb_put(txn, e->meta, &k, &v, 0);
+}
+
+/*
+ * Its own write txn, beside the writer's: LMDB lets one write txn live at a
+ * time and makes the other thread wait in mdb_txn_begin, so the caller
+ * batches (one commit, one fsync, per few thousand verdicts). On MAP_FULL the
+ * map is doubled here (map_resize waits for every txn of the process to end,
+ * the writer's too) and the txn done again.
+ */
+int st_qr_verdicts_commit(struct st_env *e, uint64_t frontier, const struct st_qr_forged *forged, size_t n)
+{
+	TG_ASSERT(!e->read_only && e->have_dbs && e->have_forged);
+	for (unsigned grows = 0;; grows++) {
+		MDB_txn *txn;
+		int rc = txn_begin(e, 0, &txn);
+		if (rc != 0)
+			return ST_ERR_IO;
+		rc = verdicts_put(e, txn, frontier, forged, n);
+		if (rc == 0) {
+			rc = mdb_txn_commit(txn);
+			txn = NULL;
+		}
+		txn_end(e, txn);
+		if (rc != MDB_MAP_FULL || grows == VERDICT_GROWS_MAX)
+			return write_err(rc);
+		uint64_t now_bytes = atomic_load_explicit(&e->map_size_bytes, memory_order_relaxed);
+		if (now_bytes >= MAP_BYTES_MAX || map_resize(e, now_bytes * 2 < MAP_BYTES_MAX ? now_bytes * 2
+											 : MAP_BYTES_MAX) != 0)
+			return ST_ERR_MAP_FULL;
+	}
+}
+
+int st_qr_frontier_put(struct st_wtxn *t, uint64_t seq)
+{
+	struct st_env *e = t->env;
+	TG_ASSERT(e->have_forged);
+	MDB_val k = {sizeof(FRONTIER_KEY) - 1, FRONTIER_KEY}, v = {sizeof(seq), &seq};
+	return write_err(mdb_put(t->txn, e->meta, &k, &v, 0));
+}
+
+int st_qr_forged_scan(struct st_env *e, uint64_t from_seq, st_visit_fn fn, void *arg)
+{
+	if (!e->have_forged)
+		return ST_OK;
+	struct visit_args va = {.fn = fn, .arg = arg};
+	struct scan_pos pos = {.key_bytes = sizeof(from_seq), .inclusive = true};
+	memcpy(pos.key, &from_seq, sizeof(from_seq));
+	return read_err(scan(e, e->qr_forged, &pos, log_each, &va));
 }
 
 /* ------------------------------------------- the other environments' maps */

@@ -8,7 +8,11 @@
  *   log         commit sequence (u64, MDB_INTEGERKEY) -> meta + record, append-only
  *   quarantine  identity key (16) + content hash (8) -> meta + record
  *   validators  validator id (u32, MDB_INTEGERKEY) -> struct st_validator_state
- *   meta        "schema_version" -> u32
+ *   meta        "schema_version" -> u32; "qr_verified_seq" -> u64 (the QR verified frontier:
+ *               written by the background verifier, and in before_ack mode by the writer)
+ *   qr_forged   commit sequence (u64, MDB_INTEGERKEY) -> meta + record: QR taps of the log whose
+ *               signature was found forged after their commit (gateway.qr_verify = after_commit),
+ *               quarantined with reason qr_signature: never rated
  * One writer thread owns the write transaction; readers (tapdump, settlement,
  * the dedup rebuild) use short read transactions, ST_READ_CHUNK records each.
  */
@@ -190,8 +194,41 @@ struct st_counts {
 	uint64_t last_seq;
 	uint64_t map_size_bytes;
 	uint64_t used_bytes;
+	uint64_t qr_forged;   /* QR taps of the log found forged after their commit */
+	uint64_t qr_frontier; /* every QR tap at or below this seq has its verdict */
 };
 int st_counts(struct st_env *env, struct st_counts *out);
+
+/*
+ * --- QR verdicts. With gateway.qr_verify = after_commit a QR tap is
+ * committed and acknowledged before its signature is verified; the gateway's
+ * background verifier walks the log in order and records here, durably, the
+ * frontier (every QR tap at or below it has its verdict) and each forged tap
+ * (a copy of its log record, by seq). Rating reads only through the frontier
+ * and never a forged tap. A store with no frontier recorded (written before
+ * this existed: every signature verified before its ack) has its whole log
+ * verified; the gateway records one at start-up, before any tap of its run.
+ */
+struct st_qr_forged {
+	uint64_t seq;
+	struct st_tap_meta meta;
+	uint8_t record[ST_RECORD_BYTES_MAX];
+};
+/* The frontier. Returns 0, ST_ERR_CORRUPT, ST_ERR_READERS, ST_ERR_IO. */
+int st_qr_frontier(struct st_env *env, uint64_t *seq);
+/*
+ * Move the frontier to `frontier` (at or above where it is: asserted) and
+ * quarantine the n forged taps (each beyond the old frontier, at or below the
+ * new: asserted), in one write txn of its own beside the writer's, waiting
+ * for the writer's to end. Grows the map when full. Returns 0, ST_ERR_IO,
+ * ST_ERR_MAP_FULL (at the bound), ST_ERR_INVALID (a record length).
+ */
+int st_qr_verdicts_commit(struct st_env *env, uint64_t frontier, const struct st_qr_forged *forged, size_t n);
+/* The frontier at seq, in the writer's txn: in before_ack mode, once nothing is left for the
+ * background verifier, every commit moves it to its own last tap. Returns 0, ST_ERR_MAP_FULL, ST_ERR_IO. */
+int st_qr_frontier_put(struct st_wtxn *t, uint64_t seq);
+/* Visit the forged taps from seq from_seq up, with their seq. Returns what st_log_scan returns. */
+int st_qr_forged_scan(struct st_env *env, uint64_t from_seq, st_visit_fn fn, void *arg);
 
 /*
  * --- the map policy of tapgate's other LMDB environments (fare/'s rated
@@ -220,5 +257,14 @@ int st_mdb_grow(struct MDB_env *env, uint64_t *now_bytes);
  */
 #define ST_DISK_FULL_BYTES (1ull << 20)
 bool st_mdb_why(const char *dir, int rc, char *why, size_t cap);
+/*
+ * A store's on-disk format version, under "schema_version" (u32) in its meta
+ * DB: recorded by a writable open that finds none (a new store, or one
+ * written before its module versioned it, which is version 1), checked
+ * otherwise. Returns 0; MDB_VERSION_MISMATCH when the store records another
+ * version (*found says which) — the caller refuses it, touching nothing; or
+ * LMDB's code. A read-only open of a store with no version reads it as 1.
+ */
+int st_mdb_schema(struct MDB_txn *txn, unsigned meta_dbi, uint32_t version, bool read_only, uint32_t *found);
 
 #endif

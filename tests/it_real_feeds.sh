@@ -141,5 +141,23 @@ q join "total=5.00 CNY legs=3 unrated=0" $J 08:55:00,board,1,1
 # rail then metro: the join rule is metro -> rail only: 3.00 + 2.00
 q join "total=5.00 CNY legs=2 unrated=0" --date 20260302 08:00:00,entry,61,31 08:25:00,exit,61,22 08:30:00,entry,51,21 08:40:00,exit,51,11
 
+# A refused join row (an unknown network) with --exclude-bad-rows: the two legs it would join are
+# unrated, each (never priced apart as 2.00 + 3.00); without the option the feed is refused whole.
+BADJ=$(mktemp -d /tmp/tapgate-join.XXXXXX)
+trap 'rm -rf "$BADJ"' EXIT
+cp "$R"/join/*.txt "$BADJ"/
+printf 'from_network_id,to_network_id,from_stop_id,to_stop_id\nmetro,railway,,\n' >"$BADJ/fare_leg_join_rules.txt"
+n=$((n + 1))
+if "$TAPFARE" -f "$BADJ" quote $J >/dev/null 2>&1; then
+	echo "FAIL join: a feed with a refused join row was taken without --exclude-bad-rows"; fails=$((fails + 1))
+else
+	echo "ok   join: a refused join row refuses the feed"
+fi
+R=$(dirname "$BADJ")
+q "$(basename "$BADJ")" "total=0.00 CNY legs=2 unrated=2" --exclude-bad-rows $J
+q "$(basename "$BADJ")" 'why="fare_leg_join_rules.txt:2 was refused by check (--exclude-bad-rows): the legs it would join are unrated"' --exclude-bad-rows $J
+# a rail leg alone is not joined by the refused row: priced as published, 3.00
+q "$(basename "$BADJ")" "total=3.00 CNY legs=1 unrated=0" --exclude-bad-rows --date 20260302 08:15:00,entry,61,22 08:40:00,exit,61,31
+
 echo "real feeds: $n journeys, $fails failed"
 [ "$fails" -eq 0 ]

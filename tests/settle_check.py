@@ -20,9 +20,13 @@ any tapgate code:
   * operators' and funders' files name riders by pseudonym only: per
     operator and per funder, the multiset of pseudonyms in the files equals
     HMAC-SHA-256(SECRET, token)[:8] of the legs' tokens, and no token in
-    clear (SECRET: the settlement secret file, config/dev-settle.key unless
-    given).
-Usage: settle_check.py OUTBOX DAY LEGS_FILE XSD [SECRET_FILE]
+    clear (SECRET: the settlement secret file, $SETTLE_SECRET_FILE or
+    config/dev-settle.key).
+  * legs held out of settlement are in no file: an unrated leg carrying no
+    money, and every revision of a leg named in WRITTEN_OFF (lines "TOKEN #LEG");
+  * every file is in CURRENCY (default CNY), its amounts with MINOR decimals
+    (default 2): the CSV headers, the TIDES currency_type, pain.001's Ccy.
+Usage: settle_check.py OUTBOX DAY LEGS_FILE XSD [CURRENCY MINOR [WRITTEN_OFF]]
 """
 import collections
 import csv
@@ -59,11 +63,26 @@ def fail(msg):
     sys.exit(1)
 
 
-def fen(yuan):
-    neg = yuan.startswith("-")
-    whole, _, frac = yuan.lstrip("-").partition(".")
-    v = int(whole) * 100 + int((frac + "00")[:2])
+CURRENCY, MINOR, WRITTEN_OFF = "CNY", 2, set()
+
+
+def fen(units):
+    """Decimal text in the currency's units to its minor units, exactly MINOR decimals (none for 0)."""
+    neg = units.startswith("-")
+    whole, dot, frac = units.lstrip("-").partition(".")
+    if (MINOR == 0 and dot) or (MINOR > 0 and len(frac) != MINOR):
+        fail(f"amount {units}: not {MINOR} decimals of {CURRENCY}")
+    v = int(whole) * 10**MINOR + (int(frac) if frac else 0)
     return -v if neg else v
+
+
+def held(f, d):
+    """A leg line held out of settlement: unrated with no money, or a revision of a written-off leg."""
+    if f[1] + " " + f[3] in WRITTEN_OFF:
+        return True
+    money = ("nominal", "concession", "transfer", "cap", "promotion", "subsidy", "rider")
+    return "unrated" in f and all(int(d[k]) == 0 for k in money) and all(
+        int(v) == 0 for k, v in d.items() if re.fullmatch(r"op\d+", k))
 
 
 def legs_totals(path, day):
@@ -75,11 +94,13 @@ def legs_totals(path, day):
         f = line.split()
         if not f or f[0] != day:
             continue
-        n += 1
         token = f[1]
         kv = [x.split("=", 1) for x in f[5:] if "=" in x]
         keys = [k for k, _ in kv]
         d = dict(kv)
+        if held(f, d):
+            continue
+        n += 1
         rider = int(d["rider"])
         medium = token.split(":")[0]
         if medium == "quickpass":
@@ -118,7 +139,7 @@ def check_clearing_csv(path, day):
     name = os.path.basename(path)[:-4]
     lines = open(path).read().splitlines()
     h, t, d = lines[0].split(","), lines[-1].split(","), [x.split(",") for x in lines[1:-1]]
-    if h[0] != "H" or h[1] != name or h[4] != day or h[6] != "CNY":
+    if h[0] != "H" or h[1] != name or h[4] != day or h[6] != CURRENCY:
         fail(f"{path}: header {lines[0]}")
     if t[0] != "T" or any(r[0] != "D" for r in d):
         fail(f"{path}: records are not H, D..., T")
@@ -143,7 +164,10 @@ def check_pain001(path, xsd):
         fail(f"{path}: not valid against {xsd}: {r.stderr.strip()}")
     ns = {"p": "urn:iso:std:iso:20022:tech:xsd:pain.001.001.10"}
     root = ET.parse(path).getroot()
-    amounts = [fen(a.text) for a in root.findall(".//p:CdtTrfTxInf/p:Amt/p:InstdAmt", ns)]
+    instd = root.findall(".//p:CdtTrfTxInf/p:Amt/p:InstdAmt", ns)
+    if any(a.get("Ccy") != CURRENCY for a in instd):
+        fail(f"{path}: a transfer not in {CURRENCY}")
+    amounts = [fen(a.text) for a in instd]
     hdr = root.find("p:CstmrCdtTrfInitn/p:GrpHdr", ns)
     if int(hdr.find("p:NbOfTxs", ns).text) != len(amounts) or fen(hdr.find("p:CtrlSum", ns).text) != sum(amounts):
         fail(f"{path}: group header says {hdr.find('p:NbOfTxs', ns).text} / {hdr.find('p:CtrlSum', ns).text}, "
@@ -160,6 +184,8 @@ def check_tides(path, schema, party, got, tides_rows, riders):
         fail(f"{path}: not valid against the TIDES fare_transactions schema: " + "; ".join(problems[:5]))
     with open(path, newline="") as fh:
         for row in csv.DictReader(fh):
+            if row["currency_type"] != CURRENCY:
+                fail(f"{path}: currency_type {row['currency_type']}, not {CURRENCY}")
             got[party] += fen(row["amount"])
             tides_rows[party] += 1
             if not re.fullmatch(f"[0-9a-f]{{{PSEUDONYM_HEX}}}", row["token_id"]):
@@ -168,9 +194,13 @@ def check_tides(path, schema, party, got, tides_rows, riders):
 
 
 def main():
-    global SECRET
+    global CURRENCY, MINOR, WRITTEN_OFF, SECRET
     outbox, day, legs_file, xsd = sys.argv[1:5]
-    SECRET = read_secret(sys.argv[5] if len(sys.argv) > 5 else "config/dev-settle.key")
+    if len(sys.argv) > 6:
+        CURRENCY, MINOR = sys.argv[5], int(sys.argv[6])
+    if len(sys.argv) > 7:
+        WRITTEN_OFF = {line.strip() for line in open(sys.argv[7]) if line.strip()}
+    SECRET = read_secret(os.environ.get("SETTLE_SECRET_FILE", "config/dev-settle.key"))
     schema = json.load(open(os.path.join(os.path.dirname(xsd), "tides-1.0-fare_transactions.schema.json")))
     want, legs_by_op, want_riders, nlegs = legs_totals(legs_file, day)
     got_riders = collections.Counter()

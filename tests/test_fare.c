@@ -216,6 +216,23 @@ static void rate(struct case_run *c)
 		case_fail(c, "rating run failed: %s", c->err);
 }
 
+/* `rerate-unrated DAY`: the feed as the case's files are now, and a run that rates DAY's unrated token-days again. */
+static void rerate(struct case_run *c, const char *day_text)
+{
+	struct fare_run_options opt = {.through_day = c->max_day, .quiet = true};
+	struct fare_run_stats st;
+	if (fare_day_parse(day_text, &opt.rerate_unrated_day) != 0) {
+		case_fail(c, "rerate-unrated: \"%s\" is not a day", day_text);
+		return;
+	}
+	fare_feed_free(c->feed);
+	c->feed = NULL;
+	if (fare_feed_load_files(&c->feed, "case-feed", c->files, c->nfiles, c->err, sizeof(c->err)) != 0)
+		case_fail(c, "rerate-unrated: the feed is rejected: %s", c->err);
+	else if (fare_run(c->db, c->log, c->feed, &c->clk, &opt, &st, c->err, sizeof(c->err)) != 0)
+		case_fail(c, "rerate-unrated: the rating run failed: %s", c->err);
+}
+
 static void text_add(struct text *t, const char *s)
 {
 	assert_true(t->n < CASE_LINES_MAX);
@@ -362,6 +379,8 @@ static bool run_case(const char *path)
 			if (!opened && !(opened = open_stores(&c)))
 				break;
 			rate(&c);
+		} else if (!strncmp(line, "rerate-unrated ", 15) && opened) {
+			rerate(&c, line + 15);
 		} else if (!strcmp(line, "exclude-bad-rows")) {
 			c.exclude_bad_rows = true;
 		} else if (!strncmp(line, "expect ", 7)) {

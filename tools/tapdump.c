@@ -37,7 +37,8 @@ static void usage(FILE *f)
 		   "  last [N]               the last N taps (20)\n"
 		   "  card NUMBER            every tap of an e-purse card number\n"
 		   "  token TOKEN            every tap of a QuickPass or QR account token\n"
-		   "  quarantine             conflicting records kept aside\n"
+		   "  quarantine             records kept aside, each with reason=: conflict (seq 0), or\n"
+		   "                         qr_signature (a QR code found forged after its commit: its log seq)\n"
 		   "  validators             per-validator state\n"
 		   "  export [--fields identity|full]   every tap as CSV on standard output\n"
 		   "  verify                 walk the whole log: seq continuity, every record sound, counts agree\n"
@@ -157,24 +158,63 @@ static const char *kind_name(unsigned k)
 	return k <= 4 ? names[k] : "?";
 }
 
-static void tap_print(uint64_t seq, const struct st_tap_meta *m, const uint8_t *rec)
+/* One tap as a line; reason (quarantine listings) is appended as reason=... unless NULL. */
+static void tap_print_why(uint64_t seq, const struct st_tap_meta *m, const uint8_t *rec, const char *reason)
 {
 	struct fp_tap t;
 	char recv[32], when[32], fields[200];
 	int bad = fp_tap_decode(rec, m->record_len, &t);
 	iso_time(m->recv_time_us, recv);
 	if (bad) {
-		printf("%" PRIu64 " %s validator=%u undecodable record (%s)\n", seq, recv, m->validator_id,
-		       fp_reason_name((unsigned)bad));
+		printf("%" PRIu64 " %s validator=%u undecodable record (%s)%s%s\n", seq, recv, m->validator_id,
+		       fp_reason_name((unsigned)bad), reason ? " reason=" : "", reason ? reason : "");
 		return;
 	}
 	iso_time(t.tap_time_us, when);
 	medium_text(&t, fields, sizeof(fields));
 	printf("%" PRIu64 " recv=%s validator=%u %s %s cat=%u tap=%u at=%s op=%u route=%u stop=%u vehicle=%u "
-	       "amount=%u.%02u %s\n",
+	       "amount=%u.%02u %s%s%s\n",
 	       seq, recv, m->validator_id, fp_medium_name(t.medium), kind_name(t.kind), t.category, t.tap_id,
 	       when, m->operator_id, m->route_id, t.stop_id, m->vehicle_id, t.amount_fen / 100,
-	       t.amount_fen % 100, fields);
+	       t.amount_fen % 100, fields, reason ? " reason=" : "", reason ? reason : "");
+}
+
+static void tap_print(uint64_t seq, const struct st_tap_meta *m, const uint8_t *rec)
+{
+	tap_print_why(seq, m, rec, NULL);
+}
+
+/* The quarantine: conflicts (seq 0: kept aside, never in the log), then forged QR codes (their log seq). */
+static int conflict_print(void *arg, uint64_t seq, const struct st_tap_meta *m, const uint8_t *rec)
+{
+	(void)arg;
+	tap_print_why(seq, m, rec, "conflict");
+	return 0;
+}
+
+static int forged_print(void *arg, uint64_t seq, const struct st_tap_meta *m, const uint8_t *rec)
+{
+	(void)arg;
+	tap_print_why(seq, m, rec, "qr_signature");
+	return 0;
+}
+
+static int cmd_quarantine(struct st_env *env)
+{
+	int rc = st_quarantine_scan(env, conflict_print, NULL);
+	return rc != 0 ? rc : st_qr_forged_scan(env, 1, forged_print, NULL);
+}
+
+struct pending_count {
+	uint64_t qr;
+};
+
+static int pending_visit(void *arg, uint64_t seq, const struct st_tap_meta *m, const uint8_t *rec)
+{
+	struct pending_count *c = arg;
+	(void)seq;
+	c->qr += m->record_len >= 2 && rec[1] == FP_MEDIUM_QR;
+	return 0;
 }
 
 /* ----------------------------------------------------------- commands */
@@ -301,7 +341,8 @@ static int cmd_export(struct st_env *env, bool full)
 	       full ? ",seq,recv_time_us,kind,category,operator,route,stop,vehicle,fields" : "");
 	struct walk w = {.fn = export_visit, .arg = &s};
 	int rc = walk_log(env, 1, &w);
-	qsort(s.rows, s.count, sizeof(*s.rows), row_cmp);
+	if (s.count > 0) /* full exports print as they walk and keep no rows */
+		qsort(s.rows, s.count, sizeof(*s.rows), row_cmp);
 	for (uint64_t i = 0; rc == 0 && i < s.count; i++) {
 		const struct id_row *r = &s.rows[i];
 		printf("%u,%u,%s,%016" PRIx64 "%016" PRIx64 ",%" PRIu64 ",%u\n", r->validator_id, r->tap_id,
@@ -363,9 +404,15 @@ static int cmd_counts(struct st_env *env)
 	int rc = st_counts(env, &c);
 	if (rc != 0)
 		return rc;
+	/* QR taps beyond the verified frontier: their signatures wait for the gateway's background verifier */
+	struct pending_count p = {0};
+	if (c.qr_frontier < c.last_seq && (rc = st_log_scan(env, c.qr_frontier + 1, false, pending_visit, &p)) != 0)
+		return rc;
 	printf("log_taps %" PRIu64 "\nquarantine %" PRIu64 "\nvalidators %" PRIu64 "\nlast_seq %" PRIu64
-	       "\nmap_size_bytes %" PRIu64 "\nused_bytes %" PRIu64 "\n",
-	       c.log_taps, c.quarantine, c.validators, c.last_seq, c.map_size_bytes, c.used_bytes);
+	       "\nmap_size_bytes %" PRIu64 "\nused_bytes %" PRIu64 "\nqr_verified_seq %" PRIu64
+	       "\nqr_signatures_pending %" PRIu64 "\nqr_forged %" PRIu64 "\n",
+	       c.log_taps, c.quarantine, c.validators, c.last_seq, c.map_size_bytes, c.used_bytes, c.qr_frontier,
+	       p.qr, c.qr_forged);
 	return 0;
 }
 
@@ -410,7 +457,7 @@ static int dispatch(struct st_env *env, int argc, char **argv)
 	if (strcmp(cmd, "verify") == 0)
 		return cmd_verify(env);
 	if (strcmp(cmd, "quarantine") == 0)
-		return store_result(st_quarantine_scan(env, print_visit, NULL), "the quarantine");
+		return store_result(cmd_quarantine(env), "the quarantine");
 	if (strcmp(cmd, "validators") == 0)
 		return store_result(st_validator_scan(env, validator_print, NULL), "the validators");
 	if (strcmp(cmd, "export") == 0) {

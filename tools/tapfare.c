@@ -27,10 +27,14 @@ static void usage(FILE *f)
 		   "  check [FEED_DIR] [--exclude-bad-rows]\n"
 		   "                                   load and validate a feed: every problem with file, line,\n"
 		   "                                   column and field; its version, size and currency\n"
-		   "  rate [--through YYYYMMDD] [--exclude-bad-rows]\n"
+		   "  rate [--through YYYYMMDD] [--exclude-bad-rows] [--rerate-unrated D]\n"
 		   "                                   rate the log's new taps; every unrated day up to --through\n"
-		   "                                   (default: each day whose cutoff is fares.grace_s past)\n"
-		   "  legs [--day D] [--token T] [--no-version]   print rated legs (docs/FARES.md section 4)\n"
+		   "                                   (default: each day whose cutoff is fares.grace_s past);\n"
+		   "                                   --rerate-unrated: rate again with FEED the token-days of\n"
+		   "                                   day D holding an unrated leg (adjustment legs)\n"
+		   "  legs [--day D] [--token T] [--no-version] [--unrated]\n"
+		   "                                   print rated legs (docs/FARES.md section 4); --unrated: only\n"
+		   "                                   the unrated ones\n"
 		   "  quote --date YYYYMMDD [--media ID] [--category ID] (--taps FILE.csv | TAP...)\n"
 		   "                                   price one journey against -f FEED, no store: each leg, the\n"
 		   "                                   rule that priced it and why (section 7); TAP is\n"
@@ -46,7 +50,7 @@ static bool exclude_bad_rows; /* --exclude-bad-rows */
 struct args {
 	struct cfg cfg;
 	const char *store, *rated, *feed;
-	uint32_t day, through, date;
+	uint32_t day, through, date, rerate_unrated;
 	const char *media_id, *category_id, *taps_file;
 	bool no_version, have_token;
 	struct fare_query q;
@@ -68,7 +72,8 @@ static int command_options(int argc, char **argv, struct args *a)
 		{"token", required_argument, NULL, 'k'},   {"no-version", no_argument, NULL, 'n'},
 		{"exclude-bad-rows", no_argument, NULL, 'x'}, {"media", required_argument, NULL, 'm'},
 		{"category", required_argument, NULL, 'g'},   {"date", required_argument, NULL, 'D'},
-		{"taps", required_argument, NULL, 'T'},
+		{"taps", required_argument, NULL, 'T'},       {"rerate-unrated", required_argument, NULL, 'R'},
+		{"unrated", no_argument, NULL, 'U'},
 		{NULL, 0, NULL, 0},
 	};
 	int c;
@@ -90,6 +95,8 @@ static int command_options(int argc, char **argv, struct args *a)
 		case 'g': a->category_id = optarg; break;
 		case 'D': if (parse_day(optarg, &a->date) != 0) return EXIT_INPUT; break;
 		case 'T': a->taps_file = optarg; break;
+		case 'R': if (parse_day(optarg, &a->rerate_unrated) != 0) return EXIT_INPUT; break;
+		case 'U': a->q.unrated_only = true; break;
 		default: usage(stderr); return EXIT_USAGE;
 		}
 	}
@@ -177,21 +184,24 @@ static int cmd_rate(struct args *a)
 		rc = EXIT_SYSTEM;
 		goto out_close_log;
 	}
-	struct fare_run_options opt = {.through_day = a->through};
+	struct fare_run_options opt = {.through_day = a->through, .rerate_unrated_day = a->rerate_unrated};
 	struct fare_run_stats st;
 	fprintf(stderr, "tapfare: rating days up to %u with feed %016llx\n", a->through,
 		(unsigned long long)fare_feed_version(feed));
 	if ((rc = fare_run(db, log, feed, &clk, &opt, &st, err, sizeof(err))) != 0) {
 		fprintf(stderr, "tapfare: %s\n", err);
-		rc = EXIT_SYSTEM;
+		rc = rc == FARE_ERR_INVALID ? EXIT_INPUT : EXIT_SYSTEM;
 	} else {
 		printf("rated %llu taps (%llu read, %llu late, %llu undecodable), %llu days, %llu legs, "
-		       "%llu adjustment legs for %llu token-days, %llu unrated legs, %llu audit lines\n",
+		       "%llu adjustment legs for %llu token-days, %llu unrated legs, %llu audit lines; "
+		       "%llu forged QR taps not rated, %llu taps after seq %llu waiting for their QR verdicts\n",
 		       (unsigned long long)st.taps_rated, (unsigned long long)st.taps_scanned,
 		       (unsigned long long)st.taps_late, (unsigned long long)st.taps_undecodable,
 		       (unsigned long long)st.days_rated, (unsigned long long)st.legs_written,
 		       (unsigned long long)st.adjustment_legs, (unsigned long long)st.tokens_rerated,
-		       (unsigned long long)st.norule_legs, (unsigned long long)st.audit_lines);
+		       (unsigned long long)st.norule_legs, (unsigned long long)st.audit_lines,
+		       (unsigned long long)st.taps_forged, (unsigned long long)st.taps_waiting,
+		       (unsigned long long)st.qr_frontier);
 	}
 	fare_db_close(db);
 out_close_log:

@@ -39,7 +39,8 @@
 #define RETRY_MAX_MS 30000u /* docs/PROTOCOL.md section 8: doubling up to 30 s */
 
 enum tap_state { TAP_PENDING = 0, TAP_INFLIGHT = 1, TAP_DONE = 2, TAP_REFUSED = 3 /* deny-listed at the validator */ };
-enum tap_expect { EXPECT_ANY = 0, EXPECT_QR_REUSE = 1, EXPECT_CONFLICT = 2, EXPECT_QR_SIGNATURE = 3 };
+enum tap_expect { EXPECT_ANY = 0, EXPECT_QR_REUSE = 1, EXPECT_CONFLICT = 2, EXPECT_QR_SIGNATURE = 3,
+		  EXPECT_QR_FORGED_STORED = 4 /* gateway.qr_verify = after_commit: acked stored, quarantined later */ };
 
 struct tap_slot {
 	struct fp_tap tap;
@@ -106,6 +107,7 @@ struct options {
 	uint64_t spread_s;   /* tap times over the last spread_s seconds (0: now) */
 	uint32_t bad_corrupt, bad_mac, bad_validator, bad_key, bad_truncated, bad_oversized, bad_garbage;
 	uint32_t replay_qr, conflict, forged_qr;
+	bool forged_qr_stored; /* --forged-qr-expect stored: the gateway verifies after the commit */
 };
 
 struct stats {
@@ -223,6 +225,9 @@ static void usage(void)
 	       "  --conflict N            resend N stored e-purse taps with another amount (expect conflict)\n"
 	       "  --forged-qr N           send N new QR codes whose signature was not made by the platform\n"
 	       "                          (expect rejected qr_signature, also for their retransmissions)\n"
+	       "  --forged-qr-expect rejected|stored   what forged codes get: rejected qr_signature (the\n"
+	       "                          default, gateway.qr_verify = before_ack) or stored (after_commit:\n"
+	       "                          acknowledged stored, quarantined by the gateway's background verifier)\n"
 	       "  --out FILE              CSV of the unique taps acknowledged stored or duplicate, sorted by identity\n"
 	       "  --json FILE             the final figures as a JSON object\n"
 	       "  --write-keys FILE       write random keys for --validators validators from --first-validator\n"
@@ -256,7 +261,7 @@ static void parse_medium(struct options *o, const char *s)
 /* The long options: getopt_long returns O_BASE + 1 + the option's index in longopts. */
 enum { O_BASE = 256, O_GW, O_KEYS, O_QRKEY, O_VAL, O_FIRST, O_TAPS, O_DUR, O_RATE, O_TPF, O_WIN, O_MIX,
        O_MED, O_RETX, O_DEPOT, O_BACKLOG, O_RETRY, O_GIVEUP, O_BC, O_BM, O_BV, O_BK, O_BT, O_BO, O_BG, O_RQ,
-       O_CONF, O_FORGED, O_WKEYS, O_OUT, O_JSON, O_SEED, O_PROG, O_LINGER, O_HELP, O_NET, O_SPREAD, O_KEYID, O_RIDER };
+       O_CONF, O_FORGED, O_WKEYS, O_OUT, O_JSON, O_SEED, O_PROG, O_LINGER, O_HELP, O_NET, O_SPREAD, O_KEYID, O_RIDER, O_FEXPECT };
 static const struct option longopts[] = {
 	{"gateway", 1, 0, O_GW}, {"keys", 1, 0, O_KEYS}, {"qr-key", 1, 0, O_QRKEY},
 	{"validators", 1, 0, O_VAL}, {"first-validator", 1, 0, O_FIRST}, {"taps", 1, 0, O_TAPS},
@@ -269,7 +274,7 @@ static const struct option longopts[] = {
 	{"conflict", 1, 0, O_CONF}, {"forged-qr", 1, 0, O_FORGED}, {"write-keys", 1, 0, O_WKEYS}, {"out", 1, 0, O_OUT}, {"json", 1, 0, O_JSON},
 	{"seed", 1, 0, O_SEED}, {"progress", 0, 0, O_PROG}, {"linger-ms", 1, 0, O_LINGER},
 	{"help", 0, 0, O_HELP}, {"network", 1, 0, O_NET}, {"spread-s", 1, 0, O_SPREAD},
-	{"key-id", 1, 0, O_KEYID}, {"first-rider", 1, 0, O_RIDER}, {0}};
+	{"key-id", 1, 0, O_KEYID}, {"first-rider", 1, 0, O_RIDER}, {"forged-qr-expect", 1, 0, O_FEXPECT}, {0}};
 
 /* The options that send bad input on purpose (counts of each kind). Returns false if c is none of them. */
 static bool option_bad(struct options *o, int c, const char *name, const char *arg)
@@ -285,6 +290,11 @@ static bool option_bad(struct options *o, int c, const char *name, const char *a
 	case O_RQ: o->replay_qr = (uint32_t)parse_u64(name, arg, 100000); break;
 	case O_CONF: o->conflict = (uint32_t)parse_u64(name, arg, 100000); break;
 	case O_FORGED: o->forged_qr = (uint32_t)parse_u64(name, arg, 100000); break;
+	case O_FEXPECT:
+		if (strcmp(arg, "stored") != 0 && strcmp(arg, "rejected") != 0)
+			die_usage("--forged-qr-expect wants rejected or stored", arg);
+		o->forged_qr_stored = strcmp(arg, "stored") == 0;
+		break;
 	default: return false;
 	}
 	return true;
@@ -861,6 +871,8 @@ static void tap_finish(struct gen *g, struct tap_slot *s, const struct fp_tap_st
 		ok = st->status == FP_STATUS_CONFLICT;
 	else if (s->expect == EXPECT_QR_SIGNATURE)
 		ok = st->status == FP_STATUS_REJECTED && st->reason == FP_REASON_QR_SIGNATURE;
+	else if (s->expect == EXPECT_QR_FORGED_STORED)
+		ok = st->status == FP_STATUS_STORED || st->status == FP_STATUS_DUPLICATE;
 	else
 		ok = st->status == FP_STATUS_STORED || st->status == FP_STATUS_DUPLICATE;
 	if (s->expect == EXPECT_ANY)
@@ -1030,10 +1042,12 @@ static void specials_queue(struct gen *g)
 		struct fp_tap *t = &g->taps[s].tap;
 		*t = (struct fp_tap){.medium = FP_MEDIUM_QR, .kind = g->v[vi].kind, .tap_id = ++g->v[vi].tap_id,
 				     .tap_time_us = fp_now_us() - 1000000u, .stop_id = g->v[vi].stop_base};
+		if (g->o.spread_s) /* on the days the others are on, so a rating run meets them */
+			t->tap_time_us -= rnd(g) % (g->o.spread_s * 1000000u);
 		qr_fill(g, (uint32_t)(rnd(g) % g->riders_count), t);
 		t->u.qr.signature[rnd(g) % FP_QR_SIGNATURE_BYTES] ^= (uint8_t)(1u << (rnd(g) % 8));
 		g->taps[s].key = fp_tap_identity(t, g->v[vi].id);
-		g->taps[s].expect = EXPECT_QR_SIGNATURE;
+		g->taps[s].expect = g->o.forged_qr_stored ? EXPECT_QR_FORGED_STORED : EXPECT_QR_SIGNATURE;
 		pending_push(g, vi, s);
 	}
 	if (want_qr || want_conflict) {
@@ -1203,12 +1217,13 @@ static int cmp_key(const void *a, const void *b)
 	return x->key.lo < y->key.lo ? -1 : x->key.lo > y->key.lo;
 }
 
-/* The unique taps acknowledged stored or duplicate, in tapdump's export form. */
+/* The unique taps acknowledged stored or duplicate, in tapdump's export form (forged codes too,
+ * when after_commit acknowledges them stored: they are in the log, and quarantined beside it). */
 static int out_write(const struct gen *g, const char *path)
 {
-	struct tap_slot **sorted = malloc(g->normal_generated * sizeof(*sorted) + 1);
+	struct tap_slot **sorted = malloc(g->taps_used * sizeof(*sorted) + 1);
 	uint64_t n = 0;
-	for (uint64_t t = 0; t < g->normal_generated; t++)
+	for (uint64_t t = 0; t < g->taps_used; t++)
 		if (g->taps[t].state == TAP_DONE &&
 		    (g->taps[t].status == FP_STATUS_STORED || g->taps[t].status == FP_STATUS_DUPLICATE))
 			sorted[n++] = &g->taps[t];

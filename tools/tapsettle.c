@@ -11,6 +11,7 @@
  *   tapsettle resend --batch ID    write a batch's file again, identical, and mark it sent
  *   tapsettle deny                 the deny list
  *   tapsettle recover --day D      debt recovery: present the debts due by D again
+ *   tapsettle write-off-unrated --day D [--leg SEQ]   unrated legs written off, never settled
  *
  * A separate process from the gateway: it reads the gateway's store with
  * short read transactions while the gateway runs. Settings come from
@@ -56,6 +57,8 @@ static void usage(FILE *f)
 		   "  resend --batch ID          write a batch's file again (identical) and mark it sent\n"
 		   "  deny                       print the deny list\n"
 		   "  recover --day YYYYMMDD     present again the declined debts due by that day (recovery batches)\n"
+		   "  write-off-unrated --day YYYYMMDD [--leg SEQ]\n"
+		   "                             write off the day's open unrated legs (or leg SEQ): never settled\n"
 		   "Settings: [store], [fares], [settle] of CONFIG (default config/tapgate.conf).\n"
 		   "run: SIGTERM or SIGINT stop it between steps (within 30 s; a second one at once);\n"
 		   "SIGHUP reloads the feed and the counterparties before the next cycle.\n");
@@ -189,6 +192,10 @@ static int close_day(struct app *a, uint32_t day)
 		       (unsigned long long)st.legs, (unsigned long long)st.batches, a->cfg.settle_outbox);
 	else
 		printf("day %u: nothing new since round %u; no file written\n", day, st.round);
+	if (st.new_round && (st.held_unrated || st.held_written_off))
+		printf("day %u round %u: held out of every batch: %llu unrated legs, %llu revisions of written-off legs "
+		       "(tapsettle reconcile --day %u lists them)\n",
+		       day, st.round, (unsigned long long)st.held_unrated, (unsigned long long)st.held_written_off, day);
 	return 0;
 }
 
@@ -277,16 +284,29 @@ static int cmd_run(struct app *a)
 
 static bool force; /* close --force: a day that has not ended yet */
 
+static uint64_t leg_seq; /* write-off-unrated --leg SEQ */
+
 static int day_option(int argc, char **argv, uint32_t *day)
 {
 	static const struct option opts[] = {{"day", required_argument, NULL, 'd'}, {"force", no_argument, NULL, 'f'},
-					     {NULL, 0, NULL, 0}};
+					     {"leg", required_argument, NULL, 'l'}, {NULL, 0, NULL, 0}};
 	int c;
 	optind = 1;
 	*day = 0;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		if (c == 'f' && strcmp(argv[0], "close") == 0) {
 			force = true;
+			continue;
+		}
+		if (c == 'l' && strcmp(argv[0], "write-off-unrated") == 0) {
+			char *end;
+			errno = 0;
+			leg_seq = strtoull(optarg, &end, 10);
+			if (errno || *end || !leg_seq || optarg[0] == '-') {
+				fprintf(stderr, "tapsettle: --leg \"%s\" is not a leg's sequence number (reconcile lists them)\n",
+					optarg);
+				return EXIT_INPUT;
+			}
 			continue;
 		}
 		if (c != 'd') {
@@ -491,6 +511,17 @@ static int sub_recover(struct app *a, int argc, char **argv)
 	return rc;
 }
 
+static int sub_write_off(struct app *a, int argc, char **argv)
+{
+	char err[SETTLE_ERR_MAX];
+	uint32_t day = 0;
+	int rc = day_option(argc, argv, &day), r;
+	if (rc == 0 && (rc = open_all(a, false, true)) == 0 &&
+	    (r = settle_write_off_unrated(&a->ctx, day, leg_seq, stdout, err, sizeof(err))) != 0)
+		rc = settle_failed(r, err, true);
+	return rc;
+}
+
 static int sub_deny(struct app *a, int argc, char **argv)
 {
 	char err[SETTLE_ERR_MAX];
@@ -514,6 +545,7 @@ static const struct command {
 	{"resend", sub_resend},
 	{"recover", sub_recover},
 	{"deny", sub_deny},
+	{"write-off-unrated", sub_write_off},
 };
 
 int main(int argc, char **argv)
