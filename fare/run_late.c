@@ -244,7 +244,8 @@ int fare_run_add_old_taps(struct run *r, MDB_txn *txn)
 		free(markers);
 		return FARE_ERR_NOMEM;
 	}
-	memcpy(late, r->taps, r->ntaps * sizeof(*late)); /* fare_run_push_tap moves r->taps */
+	if (r->ntaps) /* r->taps may be NULL: only markers */
+		memcpy(late, r->taps, r->ntaps * sizeof(*late)); /* fare_run_push_tap moves r->taps */
 	if (nmarkers)
 		memcpy(late + r->ntaps, markers, nmarkers * sizeof(*late));
 	free(markers);
