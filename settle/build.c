@@ -61,7 +61,8 @@ struct builder {
 	bool dry; /* compute the batches only (reconciliation): no files */
 	struct settle_writer writer; /* this close's writer thread (not started when dry) */
 	struct writer **w;
-	unsigned nw, capw;
+	unsigned nw;
+	size_t capw;
 	struct agg agg;
 	uint64_t charge_legs; /* legs aggregated into charges */
 	struct op_sum ops[SETTLE_OPERATORS_MAX];
@@ -100,14 +101,8 @@ static struct writer *writer_for(struct builder *bd, enum writer_kind kind, cons
 	for (unsigned i = bd->nw; i-- > 0;)
 		if (bd->w[i]->kind == kind && strcmp(bd->w[i]->b.party, party) == 0)
 			return bd->w[i];
-	if (bd->nw == bd->capw) {
-		unsigned cap = bd->capw ? bd->capw * 2 : 16;
-		struct writer **n = realloc(bd->w, cap * sizeof(*n));
-		if (!n)
-			return NULL;
-		bd->w = n;
-		bd->capw = cap;
-	}
+	if (settle_array_room(&bd->w, &bd->capw, bd->nw, sizeof(*bd->w), 16) != 0)
+		return NULL;
 	struct writer *w = calloc(1, sizeof(*w));
 	if (!w)
 		return NULL;

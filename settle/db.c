@@ -159,7 +159,7 @@ int settle_rounds(struct settle_db *db, uint32_t day, struct round **out, unsign
 		mdb_txn_abort(txn);
 	if (rc != 0)
 		return settle_store_fail(db, err, err_len, "rounds", rc);
-	unsigned cap = 0;
+	size_t cap = 0;
 	for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
 		struct round r;
 		if (v.mv_size != sizeof(r))
@@ -167,14 +167,9 @@ int settle_rounds(struct settle_db *db, uint32_t day, struct round **out, unsign
 		memcpy(&r, v.mv_data, sizeof(r));
 		if (r.day != day)
 			break;
-		if (*n == cap) {
-			cap = cap ? cap * 2 : 8;
-			struct round *nr = realloc(*out, cap * sizeof(*nr));
-			if (!nr) {
-				rc = ENOMEM;
-				break;
-			}
-			*out = nr;
+		if (settle_array_room(out, &cap, *n, sizeof(**out), 8) != 0) {
+			rc = ENOMEM;
+			break;
 		}
 		(*out)[(*n)++] = r;
 	}

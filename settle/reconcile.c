@@ -55,14 +55,8 @@ struct u64s {
 
 static int push(struct u64s *a, uint64_t x)
 {
-	if (a->n == a->cap) {
-		size_t cap = a->cap ? a->cap * 2 : 1 << 16;
-		uint64_t *v = realloc(a->v, cap * sizeof(*v));
-		if (!v)
-			return -1;
-		a->v = v;
-		a->cap = cap;
-	}
+	if (settle_array_room(&a->v, &a->cap, a->n, sizeof(*a->v), 1 << 16) != 0)
+		return -1;
 	a->v[a->n++] = x;
 	return 0;
 }
