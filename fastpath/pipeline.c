@@ -36,7 +36,9 @@
 
 #define PX_RELAXED memory_order_relaxed
 #define BUSY_REPLIES_MAX 4096u /* busy replies waiting to leave, a power of two */
-#define WRITER_NS_PER_TAP_START 1000u
+#define WRITER_NS_PER_TAP_START 1000u /* the writer's model before its first commit */
+#define WRITER_COMMIT_US_START 1000u
+#define WRITER_RATE_TAPS_START 4096u /* the weight of the starting guess, in taps */
 #define ctr_add(field, n) atomic_fetch_add_explicit(&(field), (n), PX_RELAXED)
 #define ctr_set(field, n) atomic_store_explicit(&(field), (n), PX_RELAXED)
 
@@ -61,7 +63,10 @@ struct fp_pipeline {
 	_Atomic bool writer_done;
 	_Atomic int writer_status;
 	_Alignas(64) _Atomic uint64_t taps_committed; /* taps of the jobs below committed (writer) */
-	_Atomic uint64_t writer_ns_per_tap;          /* moving average of the writer's time per tap */
+	/* The writer's cost model, which the ingress sheds load on: a fixed cost per commit (the fsync)
+	 * and a cost per tap written. Kept apart, a slow fsync of a small txn is not taken for a slow tap. */
+	_Atomic uint64_t writer_commit_us; /* moving average of one commit */
+	_Atomic uint64_t writer_ns_per_tap; /* write work per tap, recent txns weighted by their taps */
 	/* ingress side */
 	_Alignas(64) uint64_t released;
 	uint64_t peeked;
@@ -88,6 +93,7 @@ struct fp_pipeline {
 	uint64_t txn_first_mono_us;
 	uint64_t txn_busy_us;  /* time the writer worked on this txn's jobs */
 	uint64_t txn_job_taps; /* taps of those jobs, whatever their status */
+	uint64_t rate_ns_sum, rate_taps_sum; /* decaying sums behind writer_ns_per_tap */
 	struct validator_slot *validators;
 	uint32_t *validators_dirty; /* slot indexes touched since the last flush */
 	uint32_t validators_dirty_count;
@@ -448,11 +454,18 @@ static void staged_collect(struct fp_pipeline *p)
 		produced_publish(p, produced);
 }
 
-/* How long the writer needs for what is queued to it, in microseconds. */
+/*
+ * How long the writer needs for what is queued to it, in microseconds: one
+ * commit per commit_batch_taps, and the work of each tap.
+ */
 static uint64_t writer_backlog_us(const struct fp_pipeline *p)
 {
 	uint64_t taps = p->taps_produced - atomic_load_explicit(&p->taps_committed, PX_RELAXED);
-	return taps * atomic_load_explicit(&p->writer_ns_per_tap, PX_RELAXED) / 1000u;
+	if (taps == 0)
+		return 0;
+	uint64_t commits = (taps + p->opt.commit_batch_taps - 1) / p->opt.commit_batch_taps;
+	return commits * atomic_load_explicit(&p->writer_commit_us, PX_RELAXED) +
+	       taps * atomic_load_explicit(&p->writer_ns_per_tap, PX_RELAXED) / 1000u;
 }
 
 /* Answer a frame busy: come back in backlog_us. Returns false if the busy replies are all taken. */
@@ -783,13 +796,19 @@ static void publish_committed(struct fp_pipeline *p, uint64_t upto)
 	(void)!write(p->ack_efd, &one, sizeof(one));
 }
 
-/* The writer's time per tap, which the ingress sheds load on: this txn's work over its jobs' taps. */
+/*
+ * Update the writer's cost model after a commit that took commit_us. Each
+ * decays by an eighth a commit; the per-tap sums weigh a txn by its taps, so
+ * a large batch, where the cost per tap is seen best, counts most.
+ */
 static void writer_rate_update(struct fp_pipeline *p, uint64_t commit_us)
 {
+	uint64_t avg = atomic_load_explicit(&p->writer_commit_us, PX_RELAXED);
+	atomic_store_explicit(&p->writer_commit_us, avg - avg / 8 + commit_us / 8, PX_RELAXED);
 	if (p->txn_job_taps > 0) {
-		uint64_t ns = (p->txn_busy_us + commit_us) * 1000u / p->txn_job_taps;
-		uint64_t avg = atomic_load_explicit(&p->writer_ns_per_tap, PX_RELAXED);
-		atomic_store_explicit(&p->writer_ns_per_tap, avg - avg / 8 + ns / 8, PX_RELAXED);
+		p->rate_ns_sum = p->rate_ns_sum - p->rate_ns_sum / 8 + p->txn_busy_us * 1000u;
+		p->rate_taps_sum = p->rate_taps_sum - p->rate_taps_sum / 8 + p->txn_job_taps;
+		atomic_store_explicit(&p->writer_ns_per_tap, p->rate_ns_sum / p->rate_taps_sum, PX_RELAXED);
 	}
 	p->txn_busy_us = 0;
 	p->txn_job_taps = 0;
@@ -1074,6 +1093,9 @@ int fp_pipeline_create(struct fp_pipeline **out, const struct fp_pipeline_option
 	p->ctr = ctr;
 	p->writer_efd = p->ack_efd = -1;
 	p->writer_ns_per_tap = WRITER_NS_PER_TAP_START;
+	p->writer_commit_us = WRITER_COMMIT_US_START;
+	p->rate_taps_sum = WRITER_RATE_TAPS_START;
+	p->rate_ns_sum = (uint64_t)WRITER_NS_PER_TAP_START * WRITER_RATE_TAPS_START;
 	int rc = pipeline_alloc(p);
 	if (rc == 0 && st_log_next_seq(env, &p->seq_next) != 0)
 		rc = FP_PIPE_ERR_STORE;

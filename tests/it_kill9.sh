@@ -12,8 +12,17 @@ before=$(metric tapgate_taps_stored_total)
 kill9_gateway
 echo "killed -9 after $before taps stored"
 "$BIN/tapdump" -s "$T/store" counts
+echo "restarting at $(date +%T.%N)"
 start_gateway
-wait $TG || { cat "$T/tapgen.out"; fail "tapgen did not get every tap acknowledged"; }
+echo "restarted at $(date +%T.%N)"
+wait $TG || {
+	cat "$T/tapgen.out"
+	$NS_EXEC curl -sf --max-time 10 "http://127.0.0.1:$METRICS_PORT/metrics" | grep -v '^#' | grep -v '_bucket' >&2
+	$NS_EXEC cat /proc/net/udp >&2
+	$NS_EXEC ss -uanpm >&2
+	ls -l /proc/$GW_PID/task >&2; for t in /proc/$GW_PID/task/*; do echo "$t $(cat $t/comm) $(cat $t/wchan) $(awk '{print $3}' $t/stat)"; done >&2
+	fail "tapgen did not get every tap acknowledged"
+}
 cat "$T/tapgen.out"
 stop_gateway
 "$BIN/tapdump" -s "$T/store" export --fields identity >"$T/stored.csv"

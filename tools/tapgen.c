@@ -113,7 +113,7 @@ struct options {
 struct stats {
 	uint64_t frames_sent, taps_sent, frames_retransmitted, frames_echoed;
 	uint64_t status[4], reasons[FP_REASON_COUNT], echo_statuses[4];
-	uint64_t busy_received, busy_ignored, sent_before_retry_after;
+	uint64_t busy_received, busy_ignored, sent_before_retry_after, busy_retry_after_max_ms;
 	uint64_t bad_sent, acks_bad_mac, acks_unknown, unexpected, send_errors;
 	uint64_t refused_denylisted, deny_requests, deny_replies, deny_changes;
 	uint64_t done, special_done;
@@ -963,6 +963,8 @@ static void busy_handle(struct gen *g, const uint8_t *buf, size_t len, uint64_t 
 		return;
 	}
 	g->st.busy_received++;
+	if (b.retry_after_ms > g->st.busy_retry_after_max_ms)
+		g->st.busy_retry_after_max_ms = b.retry_after_ms;
 	if (f->echo) { /* its taps are settled: the copy simply was not needed */
 		f->active = false;
 		return;
@@ -1266,6 +1268,7 @@ static void report(struct gen *g, int rc)
 		{"rejected_qr_signature", (double)g->st.reasons[FP_REASON_QR_SIGNATURE]},
 		{"resent_acked_duplicate", (double)g->st.echo_statuses[FP_STATUS_DUPLICATE]},
 		{"busy_received", (double)g->st.busy_received}, {"busy_ignored", (double)g->st.busy_ignored},
+		{"busy_retry_after_max_ms", (double)g->st.busy_retry_after_max_ms},
 		{"sent_before_retry_after", (double)g->st.sent_before_retry_after},
 		{"bad_datagrams_sent", (double)g->st.bad_sent}, {"acks_bad_mac", (double)g->st.acks_bad_mac},
 		{"send_errors", (double)g->st.send_errors}, {"unexpected", (double)g->st.unexpected},
